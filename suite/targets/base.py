@@ -1,0 +1,81 @@
+"""The contract every target module implements, defined once.
+
+A target module (``suite/targets/<name>.py``) exposes two functions:
+
+``unsupported(workload, info) -> str | None``
+    Returns a precise reason when the target cannot express the workload (e.g. ``"op lstm: ..."``),
+    otherwise None. Must not import the framework.
+
+``build(ctx: BuildContext) -> Built``
+    Imports the framework (inside the function), maps the canonical float64 weights to the
+    framework's native layout and dtype, and returns a :class:`Built`.
+
+Layout and parameter-order mapping lives in the target module and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from suite.targets.registry import TargetInfo
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a target needs to build one cell's model.
+
+    Attributes:
+        workload: the validated :class:`suite.spec.Workload`.
+        weights: node name -> parameter name -> float64 array, canonical layout.
+        params: the sweep values of this cell, e.g. ``{"batch": 32}``.
+        shapes: every tensor name (inputs and nodes) -> concrete canonical shape for ``params``.
+        info: the :class:`TargetInfo` of the target being built.
+        device: ``"cpu"``, ``"cuda"`` or ``"tpu"`` (from the hardware profile).
+        threads: intra-op thread count from the profile (already applied to env vars by the worker).
+        cache_dir: a directory the target may use for artifacts (exported files).
+    """
+
+    workload: Any
+    weights: Mapping[str, Mapping[str, np.ndarray]]
+    params: Mapping[str, int]
+    shapes: Mapping[str, tuple[int, ...]]
+    info: TargetInfo
+    device: str = "cpu"
+    threads: int = 0
+    cache_dir: str = ""
+
+
+@dataclass
+class Built:
+    """A built model, ready to be verified and timed by the framework-agnostic engine.
+
+    Attributes:
+        prepare: host inputs (name -> canonical numpy array) -> the object ``run`` takes (device
+            placement and layout conversion happen here, outside anything timed).
+        run: prepared inputs -> native outputs (a tuple, one per workload output, in order).
+        synchronize: blocks until the outputs returned by ``run`` are computed (CUDA sync, JAX
+            ``block_until_ready``, ...). For frameworks that compute eagerly it may do nothing.
+        to_numpy: native outputs -> list of numpy arrays in canonical layout, workload-output order.
+        layout: the native layout this target uses, e.g. ``"NHWC/HWIO"``; recorded in results.
+        versions: distribution name -> version of what this target ran with.
+        compile_s: time spent building (tracing, exporting, loading) before the first call, or None.
+        artifact_path / artifact_bytes: for exported formats.
+        device_memory: returns peak device memory in bytes where the framework reports it.
+    """
+
+    prepare: Callable[[Mapping[str, np.ndarray]], Any]
+    run: Callable[[Any], Any]
+    to_numpy: Callable[[Any], list[np.ndarray]]
+    synchronize: Callable[[Any], None] = lambda outputs: None
+    layout: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    compile_s: float | None = None
+    artifact_path: str | None = None
+    artifact_bytes: int | None = None
+    device_memory: Callable[[], int | None] | None = None
+
+
+class UnsupportedError(Exception):
+    """Raised by a target's build when it meets something it cannot express; becomes `unsupported`."""

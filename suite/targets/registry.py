@@ -1,0 +1,98 @@
+"""The one registry of target ids.
+
+Target id grammar (stable; used identically in the CLI, Parquet, the dashboard and asv):
+
+    native run:       <framework>:<mode>                      torch:eager, jax:jit
+    export + runtime: <framework>><format>@<runtime>          torch>onnx@onnxruntime
+    keras 3:          keras[<backend>]                        keras[jax]
+
+``parse_target_id`` splits an id into (framework, format, runtime) per that grammar.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Static description of a target: capabilities as data, no framework import.
+
+    Attributes:
+        id: the stable target id.
+        module: the module implementing the target contract (``suite.targets.base``).
+        family: worker family; targets of one family share a worker process, families never do.
+        framework: framework that defines the model (torch, tensorflow, jax).
+        format: ``native`` or an export format.
+        runtime: what executes it (eager, compile, function, xla, jit, onnxruntime, litert).
+        requires: importable module names the target needs, each with the pip extra to install.
+        devices: devices the target can run on.
+        options: free per-target switches read by the module (e.g. ``{"jit_compile": True}``).
+        description: one line for ``bench list``.
+    """
+
+    id: str
+    module: str
+    family: str
+    framework: str
+    format: str
+    runtime: str
+    requires: tuple[tuple[str, str], ...]
+    devices: tuple[str, ...] = ("cpu",)
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+    description: str = ""
+
+
+def _t(id, module, family, framework, fmt, runtime, requires, devices=("cpu",), description="", **options):
+    return TargetInfo(id, module, family, framework, fmt, runtime, tuple(requires), tuple(devices),
+                      options, description)
+
+
+_TORCH = [("torch", "torch")]
+_TF = [("tensorflow", "tensorflow")]
+_JAX = [("jax", "jax")]
+
+TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
+    _t("torch:eager", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
+       ("cpu", "cuda"), "PyTorch eager, torch.inference_mode", compile=False),
+    _t("torch:compile", "suite.targets.torch_native", "torch", "torch", "native", "compile", _TORCH,
+       ("cpu", "cuda"), "torch.compile (inductor), inference_mode", compile=True),
+    _t("tensorflow:function", "suite.targets.tf_native", "tensorflow", "tensorflow", "native", "function", _TF,
+       ("cpu", "cuda"), "tf.Module + tf.function graph from raw TensorFlow ops", jit_compile=False),
+    _t("tensorflow:xla", "suite.targets.tf_native", "tensorflow", "tensorflow", "native", "xla", _TF,
+       ("cpu", "cuda"), "tf.function(jit_compile=True): XLA", jit_compile=True),
+    _t("jax:jit", "suite.targets.jax_native", "jax", "jax", "native", "jit", _JAX,
+       ("cpu", "cuda", "tpu"), "jax.jit of a pure function over params"),
+]}
+
+_ID_RE = re.compile(r"^(?:(?P<fw>[a-z0-9_]+):(?P<mode>[a-z0-9_-]+)"
+                    r"|(?P<src>[a-z0-9_]+)>(?P<fmt>[a-z0-9_-]+)@(?P<rt>[a-z0-9_-]+)"
+                    r"|keras\[(?P<backend>[a-z0-9_]+)\])$")
+
+
+def parse_target_id(target_id: str) -> tuple[str, str, str]:
+    """Returns (framework, format, runtime) for a target id of the documented grammar."""
+    m = _ID_RE.match(target_id)
+    if not m:
+        raise ValueError(f"malformed target id {target_id!r}: expected framework:mode, "
+                         "framework>format@runtime or keras[backend]")
+    if m["fw"]:
+        return m["fw"], "native", m["mode"]
+    if m["src"]:
+        return m["src"], m["fmt"], m["rt"]
+    return "keras", "native", m["backend"]
+
+
+def get_target(target_id: str) -> TargetInfo:
+    """Looks up a target id; raises KeyError with the list of known ids."""
+    try:
+        return TARGETS[target_id]
+    except KeyError:
+        raise KeyError(f"unknown target {target_id!r}; known: {', '.join(TARGETS)}") from None
+
+
+def load_module(info: TargetInfo):
+    """Imports the target's module on demand (the module itself imports its framework lazily)."""
+    import importlib
+
+    return importlib.import_module(info.module)
