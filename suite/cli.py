@@ -1,0 +1,185 @@
+"""The `bench` command. Imports nothing heavy at start: `bench --help` stays instant and framework-free.
+
+Exit codes: 0 every cell ok (pass, skipped, unsupported); 1 a cell failed, crashed or timed out;
+2 bad arguments or bad files (one line on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UsageError(Exception):
+    """Bad arguments: printed as one line, exit code 2."""
+
+
+def _default_dir(name: str) -> str:
+    """`name` in the current directory if there, else in the checkout this package lives in."""
+    here = Path(name)
+    return str(here if here.is_dir() else REPO_ROOT / name)
+
+
+def _add_matrix_args(p: argparse.ArgumentParser, default_profiles: str | None) -> None:
+    p.add_argument("-w", "--workload", action="append", metavar="WORKLOAD",
+                   help="workload name or YAML path (repeatable; default: all in workloads/)")
+    p.add_argument("-t", "--target", action="append", metavar="TARGET",
+                   help="target id (repeatable; default: all); see `bench list`")
+    p.add_argument("-p", "--profile", action="append", metavar="PROFILE",
+                   help=f"hardware profile (repeatable; default: {default_profiles or 'every profile'})")
+    p.add_argument("--timeout", type=float, default=900.0, metavar="S",
+                   help="per-cell limit in seconds before the worker is killed (default 900)")
+    p.add_argument("--worker-memory-gb", type=float, default=0.0, metavar="GB",
+                   help="address-space limit of each worker (default: none)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench", description="Benchmark and hardware portability suite: one workload, "
+                                 "every framework, format and runtime — verified against NumPy, then timed.")
+    ap.add_argument("--workloads-dir", default=None, help="folder of workload YAML files (default: workloads/)")
+    ap.add_argument("--profiles-dir", default=None, help="folder of hardware profiles (default: hardware_profiles/)")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    sub.add_parser("list", help="list workloads, targets and hardware profiles")
+    sub.add_parser("env", help="print the environment and which profiles are available here, and why not")
+
+    v = sub.add_parser("verify", help="check every target against the NumPy float64 reference (no timing)")
+    _add_matrix_args(v, "cpu")
+
+    r = sub.add_parser("run", help="verify, then time, the workload × sweep × target × profile matrix")
+    _add_matrix_args(r, None)
+    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, short caps")
+    r.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
+    r.add_argument("--run-id", default=None, help="run id (default: a new timestamped id)")
+    r.add_argument("--resume", action="store_true", help="skip cells already stored under --run-id")
+    return ap
+
+
+def _selection(args, default_profiles: list[str] | None):
+    from suite.profiles import detect, load_profiles
+    from suite.spec import load_workloads
+    from suite.targets.registry import TARGETS, get_target
+
+    workloads = load_workloads(args.workloads_dir or _default_dir("workloads"), args.workload)
+    if not workloads:
+        raise UsageError("no workloads found")
+    try:
+        targets = [get_target(t) for t in args.target] if args.target else [
+            t for t in TARGETS.values() if not t.options.get("hidden")]
+    except KeyError as e:
+        raise UsageError(e.args[0]) from None
+    profiles = load_profiles(args.profiles_dir or _default_dir("hardware_profiles"))
+    names = args.profile or default_profiles or list(profiles)
+    unknown = [n for n in names if n not in profiles]
+    if unknown:
+        raise UsageError(f"unknown profile {unknown[0]!r}; known: {', '.join(profiles)}")
+    chosen = {n: profiles[n] for n in names}
+    return workloads, targets, chosen, {n: detect(p) for n, p in chosen.items()}
+
+
+def cmd_verify(args) -> int:
+    from suite.plan import make_plan
+    from suite.report import status_counts, verify_table
+    from suite.results import new_run_id
+    from suite.runner import execute_plan
+    from suite.verify import GOOD_STATUSES
+
+    workloads, targets, profiles, avail = _selection(args, ["cpu"])
+    cells = make_plan(workloads, targets, profiles, avail)
+    records = execute_plan(cells, new_run_id(), results_dir=None, quick=True, timeout_s=args.timeout,
+                           memory_limit=int(args.worker_memory_gb * 2**30))
+    print(verify_table(records))
+    print(f"\n{len(records)} cells: {status_counts(records)}")
+    return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
+
+
+def cmd_run(args) -> int:
+    from suite.plan import make_plan
+    from suite.report import run_table, status_counts
+    from suite.results import new_run_id, stored_keys
+    from suite.runner import execute_plan
+    from suite.verify import GOOD_STATUSES
+
+    if args.resume and not args.run_id:
+        raise UsageError("--resume needs --run-id of the run to finish")
+    results_dir = args.results or _default_dir("results")
+    run_id = args.run_id or new_run_id()
+    workloads, targets, profiles, avail = _selection(args, None)
+    cells = make_plan(workloads, targets, profiles, avail, timed=True)
+    if args.resume:
+        done = stored_keys(results_dir, run_id)
+        before = len(cells)
+        cells = [c for c in cells if c.key not in done]
+        print(f"resuming {run_id}: {before - len(cells)} cells already stored, {len(cells)} to go", file=sys.stderr)
+    print(f"run {run_id}: {len(cells)} cells -> {results_dir}", file=sys.stderr)
+    records = execute_plan(cells, run_id, results_dir=results_dir, quick=args.quick, timeout_s=args.timeout,
+                           memory_limit=int(args.worker_memory_gb * 2**30))
+    print(run_table(records))
+    print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
+    return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
+
+
+def cmd_list(args) -> int:
+    from suite.plan import missing_requirement
+    from suite.profiles import detect, load_profiles
+    from suite.spec import load_workloads
+    from suite.targets.registry import TARGETS
+
+    print("Workloads:")
+    for wl in load_workloads(args.workloads_dir or _default_dir("workloads")):
+        sweep = " ".join(f"{k}={list(v)}" for k, v in wl.sweep.items())
+        print(f"  {wl.name:<22} {sweep:<28} {wl.description}")
+    print("\nTargets:")
+    for t in TARGETS.values():
+        if t.options.get("hidden"):
+            continue
+        missing = missing_requirement(t)
+        print(f"  {t.id:<26} {'' if not missing else '[' + missing + '] '}{t.description}")
+    print("\nHardware profiles:")
+    for name, p in load_profiles(args.profiles_dir or _default_dir("hardware_profiles")).items():
+        ok, why = detect(p)
+        print(f"  {name:<16} {'available' if ok else 'not available: ' + why}  — {p.description}")
+    return 0
+
+
+def cmd_env(args) -> int:
+    from suite.envinfo import collect_metadata, package_versions
+    from suite.profiles import detect, load_profiles, resolved_threads
+
+    meta = collect_metadata()
+    for k, v in meta.items():
+        print(f"{k:<16} {v}")
+    print("\npackages:")
+    for name, ver in package_versions(["numpy", "torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "keras",
+                                       "onnxruntime", "ai-edge-litert", "pyarrow", "pandas"]).items():
+        print(f"  {name:<16} {ver or 'not installed'}")
+    print("\nprofiles:")
+    for name, p in load_profiles(args.profiles_dir or _default_dir("hardware_profiles")).items():
+        ok, why = detect(p)
+        state = "available" if ok else f"not available: {why}"
+        print(f"  {name:<16} device={p.device:<5} threads={resolved_threads(p):<3} {state}")
+    return 0
+
+
+COMMANDS = {"verify": cmd_verify, "run": cmd_run, "list": cmd_list, "env": cmd_env}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from suite.spec import SpecError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (SpecError, UsageError) as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished cells are stored (use --resume with the run id)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The plan: workload × sweep point × target × profile → cells.
+
+A cell that cannot run is still a cell, decided here without starting a worker: `skipped` (profile not
+available on this host, framework not installed) or `unsupported` (the target cannot express an op or
+does not run on the profile's device), each with its reason.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from suite.targets.registry import TargetInfo, load_module
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: Any  # suite.spec.Workload
+    params: tuple[tuple[str, int], ...]
+    target: TargetInfo
+    profile: Any  # suite.profiles.Profile
+    mode: str = "inference"
+    status: str | None = None  # decided in advance: skipped / unsupported
+    reason: str = ""
+    timed: bool = False  # verify only, or verify then time
+
+    @property
+    def params_dict(self) -> dict[str, int]:
+        return dict(self.params)
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(self.params_dict, sort_keys=True)
+
+    @property
+    def key(self) -> tuple:
+        """Identity of a cell within a run; matches suite.results.cell_key of its record."""
+        return (self.workload.name, self.params_json, self.target.id, self.profile.name, self.mode)
+
+    @property
+    def label(self) -> str:
+        p = " ".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.workload.name} [{p}] {self.target.id} @{self.profile.name}"
+
+
+def missing_requirement(info: TargetInfo) -> str | None:
+    """'install X' when a module the target needs is not importable (found without importing it)."""
+    for module, extra in info.requires:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed: pip install 'bench-suite[{extra}]'"
+    return None
+
+
+def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability: dict[str, tuple[bool, str]],
+              mode: str = "inference", timed: bool = False) -> list[Cell]:
+    """Every cell of the matrix, in a stable order (workload, params, profile, target).
+
+    Args:
+        workloads: validated workloads.
+        targets: target infos to run.
+        profiles: profile name -> Profile.
+        availability: profile name -> (available, reason) from suite.profiles.detect.
+    Returns:
+        Cells; those that cannot run carry status and reason already.
+    """
+    from suite.profiles import matches
+
+    missing = {t.id: missing_requirement(t) for t in targets}
+    unsupported: dict[tuple[str, str], str | None] = {}
+    cells = []
+    for wl in workloads:
+        for params in wl.param_grid():
+            ptuple = tuple(params.items())
+            for pname, profile in profiles.items():
+                available, why = availability[pname]
+                for info in targets:
+                    if not matches(profile, info.id):
+                        continue
+                    status, reason = None, ""
+                    if not available:
+                        status, reason = "skipped", f"profile {pname} not available: {why}"
+                    elif profile.device not in info.devices:
+                        status, reason = "unsupported", f"{info.id} does not run on {profile.device}"
+                    elif missing[info.id]:
+                        status, reason = "skipped", missing[info.id]
+                    else:
+                        k = (wl.name, info.id)
+                        if k not in unsupported:
+                            unsupported[k] = load_module(info).unsupported(wl, info)
+                        if unsupported[k]:
+                            status, reason = "unsupported", unsupported[k]
+                    cells.append(Cell(wl, ptuple, info, profile, mode, status, reason, timed))
+    return cells

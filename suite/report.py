@@ -1,0 +1,93 @@
+"""Terminal tables for `bench verify` and `bench run`."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def _row_label(rec: dict, with_profile: bool) -> str:
+    params = " ".join(f"{k}={v}" for k, v in json.loads(rec["params"]).items())
+    return f"{rec['workload']} [{params}]" + (f" @{rec['profile']}" if with_profile else "")
+
+
+def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[str], list[list[str]]]:
+    targets = list(dict.fromkeys(r["target"] for r in records))
+    rows: dict[str, dict[str, str]] = {}
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        label = _row_label(r, with_profile)
+        groups.setdefault(label, []).append(r)
+    for label, recs in groups.items():
+        rows[label] = cell_text(recs)
+    return ["workload"] + targets, [[label] + [texts.get(t, "") for t in targets] for label, texts in rows.items()]
+
+
+def _fmt_err(x) -> str:
+    return f"{x:.1e}" if x is not None else "-"
+
+
+def verify_table(records: list[dict]) -> str:
+    """Workload × target: status and max abs error; reasons of non-pass cells listed below."""
+    def texts(recs):
+        out = {}
+        for r in recs:
+            s = r["status"]
+            out[r["target"]] = f"{s} {_fmt_err(r.get('max_abs_err'))}" if s in ("pass", "fail") else s
+        return out
+
+    multi_profile = len({r["profile"] for r in records}) > 1
+    header, rows = _matrix(records, texts, multi_profile)
+    return _table(header, rows) + _reasons(records)
+
+
+def run_table(records: list[dict]) -> str:
+    """Workload × target: median latency (ms) or status; `*` marks the fastest target of each row."""
+    def texts(recs):
+        timed = {r["target"]: r["latency_median_s"] for r in recs if r.get("latency_median_s")}
+        best = min(timed, key=timed.get) if timed else None
+        out = {}
+        for r in recs:
+            t = r["target"]
+            if t in timed:
+                flag = "!" if r.get("unstable") else ""
+                out[t] = f"{timed[t] * 1e3:.3f}ms{flag}" + (" *" if t == best else "")
+            else:
+                out[t] = r["status"]
+        return out
+
+    header, rows = _matrix(records, texts, True)
+    legend = "\n(* fastest target of the row; ! spread too high to trust; times are medians)"
+    return _table(header, rows) + legend + _reasons(records)
+
+
+def _reasons(records: list[dict]) -> str:
+    lines = []
+    seen = set()
+    for r in records:
+        if r["status"] in ("pass",):
+            continue
+        reason = (r.get("status_reason") or "").strip().splitlines()
+        first = reason[0] if reason else ""
+        key = (r["workload"], r["target"], r["profile"], r["status"], first)
+        if key in seen or (r["status"] == "skipped" and first.startswith("profile")):
+            continue
+        seen.add(key)
+        lines.append(f"  {r['status']:<13} {r['workload']} {r['target']} @{r['profile']}: {first}")
+    skipped_profiles = Counter(r["profile"] for r in records
+                               if r["status"] == "skipped" and (r.get("status_reason") or "").startswith("profile"))
+    for prof, n in skipped_profiles.items():
+        reason = next(r["status_reason"] for r in records if r["profile"] == prof and r["status"] == "skipped")
+        lines.append(f"  skipped       {n} cells @{prof}: {reason}")
+    return ("\n\nNot passing:\n" + "\n".join(lines)) if lines else ""
+
+
+def status_counts(records: list[dict]) -> str:
+    from suite.verify import summarise
+
+    return summarise(Counter(r["status"] for r in records))

@@ -1,0 +1,124 @@
+"""`bench verify` and `bench run`: plan → scheduler → records → results store, with progress.
+
+Records are written as they arrive: each worker batch has its own Parquet file, rewritten atomically
+after every cell, so an interrupted run loses at most the cell in flight and `--resume` finishes it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suite.plan import Cell
+
+
+@dataclass
+class Progress:
+    """A one-line progress bar on a terminal, one line per finished cell otherwise."""
+
+    total: int
+    stream: object = sys.stderr
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def start(self, cell: Cell) -> None:
+        if self._tty:
+            self._line(f"running {cell.label}")
+
+    def finish(self, cell: Cell, rec: dict) -> None:
+        self.done += 1
+        med = rec.get("latency_median_s")
+        figure = f" {med * 1e3:.3f} ms" if med else ""
+        msg = f"{rec['status']:<12} {cell.label}{figure}"
+        if self._tty:
+            self._line(msg)
+        else:
+            print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {msg}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    @property
+    def _tty(self) -> bool:
+        return hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def _line(self, msg: str) -> None:
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        elapsed = time.monotonic() - self.started
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {elapsed:5.0f}s "
+        self.stream.write("\r\033[K" + (bar + msg)[:160])
+        self.stream.flush()
+
+
+def base_record(cell: Cell, run_id: str, meta: dict) -> dict:
+    """The identity columns of a cell's record, known before it runs."""
+    from suite.profiles import resolved_threads
+
+    wl, info = cell.workload, cell.target
+    params = cell.params_dict
+    return {
+        "run_id": run_id, "timestamp": dt.datetime.now(dt.timezone.utc),
+        "suite_version": meta.get("suite_version"), "git_commit": meta.get("git_commit"),
+        "host": meta.get("host"), "cpu_model": meta.get("cpu_model"),
+        "workload": wl.name, "workload_hash": wl.hash, "params": cell.params_json, "batch_size": params["batch"],
+        "target": info.id, "framework": info.framework, "format": info.format, "runtime": info.runtime,
+        "profile": cell.profile.name, "device": cell.profile.device, "threads": resolved_threads(cell.profile),
+        "dtype": cell.profile.precision, "mode": cell.mode, "flops": wl.flops(params),
+    }
+
+
+class RunWriter:
+    """Streams records into one Parquet file per worker batch, rewritten atomically after each cell."""
+
+    def __init__(self, results_dir: str | None, run_id: str):
+        self.results_dir, self.run_id = results_dir, run_id
+        self.parts: dict[str, list[dict]] = {}
+        self.stamp = dt.datetime.now(dt.timezone.utc).strftime("%H%M%S%f")
+
+    def add(self, cell: Cell, rec: dict) -> None:
+        part = "planned" if cell.status else f"{cell.target.family}-{cell.profile.name}"
+        self.parts.setdefault(part, []).append(rec)
+        if self.results_dir is not None and not (cell.status and len(self.parts[part]) % 50):
+            self.flush(part)
+
+    def flush(self, part: str | None = None) -> None:
+        from suite.results import write_records
+
+        if self.results_dir is None:
+            return
+        for name in [part] if part else list(self.parts):
+            write_records(self.parts[name], self.results_dir, self.run_id, f"{name}-{self.stamp}")
+
+
+def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, quick: bool, timeout_s: float,
+                 memory_limit: int = 0, progress_stream=sys.stderr) -> list[dict]:
+    """Runs the cells and returns the full records (also written to results_dir when given)."""
+    from suite.envinfo import collect_metadata
+    from suite.scheduler import execute
+
+    meta = collect_metadata()
+    writer = RunWriter(results_dir, run_id)
+    progress = Progress(len(cells), progress_stream)
+    records: list[dict] = []
+
+    def on_result(cell: Cell, measured: dict) -> None:
+        rec = base_record(cell, run_id, meta)
+        rec.update(measured)
+        if rec.get("framework_version") and not rec.get("runtime_version") and cell.target.format == "native":
+            rec["runtime_version"] = rec["framework_version"]
+        records.append(rec)
+        writer.add(cell, rec)
+        progress.finish(cell, rec)
+
+    try:
+        execute(cells, on_result, timeout_s=timeout_s, quick=quick, memory_limit=memory_limit,
+                on_start=progress.start)
+    finally:
+        progress.close()
+        writer.flush()
+    return records

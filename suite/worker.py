@@ -1,0 +1,190 @@
+"""The worker: one subprocess per (framework family, hardware profile).
+
+Run as ``python -m suite.worker --family F --profile-json J``. It reads one JSON task per line on
+stdin and answers one JSON record per line on its private result channel (the original stdout; the
+process's fd 1 is pointed at stderr so that whatever a framework prints cannot corrupt the protocol).
+
+Per task: weights = init(workload, seed); inputs = make_inputs(...); ref = reference(...) (cached on
+disk); model = target.build(...); first call; verify; then, in ``run`` mode and only if the numerics
+pass, the timing engine measures it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+PROTOCOL_PREFIX = "@@bench-record "
+
+
+def cache_root() -> Path:
+    """Where references and exported artifacts are cached: $BENCH_CACHE_DIR or ~/.cache/bench-suite."""
+    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench-suite")
+
+
+class CellState:
+    """Caches what several cells of one worker share: parsed workloads, weights, inputs, references."""
+
+    def __init__(self):
+        self.workloads = {}
+        self.data = {}
+
+    def workload(self, path: str):
+        from suite.spec import load_workload
+
+        if path not in self.workloads:
+            self.workloads[path] = load_workload(path)
+        return self.workloads[path]
+
+    def data_for(self, wl, params: dict):
+        key = (wl.hash, json.dumps(params, sort_keys=True))
+        if key not in self.data:
+            from suite.weights import init_weights, make_inputs
+
+            weights = init_weights(wl, params)
+            inputs = make_inputs(wl, params)
+            self.data = {key: (weights, inputs, _cached_reference(wl, weights, inputs, key[1]))}
+        return self.data[key]
+
+
+def _cached_reference(wl, weights, inputs, params_key: str) -> list[np.ndarray]:
+    from suite.reference import reference
+
+    digest = hashlib.sha256(f"{wl.hash}|{params_key}|{wl.seed}".encode()).hexdigest()[:20]
+    path = cache_root() / "reference" / f"{wl.name}-{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                return [z[f"out{i}"] for i in range(len(wl.outputs))]
+        except Exception:  # a torn or foreign file: recompute below
+            pass
+    refs = reference(wl, weights, inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **{f"out{i}": r for i, r in enumerate(refs)})
+    os.replace(tmp, path)
+    return refs
+
+
+def run_task(task: dict, state: CellState, profile) -> dict:
+    """Runs one cell; returns the measured fields of its record (never raises for model errors)."""
+    from suite import engine
+    from suite.profiles import resolved_threads
+    from suite.targets.base import BuildContext, UnsupportedError
+    from suite.targets.registry import get_target, load_module
+    from suite.verify import verify_outputs
+
+    t_start = time.perf_counter()
+    info = get_target(task["target"])
+    wl = state.workload(task["workload_path"])
+    params = task["params"]
+    rec: dict = {}
+    try:
+        weights, inputs, refs = state.data_for(wl, params)
+        module = load_module(info)
+        ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
+                           device=profile.device, threads=resolved_threads(profile),
+                           cache_dir=str(cache_root() / "artifacts"))
+        t0 = time.perf_counter()
+        built = module.build(ctx)
+        build_s = time.perf_counter() - t0
+        rec.update(layout=built.layout, versions=json.dumps(built.versions, sort_keys=True),
+                   framework_version=built.versions.get(info.framework),
+                   compile_s=built.compile_s if built.compile_s is not None else build_s,
+                   artifact_bytes=built.artifact_bytes)
+        prepared = built.prepare(inputs)
+        first_s, outputs = engine.first_call(lambda: built.run(prepared), built.synchronize)
+        rec["first_call_s"] = first_s
+        numerics = verify_outputs(wl, built.to_numpy(outputs), refs, task.get("dtype", "float32"))
+        del outputs
+        rec.update({k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
+        rec["status"], rec["status_reason"] = numerics.status, numerics.reason
+        if task["mode"] == "run" and numerics.status == "pass":
+            config = engine.TimingConfig.quick() if task.get("quick") else engine.TimingConfig()
+            timing = engine.measure(lambda: built.run(prepared), built.synchronize, config)
+            rec.update(latency_median_s=timing.median, latency_mean_s=timing.mean, latency_p90_s=timing.p90,
+                       latency_p99_s=timing.p99, latency_iqr_s=timing.iqr, latency_ci_low_s=timing.ci_low,
+                       latency_ci_high_s=timing.ci_high, n_samples=timing.n_samples, loops=timing.loops,
+                       unstable=timing.unstable, samples_s=list(timing.samples_s),
+                       throughput=params["batch"] / timing.median)
+        if built.device_memory is not None:
+            rec["device_peak_bytes"] = built.device_memory()
+    except UnsupportedError as e:
+        rec.update(status="unsupported", status_reason=str(e))
+    except MemoryError:
+        raise
+    except Exception as e:  # the target raised: keep the message, the run goes on
+        rec.update(status="error", status_reason=_error_line(e))
+        print(traceback.format_exc(), file=sys.stderr, flush=True)
+    rec["peak_rss_bytes"] = engine.peak_rss_bytes()
+    rec["wall_s"] = time.perf_counter() - t_start
+    return rec
+
+
+def _error_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(e).__name__}: {first}"[:500]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m suite.worker")
+    ap.add_argument("--family", required=True)
+    ap.add_argument("--profile-json", required=True)
+    ap.add_argument("--memory-limit", type=int, default=0, help="address-space limit in bytes (0: none)")
+    args = ap.parse_args(argv)
+
+    # Private result channel: keep the real stdout for records, send fd 1 to stderr.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    if args.memory_limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (args.memory_limit, args.memory_limit))
+
+    from suite.profiles import Profile, apply_in_process
+
+    profile = Profile(**json.loads(args.profile_json))
+    try:
+        apply_in_process(profile, args.family)
+    except Exception as e:  # a framework that cannot even start: every task reports it
+        startup_error = _error_line(e)
+    else:
+        startup_error = None
+    state = CellState()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        task = json.loads(line)
+        if startup_error:
+            rec = {"status": "error", "status_reason": f"worker start-up failed: {startup_error}"}
+        else:
+            try:
+                rec = run_task(task, state, profile)
+            except MemoryError:
+                rec = {"status": "crashed", "status_reason": "out of memory (MemoryError in the worker)",
+                       "peak_rss_bytes": None}
+                channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec}) + "\n")
+                return 3  # the heap may be unusable: let the parent start a fresh worker
+        channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec}, default=_json_default) + "\n")
+    return 0
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Shared fixtures. The pytest process itself never imports torch, tensorflow or jax: every model runs in
+the suite's own worker subprocesses, one per framework family, exactly as `bench verify` runs them."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from opcases import CASES  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cpu_profile():
+    from suite.profiles import load_profiles
+
+    return load_profiles(REPO / "hardware_profiles")["cpu"]
+
+
+@pytest.fixture(scope="session")
+def opcase_dir(tmp_path_factory) -> Path:
+    """The op cases written as workload files, so workers load them like any workload."""
+    d = tmp_path_factory.mktemp("opcases")
+    for case in CASES:
+        (d / f"{case['name']}.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
+    return d
+
+
+def run_cells(workloads, target_ids, profile, *, timed=False, quick=True, timeout_s=600.0):
+    """Runs cells through plan + scheduler (worker subprocesses); returns {(workload, params, target): record}."""
+    from suite.plan import make_plan
+    from suite.runner import execute_plan
+    from suite.targets.registry import get_target
+
+    cells = make_plan(workloads, [get_target(t) for t in target_ids], {profile.name: profile},
+                      {profile.name: (True, "")}, timed=timed)
+    records = execute_plan(cells, "test", results_dir=None, quick=quick, timeout_s=timeout_s,
+                           progress_stream=open("/dev/null", "w"))
+    return {(r["workload"], r["params"], r["target"]): r for r in records}
+
+
+@pytest.fixture(scope="session")
+def verified_cache():
+    return {}
+
+
+def skip_if_missing(target_id: str) -> None:
+    """Skips on a capability (the framework is not importable), never on a framework name."""
+    from suite.plan import missing_requirement
+    from suite.targets.registry import get_target
+
+    missing = missing_requirement(get_target(target_id))
+    if missing:
+        pytest.skip(missing)
