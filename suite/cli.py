@@ -146,7 +146,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from suite.envinfo import collect_metadata, package_versions
+    from suite.envinfo import package_versions, run_metadata as collect_metadata
     from suite.profiles import detect, load_profiles, resolved_threads
 
     meta = collect_metadata()

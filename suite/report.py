@@ -61,9 +61,15 @@ def run_table(records: list[dict]) -> str:
                 out[t] = r["status"]
         return out
 
-    header, rows = _matrix(records, texts, True)
+    # Cells of profiles not available here are summarised under "Not passing", not given rows.
+    shown = [r for r in records if not _profile_skipped(r)] or records
+    header, rows = _matrix(shown, texts, True)
     legend = "\n(* fastest target of the row; ! spread too high to trust; times are medians)"
     return _table(header, rows) + legend + _reasons(records)
+
+
+def _profile_skipped(r: dict) -> bool:
+    return r["status"] == "skipped" and (r.get("status_reason") or "").startswith("profile")
 
 
 def _reasons(records: list[dict]) -> str:
@@ -75,12 +81,11 @@ def _reasons(records: list[dict]) -> str:
         reason = (r.get("status_reason") or "").strip().splitlines()
         first = reason[0] if reason else ""
         key = (r["workload"], r["target"], r["profile"], r["status"], first)
-        if key in seen or (r["status"] == "skipped" and first.startswith("profile")):
+        if key in seen or _profile_skipped(r):
             continue
         seen.add(key)
         lines.append(f"  {r['status']:<13} {r['workload']} {r['target']} @{r['profile']}: {first}")
-    skipped_profiles = Counter(r["profile"] for r in records
-                               if r["status"] == "skipped" and (r.get("status_reason") or "").startswith("profile"))
+    skipped_profiles = Counter(r["profile"] for r in records if _profile_skipped(r))
     for prof, n in skipped_profiles.items():
         reason = next(r["status_reason"] for r in records if r["profile"] == prof and r["status"] == "skipped")
         lines.append(f"  skipped       {n} cells @{prof}: {reason}")

@@ -98,7 +98,7 @@ class RunWriter:
 def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, quick: bool, timeout_s: float,
                  memory_limit: int = 0, progress_stream=sys.stderr) -> list[dict]:
     """Runs the cells and returns the full records (also written to results_dir when given)."""
-    from suite.envinfo import collect_metadata
+    from suite.envinfo import run_metadata as collect_metadata
     from suite.scheduler import execute
 
     meta = collect_metadata()

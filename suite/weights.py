@@ -24,16 +24,17 @@ def _glorot(rng, shape, fan_in, fan_out):
     return rng.uniform(-limit, limit, size=shape)
 
 
-def _init_param(rng, op: str, pname: str, shape: tuple[int, ...]) -> np.ndarray:
+def _init_param(rng, op: str, pname: str, shape: tuple[int, ...], attrs) -> np.ndarray:
     if pname in ("bias", "beta", "moving_mean") or (op == "attention" and pname.startswith("b")):
         return rng.normal(0.0, 0.1, size=shape)
     if pname in ("gamma", "moving_var"):
         return rng.uniform(0.5, 1.5, size=shape)
     if pname == "table":
         return rng.normal(0.0, 1.0, size=shape)
-    if op == "conv2d":  # OIHW: fan_in = I*kh*kw, fan_out = O*kh*kw
+    if op == "conv2d":  # OIHW, Glorot per group: fan_in = (C/g)*kh*kw, fan_out = (O/g)*kh*kw
+        # (per group, or five depthwise blocks shrink the signal to ~1e-4 and outputs stop depending on inputs)
         rf = shape[2] * shape[3]
-        return _glorot(rng, shape, shape[1] * rf, shape[0] * rf)
+        return _glorot(rng, shape, shape[1] * rf, shape[0] // attrs["groups"] * rf)
     if op == "lstm":  # per gate block, as Keras' glorot over (in, units)
         return _glorot(rng, shape, shape[0], shape[1] // 4)
     return _glorot(rng, shape, shape[0], shape[1])
@@ -51,7 +52,7 @@ def init_weights(workload, params: Mapping[str, int] | None = None) -> dict[str,
     for node in workload.nodes:
         pshapes = OPS[node.op].params([shapes[s] for s in node.inputs], dict(node.attrs))
         if pshapes:
-            out[node.name] = {p: _init_param(_rng(workload.seed, f"{node.name}/{p}"), node.op, p, s)
+            out[node.name] = {p: _init_param(_rng(workload.seed, f"{node.name}/{p}"), node.op, p, s, node.attrs)
                               for p, s in pshapes.items()}
     return out
 
