@@ -259,6 +259,8 @@ def _concat_shape(s, a):
 def _mean_shape(s, a):
     rank = len(s[0])
     axes = sorted({_axis(x, rank) for x in a["axis"]})
+    if len(axes) != len(a["axis"]):  # NumPy (the reference) rejects a repeated axis, e.g. [1, -2] on rank 3
+        raise ShapeError(f"axis {list(a['axis'])} names the same axis twice", "axis")
     if a["keepdims"]:
         return tuple(1 if i in axes else d for i, d in enumerate(s[0]))
     return tuple(d for i, d in enumerate(s[0]) if i not in axes)

@@ -226,7 +226,7 @@ def _parse_inputs(inputs, sweep, path) -> tuple[InputSpec, ...]:
 
 
 def _parse_distribution(dist, dtype, where, path) -> dict:
-    if not isinstance(dist, dict) or dist.get("kind") not in DISTRIBUTIONS:
+    if not isinstance(dist, dict) or not isinstance(dist.get("kind"), str) or dist["kind"] not in DISTRIBUTIONS:
         _fail(path, where, f"expected a mapping with kind one of {', '.join(DISTRIBUTIONS)}")
     kind = dist["kind"]
     keys = DISTRIBUTIONS[kind]
@@ -266,7 +266,7 @@ def _parse_graph(graph, input_names, path) -> tuple[Node, ...]:
             _fail(path, f"{where}.name", f"expected an identifier, got {name!r}")
         if name in known:
             _fail(path, f"{where}.name", f"duplicate name {name!r}")
-        if op not in OPS:
+        if not isinstance(op, str) or op not in OPS:
             _fail(path, f"{where}.op", f"unknown op {op!r}; expected one of {', '.join(sorted(OPS))}")
         opdef = OPS[op]
         if ("input" in spec) == ("inputs" in spec):
