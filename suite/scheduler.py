@@ -138,7 +138,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     outcome, msg = "crashed", None
                 if outcome == "ok":
                     on_result(cell, msg["record"])
-                    if worker.proc.poll() is not None:  # the worker chose to exit (e.g. after MemoryError)
+                    if msg.get("exiting"):  # the worker chose to exit (e.g. after a MemoryError)
                         worker.close()
                         worker = None
                     continue

@@ -172,7 +172,7 @@ def main(argv=None) -> int:
             except MemoryError:
                 rec = {"status": "crashed", "status_reason": "out of memory (MemoryError in the worker)",
                        "peak_rss_bytes": None}
-                channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec}) + "\n")
+                channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec, "exiting": True}) + "\n")
                 return 3  # the heap may be unusable: let the parent start a fresh worker
         channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec}, default=_json_default) + "\n")
     return 0
