@@ -134,12 +134,34 @@ def _error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}"[:500]
 
 
+def _die_with_parent() -> None:
+    """A worker never outlives `bench`: it runs in its own session (so the scheduler can kill its whole
+    group), which also means a killed parent's signal does not reach it."""
+    parent = os.getppid()
+    try:  # Linux: the kernel delivers SIGKILL when the parent dies, even if we are stuck in C code
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m suite.worker")
     ap.add_argument("--family", required=True)
     ap.add_argument("--profile-json", required=True)
     ap.add_argument("--memory-limit", type=int, default=0, help="address-space limit in bytes (0: none)")
     args = ap.parse_args(argv)
+    _die_with_parent()
 
     # Private result channel: keep the real stdout for records, send fd 1 to stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1)

@@ -67,6 +67,18 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
     *[_t(f"test:{name}", "suite.targets.fault", "fault", "numpy", "native", name, [], ("cpu",),
          f"test-only: {name}", hidden=True, fault=name)
       for name in ("numpy", "crash", "segfault", "hang", "oom", "error", "nan", "garbage")],
+    # Test-only deliberate porting bugs, proving that verification catches a wrong mapping.
+    _t("torch:bug-dense-kernel", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
+       description="test-only: dense kernel reshaped, not transposed", hidden=True, compile=False,
+       inject_bug="dense_kernel_not_transposed"),
+    _t("torch:bug-conv-kernel", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
+       description="test-only: OIHW conv kernel read as HWIO", hidden=True, compile=False,
+       inject_bug="conv_kernel_hwio"),
+    _t("tensorflow:bug-conv-kernel", "suite.targets.tf_native", "tensorflow", "tensorflow", "native", "function",
+       _TF, description="test-only: conv kernel not transposed to HWIO", hidden=True, jit_compile=False,
+       inject_bug="conv_kernel_not_transposed"),
+    _t("jax:bug-lstm-gates", "suite.targets.jax_native", "jax", "jax", "native", "jit", _JAX,
+       description="test-only: LSTM gates read in i,g,f,o order", hidden=True, inject_bug="lstm_gate_order"),
 ]}
 
 _ID_RE = re.compile(r"^(?:(?P<fw>[a-z0-9_]+):(?P<mode>[a-z0-9_-]+)"
