@@ -1,0 +1,344 @@
+"""Hardware profiles: where and how a cell runs. Plain data; no framework imports at module level.
+
+A profile file (``hardware_profiles/<name>.yaml``)::
+
+    name: cpu-1t                  # required; [a-z0-9_-]+, unique
+    description: One thread ...   # optional string
+    device: cpu                   # cpu | cuda | tpu
+    threads: 1                    # intra-op threads; 0 = every core the process may use
+    affinity: [0]                 # optional list of core ids to pin the worker to; null = no pinning
+    precision: float32            # compute dtype (a key of suite.verify.TOLERANCES)
+    targets: ["*"]                # fnmatch globs over target ids this profile runs
+
+Thread control differs per framework, so it is applied in two steps by the worker subprocess:
+:func:`worker_env` (environment, before the framework is imported) and :func:`apply_in_process`
+(CPU affinity and the framework's own thread API, before the model is built).
+
+JAX / XLA on CPU (checked with jax 0.10.2): the classic recipe
+``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`` (jax issues #743,
+#1539) is still accepted but no longer limits a jitted matmul — it ran on both cores of a 2-core
+host with or without it. What does work is the CPU affinity mask: XLA sizes its intra-op pool from
+the cores the process may use when the CPU client is created. So :func:`apply_in_process` pins a
+jax worker to the first ``threads`` allowed cores when the profile limits threads without giving an
+affinity, and it must run before ``import jax``. The XLA_FLAGS recipe is still set for threads == 1
+(harmless, and effective on older XLA runtimes).
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from suite.spec import SpecError
+
+DEVICES = ("cpu", "cuda", "tpu")
+PRECISIONS = ("float32", "float16", "bfloat16")
+FIELDS = ("name", "description", "device", "threads", "affinity", "precision", "targets")
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated hardware profile.
+
+    Attributes:
+        name: unique profile name.
+        description: one or two lines for ``bench list``.
+        device: ``cpu``, ``cuda`` or ``tpu``.
+        threads: intra-op thread count; 0 means every core the worker may use.
+        affinity: core ids to pin the worker to, or None.
+        precision: compute dtype.
+        targets: fnmatch globs of target ids this profile applies to.
+        path: the file it came from.
+    """
+
+    name: str
+    description: str = ""
+    device: str = "cpu"
+    threads: int = 0
+    affinity: tuple[int, ...] | None = None
+    precision: str = "float32"
+    targets: tuple[str, ...] = ("*",)
+    path: str = ""
+
+
+def _fail(path: str, where: str, msg: str):
+    raise SpecError(f"{path}: {where}: {msg}" if where else f"{path}: {msg}")
+
+
+def parse_profile(data: Any, path: str = "<profile>") -> Profile:
+    """Validates a profile given as plain data (the parsed YAML).
+
+    Args:
+        data: the parsed YAML document.
+        path: file name used in error messages.
+    Returns:
+        the Profile.
+    Raises:
+        SpecError: one line ``<file>: <field>: expected ...``.
+    """
+    if not isinstance(data, dict):
+        _fail(path, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    unknown = sorted(str(k) for k in set(data) - set(FIELDS))
+    if unknown:
+        _fail(path, unknown[0], f"unknown field; expected one of {', '.join(FIELDS)}")
+    if "name" not in data:
+        _fail(path, "name", "missing required field")
+    name = data["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        _fail(path, "name", f"expected lower-case letters, digits, '-' and '_', got {name!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        _fail(path, "description", f"expected a string, got {type(description).__name__}")
+    device = data.get("device", "cpu")
+    if device not in DEVICES:
+        _fail(path, "device", f"expected one of {', '.join(DEVICES)}, got {device!r}")
+    threads = data.get("threads", 0)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        _fail(path, "threads", f"expected a non-negative integer (0 = all cores), got {threads!r}")
+    affinity = data.get("affinity")
+    if affinity is not None:
+        if not isinstance(affinity, list) or not affinity or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in affinity):
+            _fail(path, "affinity", f"expected null or a non-empty list of core ids, got {affinity!r}")
+        if len(set(affinity)) != len(affinity):
+            _fail(path, "affinity", f"expected distinct core ids, got {affinity!r}")
+        if threads > len(affinity):
+            _fail(path, "threads", f"expected at most {len(affinity)} (the cores in affinity), got {threads}")
+        affinity = tuple(affinity)
+    precision = data.get("precision", "float32")
+    if precision not in PRECISIONS:
+        _fail(path, "precision", f"expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    targets = data.get("targets", ["*"])
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
+        _fail(path, "targets", f"expected a non-empty list of target-id glob patterns, got {targets!r}")
+    return Profile(name, description.strip(), device, threads, affinity, precision, tuple(targets), path)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Reads and validates one profile file.
+
+    Args:
+        path: a YAML file.
+    Returns:
+        the Profile.
+    Raises:
+        SpecError: one line naming the file and the field.
+    """
+    import yaml
+
+    path = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}: malformed YAML: {where}{problem}") from None
+    return parse_profile(data, path)
+
+
+def load_profiles(directory: str | Path = "hardware_profiles") -> dict[str, Profile]:
+    """Loads every ``*.yaml`` in a directory, sorted by file name.
+
+    Args:
+        directory: the profiles folder.
+    Returns:
+        profile name -> Profile, in file order.
+    Raises:
+        SpecError: on a bad file or a name defined twice.
+    """
+    out: dict[str, Profile] = {}
+    for f in sorted(Path(directory).glob("*.yaml")):
+        p = load_profile(f)
+        if p.name in out:
+            raise SpecError(f"{p.path}: name: profile {p.name!r} is also defined in {out[p.name].path}")
+        out[p.name] = p
+    return out
+
+
+def available_cores() -> set[int]:
+    """Core ids this process may run on (sched_getaffinity where the OS has it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def detect(profile: Profile) -> tuple[bool, str]:
+    """Whether the profile can run on this machine, without importing any framework.
+
+    Args:
+        profile: the profile.
+    Returns:
+        (available, reason): reason says what was found, or why it is unavailable.
+    """
+    if profile.affinity is not None:
+        missing = sorted(set(profile.affinity) - available_cores())
+        if missing:
+            return False, (f"affinity cores {missing} not available "
+                           f"(this process may use cores {sorted(available_cores())})")
+    if profile.device == "cpu":
+        return True, f"{len(available_cores())} CPU cores available"
+    if profile.device == "cuda":
+        return _detect_cuda()
+    return _detect_tpu()
+
+
+def _detect_cuda() -> tuple[bool, str]:
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            res = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+        except (subprocess.TimeoutExpired, OSError) as e:
+            res = None
+            why = f"nvidia-smi -L failed: {type(e).__name__}"
+        if res is not None:
+            gpus = [ln for ln in res.stdout.splitlines() if ln.startswith("GPU ")]
+            if res.returncode == 0 and gpus:
+                return True, gpus[0].strip()
+            why = f"nvidia-smi -L listed no GPU (exit {res.returncode})"
+    else:
+        why = "nvidia-smi not found"
+    if os.path.exists("/dev/nvidia0"):
+        return True, f"/dev/nvidia0 present ({why})"
+    return False, f"no CUDA device: {why} and no /dev/nvidia0"
+
+
+def _detect_tpu() -> tuple[bool, str]:
+    accel = sorted(str(p) for p in Path("/dev").glob("accel*"))
+    if accel:
+        return True, f"TPU device {accel[0]}"
+    if os.path.isdir("/dev/vfio") and any(p.name != "vfio" for p in Path("/dev/vfio").iterdir()):
+        return True, "/dev/vfio devices present"
+    if os.environ.get("TPU_NAME"):
+        return True, f"TPU_NAME={os.environ['TPU_NAME']}"
+    return False, "no TPU: no /dev/accel*, no /dev/vfio devices and TPU_NAME not set"
+
+
+def matches(profile: Profile, target_id: str) -> bool:
+    """Whether the profile's ``targets`` globs select a target id.
+
+    Args:
+        profile: the profile.
+        target_id: e.g. ``torch>onnx@onnxruntime``.
+    Returns:
+        True if any pattern matches (fnmatchcase: case-sensitive on every OS).
+    """
+    return any(fnmatch.fnmatchcase(target_id, pat) for pat in profile.targets)
+
+
+def resolved_threads(profile: Profile) -> int:
+    """The concrete intra-op thread count: ``threads``, else the cores in affinity, else all cores.
+
+    Args:
+        profile: the profile.
+    Returns:
+        a positive int.
+    """
+    if profile.threads:
+        return profile.threads
+    if profile.affinity is not None:
+        return len(profile.affinity)
+    return max(1, len(available_cores()))
+
+
+def worker_env(profile: Profile, framework: str) -> dict[str, str]:
+    """Environment variables to set in a worker before the framework is imported.
+
+    Args:
+        profile: the profile.
+        framework: ``torch``, ``tensorflow``, ``jax`` or a runtime family (``onnxruntime``, ...).
+    Returns:
+        name -> value; the caller merges it into the subprocess environment.
+    """
+    n = str(resolved_threads(profile))
+    # Every BLAS/OpenMP pool a framework may bring sizes itself from these at load time.
+    env = {k: n for k in THREAD_ENV}
+    # TensorFlow reads these when its runtime starts; inter-op 1 keeps ops of one model serial so
+    # the intra-op budget is the whole thread budget (same choice as torch below).
+    env["TF_NUM_INTRAOP_THREADS"] = n
+    env["TF_NUM_INTEROP_THREADS"] = "1"
+    if profile.device != "cuda":
+        # Hide GPUs from non-CUDA profiles so nothing silently runs (or initialises) on one.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    # For cuda profiles CUDA_VISIBLE_DEVICES is left as the user set it; "cuda" = first visible GPU.
+    if framework in ("jax", "keras"):
+        env["JAX_PLATFORMS"] = profile.device
+        if profile.device == "cpu" and n == "1":
+            env["XLA_FLAGS"] = _merge_xla_flags(
+                os.environ.get("XLA_FLAGS", ""),
+                ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"])
+    return env
+
+
+def _merge_xla_flags(existing: str, flags: list[str]) -> str:
+    parts = existing.split()
+    keys = {f.lstrip("-").split("=")[0] for f in flags}
+    kept = [p for p in parts if p.lstrip("-").split("=")[0] not in keys]
+    return " ".join(kept + flags)
+
+
+def apply_in_process(profile: Profile, framework: str) -> dict[str, Any]:
+    """Applies affinity and the framework's thread API inside the worker, before the model is built.
+
+    Call it after :func:`worker_env` is in the environment and, for jax, before ``import jax``
+    (XLA sizes its CPU pool from the affinity mask when its client is created).
+
+    Args:
+        profile: the profile.
+        framework: ``torch``, ``tensorflow``, ``jax`` or a runtime family.
+    Returns:
+        what was applied, for the results (e.g. ``{"affinity": [0], "torch_threads": 1}``); a
+        ``warning`` key says when something could not be applied.
+    """
+    applied: dict[str, Any] = {"threads": resolved_threads(profile)}
+    warnings = []
+    n = applied["threads"]
+    cores = profile.affinity
+    if cores is None and framework in ("jax", "keras") and profile.device == "cpu" and profile.threads:
+        allowed = sorted(available_cores())
+        if profile.threads < len(allowed):
+            cores = tuple(allowed[:profile.threads])  # the only limit XLA CPU honours (module doc)
+            applied["affinity_derived"] = True
+        if "jax" in sys.modules:
+            warnings.append("jax was imported before apply_in_process; its CPU thread pool may ignore the limit")
+    if cores is not None:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(cores))
+            applied["affinity"] = sorted(os.sched_getaffinity(0))
+        else:
+            warnings.append("affinity not supported on this OS")
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # only settable once, before any inter-op work has started
+            warnings.append("torch inter-op threads already set")
+        applied["torch_threads"] = torch.get_num_threads()
+        applied["torch_interop_threads"] = torch.get_num_interop_threads()
+    elif framework == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # raised once the TF runtime is initialised; env vars already apply
+            warnings.append("tensorflow runtime already initialised; thread counts from env only")
+        applied["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        applied["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+    if warnings:
+        applied["warning"] = "; ".join(warnings)
+    return applied
