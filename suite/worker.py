@@ -109,11 +109,7 @@ def run_task(task: dict, state: CellState, profile) -> dict:
         if task["mode"] == "run" and numerics.status == "pass":
             config = engine.TimingConfig.quick() if task.get("quick") else engine.TimingConfig()
             timing = engine.measure(lambda: built.run(prepared), built.synchronize, config)
-            rec.update(latency_median_s=timing.median, latency_mean_s=timing.mean, latency_p90_s=timing.p90,
-                       latency_p99_s=timing.p99, latency_iqr_s=timing.iqr, latency_ci_low_s=timing.ci_low,
-                       latency_ci_high_s=timing.ci_high, n_samples=timing.n_samples, loops=timing.loops,
-                       unstable=timing.unstable, samples_s=list(timing.samples_s),
-                       throughput=params["batch"] / timing.median)
+            rec.update(timing.as_record(), throughput=timing.throughput(params["batch"]))
         if built.device_memory is not None:
             rec["device_peak_bytes"] = built.device_memory()
     except UnsupportedError as e:
@@ -175,8 +171,9 @@ def main(argv=None) -> int:
     from suite.profiles import Profile, apply_in_process
 
     profile = Profile(**json.loads(args.profile_json))
+    applied = {}
     try:
-        apply_in_process(profile, args.family)
+        applied = apply_in_process(profile, args.family)
     except Exception as e:  # a framework that cannot even start: every task reports it
         startup_error = _error_line(e)
     else:
@@ -191,6 +188,7 @@ def main(argv=None) -> int:
         else:
             try:
                 rec = run_task(task, state, profile)
+                rec["thread_settings"] = json.dumps(applied, sort_keys=True, default=str)
             except MemoryError:
                 rec = {"status": "crashed", "status_reason": "out of memory (MemoryError in the worker)",
                        "peak_rss_bytes": None}

@@ -89,3 +89,10 @@ def test_interrupted_run_keeps_finished_cells_and_resume_finishes(tmp_path):
     assert "1 cells already stored, 1 to go" in out.stderr
     df = pd.read_parquet(tmp_path)
     assert sorted(zip(df.target, df.batch_size, df.status)) == [("test:numpy", 1, "pass"), ("test:numpy", 32, "pass")]
+
+
+def test_results_readable_by_duckdb(run_dir):
+    duckdb = pytest.importorskip("duckdb")
+    d, _ = run_dir
+    rows = duckdb.sql(f"SELECT target, count(*) FROM '{d}/*.parquet' GROUP BY target ORDER BY target").fetchall()
+    assert rows == [("test:nan", 4), ("test:numpy", 4)]
