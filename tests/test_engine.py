@@ -137,13 +137,13 @@ def test_noisy_function_capped_at_max_time_virtual(clock):
     assert 3.0 <= t.total_s < 3.0 + 0.2 + 0.01  # cap + warmup (0.2 s) + one sample
 
 
-def test_moderate_spread_at_cap_is_unstable(clock):
+def test_moderate_spread_at_cap_is_recorded_but_not_unstable(clock):
     # IQR/median ~ 4%: below the 10% threshold, but the 3% target was never reached. Calls of
     # ~2 ms keep loops at 1, so samples are not averaged below the target.
     rng = random.Random(1)
     run = clock.workload(2e-3 * rng.choice([0.98, 1.0, 1.02]) for _ in itertools.count())
     t = engine.measure(run, nosync, TimingConfig(max_time=2.0))
-    assert t.stop_reason == "max_time" and t.unstable
+    assert t.stop_reason == "max_time" and not t.unstable
     assert 0.03 <= t.iqr / t.median <= 0.10
 
 
