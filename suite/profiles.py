@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite.spec import SpecError
+from suite.spec import SpecError, read_yaml
 
 DEVICES = ("cpu", "cuda", "tpu")
 PRECISIONS = ("float32", "float16", "bfloat16")
@@ -132,21 +132,7 @@ def load_profile(path: str | Path) -> Profile:
     Raises:
         SpecError: one line naming the file and the field.
     """
-    import yaml
-
-    path = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{path}: malformed YAML: {where}{problem}") from None
-    return parse_profile(data, path)
+    return parse_profile(read_yaml(path), str(path))
 
 
 def load_profiles(directory: str | Path = "hardware_profiles") -> dict[str, Profile]:

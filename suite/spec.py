@@ -92,23 +92,26 @@ def _freeze(v):
     return v
 
 
-def load_workload(path: str | Path) -> Workload:
-    """Reads and validates one workload file. Raises SpecError (one line) on any problem."""
+def read_yaml(path: str | Path) -> Any:
+    """Reads a YAML file; any problem becomes a one-line SpecError naming the file (and line)."""
     import yaml
 
-    path = str(path)
     try:
         text = Path(path).read_text()
     except OSError as e:
         raise SpecError(f"{path}: cannot read: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpecError(f"{path}: malformed YAML: {where}{problem}") from None
-    return parse_workload(data, path)
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Reads and validates one workload file. Raises SpecError (one line) on any problem."""
+    return parse_workload(read_yaml(path), str(path))
 
 
 def parse_workload(data: Any, path: str = "<workload>") -> Workload:
