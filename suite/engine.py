@@ -28,11 +28,14 @@ field                  default   why
 warmup_s               0.2 s     enough for CPU frequency ramp-up and allocator warm-up
 min_warmup_calls       2         the first calls after a build are often still special (lazy
                                  init, autotune, recompilation on the 2nd call's guards)
-min_sample_s           1 ms      perf_counter_ns costs ~50-100 ns and has ns resolution: at 1 ms
-                                 the timer adds < 1e-4 relative, so a 10 µs call (100 loops) is
-                                 timed accurately, while a short sample keeps many samples per
-                                 second (p90/p99 stay meaningful) and, for calls >= 1 ms,
-                                 loops = 1 makes every sample a true single-call latency.
+min_sample_s           100 µs    perf_counter_ns costs ~50-100 ns and has ns resolution: at 100 µs
+                                 the timer adds < 1e-3 relative, so a 10 µs call (10 loops) is
+                                 timed accurately, while every call >= 100 µs is its own sample
+                                 (loops = 1): the median is then a median of single calls, as a
+                                 bare timing loop's is. With 1 ms samples a 0.65 ms call was
+                                 averaged over 2 calls and the median of those means read up to
+                                 18% above the bare loop's on a noisy 2-core host, because means
+                                 absorb the right tail that a median should ignore.
                                  pyperf's 100 ms suits micro-benchmarks of pure Python, not
                                  model calls that mostly last 10 µs .. 100 ms.
 min_samples            10        fewest for a usable IQR and a 95% median CI (n >= 6 needed)
@@ -72,7 +75,7 @@ class TimingConfig:
 
     warmup_s: float = 0.2
     min_warmup_calls: int = 2
-    min_sample_s: float = 1e-3
+    min_sample_s: float = 1e-4
     min_samples: int = 10
     min_time: float = 0.5
     rel_spread_target: float = 0.03

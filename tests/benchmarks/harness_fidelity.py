@@ -7,7 +7,8 @@
     .venv/bin/python tests/benchmarks/harness_fidelity.py            # every framework, one subprocess each
     .venv/bin/python tests/benchmarks/harness_fidelity.py --overhead # only the no-op overhead
 
-Each framework runs in its own subprocess (they never share one), under the `cpu` profile's threads.
+Each framework runs in its own subprocess (they never share one), under one profile's threads
+(default `cpu-1t`: a single pinned thread, the least noisy setting on a shared host).
 The three timings are interleaved over several rounds and the median of each is compared, so slow
 drift of the host affects all three alike.
 """
@@ -41,7 +42,7 @@ def bare_median(call, seconds: float) -> float:
     return statistics.median(values)
 
 
-def measure_target(target_id: str, workload: str, batch: int, rounds: int) -> dict:
+def measure_target(target_id: str, workload: str, batch: int, rounds: int, profile_name: str) -> dict:
     from suite import engine
     from suite.profiles import apply_in_process, load_profiles
     from suite.spec import load_workload
@@ -50,7 +51,7 @@ def measure_target(target_id: str, workload: str, batch: int, rounds: int) -> di
     from suite.weights import init_weights, make_inputs
 
     info = get_target(target_id)
-    profile = load_profiles(REPO / "hardware_profiles")["cpu"]
+    profile = load_profiles(REPO / "hardware_profiles")[profile_name]
     apply_in_process(profile, info.family)
     wl = load_workload(REPO / "workloads" / f"{workload}.yaml")
     params = {**wl.param_grid()[0], "batch": batch}
@@ -68,9 +69,12 @@ def measure_target(target_id: str, workload: str, batch: int, rounds: int) -> di
         results["engine"].append(t.median)
         results["bare"].append(bare_median(call, 2.0))
         if info.framework == "torch":
+            import torch
             from torch.utils.benchmark import Timer
 
-            results["torch_timer"].append(Timer("call()", globals={"call": call}).blocked_autorange(min_run_time=2.0).median)
+            # Timer defaults to num_threads=1: give it the profile's threads, or it times another setup.
+            timer = Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
+            results["torch_timer"].append(timer.blocked_autorange(min_run_time=2.0).median)
     out = {k: statistics.median(v) for k, v in results.items() if v}
     out.update(target=target_id, workload=workload, batch=batch)
     return out
@@ -106,9 +110,10 @@ def main() -> int:
     ap.add_argument("--one", nargs=3, metavar=("TARGET", "WORKLOAD", "BATCH"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--overhead", action="store_true")
+    ap.add_argument("--profile", default="cpu-1t", help="hardware profile whose threads/affinity apply")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure_target(args.one[0], args.one[1], int(args.one[2]), args.rounds)))
+        print(json.dumps(measure_target(args.one[0], args.one[1], int(args.one[2]), args.rounds, args.profile)))
         return 0
     o = overhead()
     print(f"overhead: bare loop {o['bare_ns_per_call']:.1f} ns/call, engine loop {o['engine_loop_ns_per_call']:.1f} "
@@ -116,11 +121,12 @@ def main() -> int:
           f"engine.measure median of a no-op: {o['engine_measure_median_ns']:.1f} ns")
     if args.overhead:
         return 0
-    print(f"\n{'target':<22}{'workload':<16}{'batch':>5}  {'engine':>10} {'bare':>10} {'torch.Timer':>11}  "
+    print(f"\nprofile {args.profile}; medians of {args.rounds} interleaved rounds")
+    print(f"{'target':<22}{'workload':<16}{'batch':>5}  {'engine':>10} {'bare':>10} {'torch.Timer':>11}  "
           f"{'eng/bare':>8} {'eng/Timer':>9}")
     for target, workload, batch in CASES:
         proc = subprocess.run([sys.executable, __file__, "--one", target, workload, str(batch),
-                               "--rounds", str(args.rounds)], capture_output=True, text=True, cwd=REPO)
+                               "--rounds", str(args.rounds), "--profile", args.profile], capture_output=True, text=True, cwd=REPO)
         if proc.returncode:
             print(f"{target:<22}{workload:<16}{batch:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
             continue
