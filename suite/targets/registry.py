@@ -63,6 +63,8 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
        ("cpu", "cuda"), "tf.function(jit_compile=True): XLA", jit_compile=True),
     _t("jax:jit", "suite.targets.jax_native", "jax", "jax", "native", "jit", _JAX,
        ("cpu", "cuda", "tpu"), "jax.jit of a pure function over params"),
+    # --- export formats and runtimes ---
+    # --- keras 3 ---
     # Test-only targets (hidden from `bench list` and the default matrix): see suite/targets/fault.py.
     *[_t(f"test:{name}", "suite.targets.fault", "fault", "numpy", "native", name, [], ("cpu",),
          f"test-only: {name}", hidden=True, fault=name)
