@@ -1,0 +1,135 @@
+"""The dashboard in a real browser: Debian's chromium, headless, driven by selenium + chromedriver.
+
+Loads the built site from disk (file://, no server), checks there are no console errors, that every
+figure rendered with data, that the filters redraw without errors, that a workload named
+``<script>alert(1)</script>`` is shown as text (and runs nothing), and saves a screenshot.
+`.ci/run` installs chromium + chromium-driver with apt; the test skips, saying why, only where
+they are not installed.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from dashboard_data import EVIL, write_store
+
+pytest.importorskip("plotly", reason="the dashboard needs plotly: pip install -e '.[dashboard]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed: pip install -e '.[test]'")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium / chromedriver not installed "
+                                "(apt-get install -y chromium chromium-driver; .ci/run does it)")
+
+FIGURE_STATE = """
+return Array.from(document.querySelectorAll('.fig')).map(function (el) {
+  var full = el._fullData || [];
+  var points = full.filter(function (t) { return t.visible !== false; }).reduce(function (n, t) {
+    var a = t.z || t.y || t.x || [];
+    return n + (a.length || 0);
+  }, 0);
+  return {id: el.id, traces: full.length, points: points,
+          drawn: el.querySelectorAll('g.trace, g.hm, g.heatmaplayer image').length,
+          empty: el.textContent.indexOf('nothing matches the filters') >= 0};
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from suite.dashboard import build_dashboard
+
+    d = tmp_path_factory.mktemp("dash-browser")
+    write_store(d / "results", n_runs=3, workloads=["mlp_classifier", "resnet_cnn", "gpt_block"], evil=True)
+    build_dashboard(d / "results", d / "site")
+    return d / "site" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    except Exception as e:  # noqa: BLE001 - a browser that cannot start here is a skip with the reason
+        pytest.skip(f"chromium did not start: {type(e).__name__}: {str(e).splitlines()[0]}")
+    drv.set_page_load_timeout(120)
+    yield drv
+    drv.quit()
+
+
+def _load(browser, index):
+    browser.get(index.as_uri())
+    deadline = time.time() + 60
+    while time.time() < deadline and browser.execute_script("return document.body.dataset.rendered") != "1":
+        time.sleep(0.1)
+    assert browser.execute_script("return document.body.dataset.rendered") == "1", "figures never finished drawing"
+
+
+def _errors(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def test_site_renders_every_figure_without_errors(site, browser, tmp_path_factory):
+    _load(browser, site)
+    assert _errors(browser) == []
+    figs = browser.execute_script(FIGURE_STATE)
+    assert len(figs) >= 10
+    for f in figs:
+        assert f["traces"] > 0 and f["points"] > 0 and f["drawn"] > 0 and not f["empty"], f
+    assert browser.execute_script("return typeof Plotly") == "object"
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1400, min(height, 16000))
+    time.sleep(0.5)
+    shot = tmp_path_factory.mktemp("screenshot") / "dashboard.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 50_000
+    print(f"screenshot: {shot}")
+    browser.set_window_size(1400, 1000)
+
+
+def test_hostile_workload_name_is_text(site, browser):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    _load(browser, site)
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text
+    body = browser.execute_script("return document.body.innerText")
+    assert EVIL in body  # shown literally (tables, filters) ...
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0  # ... never as markup
+    ticks = browser.execute_script("return Array.from(document.querySelectorAll('#fig-matrix .ytick text'))"
+                                   ".map(function (t) { return t.textContent; })")
+    assert any(t.startswith(EVIL) for t in ticks), ticks  # plotly draws the label as text too
+    assert _errors(browser) == []
+
+
+def test_filters_redraw_without_errors(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _load(browser, site)
+    browser.find_element(By.CSS_SELECTOR, "button[data-all='f-workload'][data-value='0']").click()
+    time.sleep(0.5)
+    figs = {f["id"]: f for f in browser.execute_script(FIGURE_STATE)}
+    assert figs["fig-matrix"]["empty"] and figs["fig-bars"]["empty"]
+    assert not figs["fig-status"]["empty"]  # the overview does not filter
+    browser.find_element(By.CSS_SELECTOR, "button[data-all='f-workload'][data-value='1']").click()
+    browser.find_element(By.CSS_SELECTOR, "input[name='f-family'][value='jax']").click()
+    Select(browser.find_element(By.ID, "f-profile")).select_by_value("cpu-1t")
+    Select(browser.find_element(By.ID, "f-baseline")).select_by_value("jax:jit")
+    time.sleep(0.5)
+    state = browser.execute_script("var s = window.benchDashboard.state; return [s.profile, s.baseline, "
+                                   "s.families.has('jax'), s.workloads.size]")
+    assert state == ["cpu-1t", "jax:jit", False, 4]
+    for f in browser.execute_script(FIGURE_STATE):
+        assert f["traces"] > 0 and not f["empty"], f
+    xs = browser.execute_script("return document.getElementById('fig-matrix')._fullData[0].x")
+    assert "jax:jit" not in xs and "torch:eager" in xs
+    assert _errors(browser) == []
