@@ -1,0 +1,237 @@
+"""`bench compare BASE NEW`: regression verdicts between two runs, cell by cell.
+
+Per cell present in both runs (matched on :func:`suite.results.cell_key`):
+
+- **numerics first**: a cell that passed in BASE and does not pass in NEW (fail, nan, shape_mismatch,
+  error, crashed, timeout) is a regression whatever its speed; the reverse is an improvement.
+- **speed** (both timed): ``ratio`` = NEW median / BASE median (the engine's medians), and a two-sided
+  Mann-Whitney U test on the raw ``samples_s`` of both cells. Regression when ``ratio > factor`` and
+  ``p < alpha``; improvement when ``ratio < 1 / factor`` and ``p < alpha``; unchanged otherwise.
+
+Why both conditions: samples of two runs come from two processes, and a few-percent shift between
+processes (memory layout, frequency, neighbours) is real but not a code change. With hundreds of
+samples the U test finds such shifts "significant", so significance alone flags A/A pairs; the factor
+says how large a change must be to matter, the test says whether it is more than noise within a run.
+The defaults (1.10, 0.01) match the engine's ``unstable_threshold``: below 10% a comparison is not
+reliable on a noisy host (``tests/benchmarks/compare_sensitivity.py`` measures what is detected here).
+
+Cells in only one run, or not timed in both (skipped, unsupported), are ``not comparable``: listed,
+never a regression.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from suite.results import cell_key
+
+DEFAULT_FACTOR = 1.10
+DEFAULT_ALPHA = 0.01
+FORMATS = ("table", "markdown", "json")
+
+# Statuses that carry no verdict about the code: the cell did not run here.
+_NOT_RUN = ("skipped", "unsupported")
+_ORDER = {"regression": 0, "improvement": 1, "unchanged": 2, "not comparable": 3}
+
+
+def mann_whitney_p(base: Iterable[float], new: Iterable[float]) -> float:
+    """Two-sided Mann-Whitney U p-value of two sample sets (1.0 when either has < 2 values).
+
+    Args:
+        base, new: raw per-call seconds.
+    Returns:
+        the p-value.
+    """
+    from scipy.stats import mannwhitneyu
+
+    a, b = [float(x) for x in base], [float(x) for x in new]
+    if len(a) < 2 or len(b) < 2:
+        return 1.0
+    if min(a) == max(a) == min(b) == max(b):  # identical constants: no evidence of a difference
+        return 1.0
+    return float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
+
+
+def _latest_per_cell(df) -> dict[tuple, dict]:
+    """One row per cell key; the latest by timestamp when a run (or folder) holds repeats."""
+    rows: dict[tuple, dict] = {}
+    if df is None or len(df) == 0:
+        return rows
+    for r in df.sort_values("timestamp", kind="stable").to_dict("records"):
+        rows[cell_key(r)] = r
+    return rows
+
+
+def _num(x) -> float | None:
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _samples(row: dict) -> list[float]:
+    s = row.get("samples_s")
+    return [] if s is None else [float(x) for x in s]
+
+
+def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> list[dict]:
+    """Verdicts for every cell of two runs, regressions first.
+
+    Args:
+        base_df, new_df: results DataFrames (:func:`suite.results.read_results`) of the two runs.
+        factor: a slowdown must exceed this ratio of medians to count (>= 1; 1.0 = significance only).
+        alpha: significance level of the Mann-Whitney U test.
+    Returns:
+        one dict per cell: workload, params, target, profile, mode, base_status, new_status,
+        base_median_s, new_median_s, ratio, p_value, n_base, n_new, verdict (regression /
+        improvement / unchanged / not comparable), kind (numerics / speed / None) and note.
+    """
+    if factor < 1.0:
+        raise ValueError(f"factor {factor}: expected >= 1.0")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha {alpha}: expected a level in (0, 1)")
+    base, new = _latest_per_cell(base_df), _latest_per_cell(new_df)
+    out = []
+    for key in list(base) + [k for k in new if k not in base]:
+        b, n = base.get(key), new.get(key)
+        row: dict[str, Any] = dict(zip(("workload", "params", "target", "profile", "mode"), key))
+        row.update(base_status=b["status"] if b else None, new_status=n["status"] if n else None,
+                   base_median_s=_num(b.get("latency_median_s")) if b else None,
+                   new_median_s=_num(n.get("latency_median_s")) if n else None,
+                   ratio=None, p_value=None, n_base=len(_samples(b)) if b else 0,
+                   n_new=len(_samples(n)) if n else 0, verdict="not comparable", kind=None, note="")
+        out.append(row)
+        if b is None or n is None:
+            row["note"] = "only in NEW" if b is None else "only in BASE"
+            continue
+        bs, ns = row["base_status"], row["new_status"]
+        if bs != ns and bs not in _NOT_RUN and ns not in _NOT_RUN:
+            if bs == "pass":
+                row.update(verdict="regression", kind="numerics", note=f"status {bs} -> {ns}")
+                reason = (n.get("status_reason") or "").strip().splitlines()
+                if reason:
+                    row["note"] += f": {reason[0][:120]}"
+                continue
+            if ns == "pass":
+                row.update(verdict="improvement", kind="numerics", note=f"status {bs} -> {ns}")
+                continue
+        bm, nm = row["base_median_s"], row["new_median_s"]
+        if bm is None or nm is None or bm <= 0:
+            row["note"] = f"not timed in both ({bs} / {ns})" if bs == ns else f"status {bs} -> {ns}"
+            continue
+        ratio = nm / bm
+        p = mann_whitney_p(_samples(b), _samples(n))
+        row.update(ratio=ratio, p_value=p, verdict="unchanged", kind="speed")
+        if p < alpha and ratio > factor:
+            row["verdict"] = "regression"
+        elif p < alpha and ratio < 1.0 / factor:
+            row["verdict"] = "improvement"
+        elif p >= alpha and abs(ratio - 1.0) > factor - 1.0:
+            row["note"] = "large change but not significant (noisy samples)"
+    out.sort(key=lambda r: (_ORDER[r["verdict"]], r["kind"] != "numerics", -(r["ratio"] or 0.0)
+                            if r["verdict"] == "regression" else (r["ratio"] or 0.0)))
+    return out
+
+
+def has_regression(rows: list[dict]) -> bool:
+    return any(r["verdict"] == "regression" for r in rows)
+
+
+def summary(rows: list[dict]) -> str:
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in _ORDER}
+    return (f"{len(rows)} cells: {counts['regression']} regression(s), {counts['improvement']} improvement(s), "
+            f"{counts['unchanged']} unchanged, {counts['not comparable']} not comparable")
+
+
+# ---------------------------------------------------------------------------------------------------
+# loading
+
+def load_side(spec: str, results_dir: str | Path):
+    """Resolves BASE or NEW: a folder of results (its latest run) or a run id within ``results_dir``.
+
+    Args:
+        spec: a folder path, or a run id.
+        results_dir: where run ids are looked up.
+    Returns:
+        (label, DataFrame of that run).
+    Raises:
+        LookupError: neither a results folder nor a stored run id (message says what exists).
+    """
+    from suite.results import read_results, result_files
+
+    p = Path(spec)
+    if p.is_dir():
+        df = read_results(p)
+        if len(df) == 0:
+            raise LookupError(f"{spec}: no results in this folder")
+        latest = df.groupby("run_id")["timestamp"].max().sort_values().index[-1]
+        return f"{latest} ({spec})", df[df.run_id == latest]
+    df = read_results(results_dir, [spec])
+    if len(df) == 0:
+        runs = sorted({f.name.split("__", 1)[0] for f in result_files(results_dir)})
+        known = ", ".join(runs[-5:]) if runs else "none"
+        raise LookupError(f"{spec!r} is neither a results folder nor a run id in {results_dir} "
+                          f"(latest runs: {known})")
+    return spec, df
+
+
+# ---------------------------------------------------------------------------------------------------
+# formatting
+
+def _params_text(params: str) -> str:
+    return " ".join(f"{k}={v}" for k, v in json.loads(params).items())
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x * 1e3:.3f}"
+
+
+def _cells(r: dict) -> list[str]:
+    ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
+    p = "-" if r["p_value"] is None else f"{r['p_value']:.1e}"
+    verdict = r["verdict"] + (f" ({r['kind']})" if r["kind"] == "numerics" else "")
+    return [f"{r['workload']} [{_params_text(r['params'])}]", r["target"], r["profile"],
+            f"{r['base_status'] or '-'} -> {r['new_status'] or '-'}", _ms(r["base_median_s"]),
+            _ms(r["new_median_s"]), ratio, p, verdict, r["note"]]
+
+
+_HEADER = ["cell", "target", "profile", "status", "base ms", "new ms", "ratio", "p", "verdict", "note"]
+
+
+def format_table(rows: list[dict], base: str, new: str, factor: float, alpha: float) -> str:
+    """A terminal table, regressions first, then a summary line."""
+    from suite.report import _table
+
+    head = f"bench compare: BASE {base} vs NEW {new} (regression: ratio > {factor:g} and p < {alpha:g})"
+    body = _table(_HEADER, [_cells(r) for r in rows]) if rows else "(no cells)"
+    return f"{head}\n\n{body}\n\n{summary(rows)}"
+
+
+def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha: float) -> str:
+    """A Markdown report for a pull-request comment."""
+    icon = {"regression": ":red_circle:", "improvement": ":green_circle:", "unchanged": "", "not comparable": ""}
+    lines = [f"### bench compare: `{base}` → `{new}`", "",
+             f"Regression: ratio of medians > {factor:g} and Mann-Whitney U p < {alpha:g}; "
+             "a numerics change (pass → fail) is a regression whatever the speed.", "",
+             f"**{summary(rows)}**", "",
+             "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+    for r in rows:
+        cells = [c.replace("|", "\\|") for c in _cells(r)]
+        cells[8] = f"{icon[r['verdict']]} {cells[8]}".strip()
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_json(rows: list[dict], base: str, new: str, factor: float, alpha: float) -> str:
+    """Machine-readable: the settings, the summary counts and every row."""
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in _ORDER}
+    return json.dumps({"base": base, "new": new, "factor": factor, "alpha": alpha,
+                       "regression": has_regression(rows), "counts": counts, "cells": rows}, indent=2)
+
+
+FORMATTERS = {"table": format_table, "markdown": format_markdown, "json": format_json}
