@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check every target against the NumPy float64 reference (no timing)")
     _add_matrix_args(v, "cpu")
+    v.add_argument("--artifacts", default=None, metavar="DIR",
+                   help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
 
     r = sub.add_parser("run", help="verify, then time, the workload × sweep × target × profile matrix")
     _add_matrix_args(r, None)
@@ -55,6 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
     r.add_argument("--run-id", default=None, help="run id (default: a new timestamped id)")
     r.add_argument("--resume", action="store_true", help="skip cells already stored under --run-id")
+    r.add_argument("--no-dashboard", action="store_true", help="do not rebuild the dashboard at the end")
+
+    d = sub.add_parser("dashboard", help="build the static comparison site (plotly) from the results")
+    d.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
+    d.add_argument("--out", default=None, metavar="DIR", help="site folder (default: dashboard/site/)")
+    d.add_argument("--baseline", default=None, metavar="TARGET", help="default baseline of the speed view")
+    r.add_argument("--artifacts", default=None, metavar="DIR",
+                   help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
+
+    e = sub.add_parser("export", help="export/convert the artifacts of export targets into a folder (no run)")
+    _add_matrix_args(e, "cpu")
+    e.add_argument("--out", required=True, metavar="DIR", help="folder to write artifacts and manifests into")
+
+    c = sub.add_parser("compare", help="regression verdicts between two runs (exit 1 on a regression)")
+    c.add_argument("base", metavar="BASE", help="run id (in --results) or a results folder (its latest run)")
+    c.add_argument("new", metavar="NEW", help="run id (in --results) or a results folder (its latest run)")
+    c.add_argument("--results", default=None, metavar="DIR", help="where run ids are looked up (default: results/)")
+    c.add_argument("--factor", type=float, default=1.10,
+                   help="ratio of medians a change must exceed (default 1.10; 1.0 = significance only)")
+    c.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
+    c.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="output format")
     return ap
 
 
@@ -90,7 +113,7 @@ def cmd_verify(args) -> int:
     workloads, targets, profiles, avail = _selection(args, ["cpu"])
     cells = make_plan(workloads, targets, profiles, avail)
     records = execute_plan(cells, new_run_id(), results_dir=None, quick=True, timeout_s=args.timeout,
-                           memory_limit=int(args.worker_memory_gb * 2**30))
+                           memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts)
     print(verify_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}")
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
@@ -116,10 +139,89 @@ def cmd_run(args) -> int:
         print(f"resuming {run_id}: {before - len(cells)} cells already stored, {len(cells)} to go", file=sys.stderr)
     print(f"run {run_id}: {len(cells)} cells -> {results_dir}", file=sys.stderr)
     records = execute_plan(cells, run_id, results_dir=results_dir, quick=args.quick, timeout_s=args.timeout,
-                           memory_limit=int(args.worker_memory_gb * 2**30))
+                           memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts)
     print(run_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
+    if not args.no_dashboard:
+        _build_dashboard_quietly(results_dir)
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
+
+
+def _dashboard_out(out: str | None) -> Path:
+    return Path(out) if out else Path(_default_dir("dashboard")) / "site"
+
+
+def _build_dashboard_quietly(results_dir: str) -> None:
+    """End of `bench run`: rebuild the site; a failure is one warning line, never the run's exit code."""
+    try:
+        from suite.dashboard import build_dashboard
+
+        info = build_dashboard(results_dir, _dashboard_out(None))
+        print(f"dashboard: {info.index}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the run's results are stored; the site is a convenience
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"bench: warning: dashboard not built: {type(e).__name__}: {first}", file=sys.stderr)
+
+
+def cmd_dashboard(args) -> int:
+    try:
+        from suite.dashboard import build_dashboard
+        from suite.dashboard.data import DashboardError
+    except ImportError as e:
+        raise UsageError(f"the dashboard needs plotly: pip install -e '.[dashboard]' ({e})") from None
+    try:
+        info = build_dashboard(args.results or _default_dir("results"), _dashboard_out(args.out),
+                               baseline=args.baseline)
+    except DashboardError as e:
+        raise UsageError(str(e)) from None
+    except ImportError as e:
+        raise UsageError(f"the dashboard needs plotly: pip install -e '.[dashboard]' ({e})") from None
+    print(f"dashboard: {info.index} ({info.rows} rows, {info.runs} run(s), {info.figures} figures, "
+          f"{info.site_bytes / 1e6:.1f} MB, {info.seconds:.1f} s)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Exports every selected export target's artifacts into --out: the workstation half of
+    "export here, run there" (`bench run --artifacts DIR` on the runtime-only machine)."""
+    from suite.plan import make_plan
+    from suite.scheduler import export_phase
+    from suite.targets.artifacts import cell_dir, is_export_target
+
+    if not args.target:
+        from suite.targets.registry import TARGETS
+
+        args.target = [t for t, i in TARGETS.items() if is_export_target(i) and not i.options.get("hidden")]
+    workloads, targets, profiles, avail = _selection(args, ["cpu"])
+    if not all(is_export_target(t) for t in targets):
+        raise UsageError("not export targets (nothing to export): "
+                         + ", ".join(t.id for t in targets if not is_export_target(t)))
+    cells, seen = [], set()
+    for c in make_plan(workloads, targets, profiles, avail):
+        folder = cell_dir(args.out, c.workload, c.params_dict, c.target)
+        if folder not in seen:  # one artifact per cell, whatever the profile
+            seen.add(folder)
+            cells.append(c)
+    failed = []
+
+    def report(cell, rec):
+        if rec["status"] not in ("skipped", "unsupported"):
+            failed.append(cell)
+        print(f"{rec['status']:<12} {cell.workload.name} {cell.params_json} {cell.target.id}: "
+              f"{rec.get('status_reason', '')}".rstrip(": "), flush=True)
+
+    planned = [c for c in cells if not c.status]
+    for c in cells:
+        if c.status:
+            report(c, {"status": c.status, "status_reason": c.reason})
+    ready = export_phase(planned, report, artifacts_dir=args.out, timeout_s=args.timeout,
+                         memory_limit=int(args.worker_memory_gb * 2**30), check_versions=True)
+    for cell, art in ready:
+        size = art.get("artifact_bytes") or 0
+        print(f"{'exported':<12} {cell.workload.name} {cell.params_json} {cell.target.id}: "
+              f"{size / 1e6:.2f} MB, export {art.get('export_s') or 0:.2f} s -> {art['artifact']}")
+    print(f"\n{len(ready)} artifacts in {args.out}; run them with: bench run --artifacts {args.out}")
+    return 1 if failed else 0
 
 
 def cmd_list(args) -> int:
@@ -164,7 +266,24 @@ def cmd_env(args) -> int:
     return 0
 
 
-COMMANDS = {"verify": cmd_verify, "run": cmd_run, "list": cmd_list, "env": cmd_env}
+def cmd_compare(args) -> int:
+    from suite.compare import FORMATTERS, compare_runs, has_regression, load_side
+
+    if args.factor < 1.0 or not 0.0 < args.alpha < 1.0:
+        raise UsageError("--factor must be >= 1.0 and --alpha in (0, 1)")
+    results_dir = args.results or _default_dir("results")
+    try:
+        (base, base_df), (new, new_df) = load_side(args.base, results_dir), load_side(args.new, results_dir)
+    except LookupError as e:
+        raise UsageError(e.args[0]) from None
+    rows = compare_runs(base_df, new_df, args.factor, args.alpha)
+    print(FORMATTERS[args.format](rows, base, new, args.factor, args.alpha))
+    return 1 if has_regression(rows) else 0
+
+
+COMMANDS = {"verify": cmd_verify, "run": cmd_run, "list": cmd_list, "env": cmd_env, "export": cmd_export,
+            "compare": cmd_compare,
+            "dashboard": cmd_dashboard}
 
 
 def main(argv=None) -> int:

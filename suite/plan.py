@@ -46,9 +46,15 @@ class Cell:
 
 def missing_requirement(info: TargetInfo) -> str | None:
     """'install X' when a module the target needs is not importable (found without importing it)."""
-    for module, extra in info.requires:
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed: pip install 'bench-suite[{extra}]'"
+    return missing_module(info.requires)
+
+
+def missing_module(requires) -> str | None:
+    """'install X' for the first (module, extra) not importable; ``"a|b"`` means either module will do."""
+    for module, extra in requires:
+        if not any(importlib.util.find_spec(m) is not None for m in module.split("|")):
+            return f"{module.replace('|', ' (or ')}{')' if '|' in module else ''} is not installed: " \
+                   f"pip install 'bench-suite[{extra}]'"
     return None
 
 

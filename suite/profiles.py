@@ -259,7 +259,14 @@ def worker_env(profile: Profile, framework: str) -> dict[str, str]:
         # Hide GPUs from non-CUDA profiles so nothing silently runs (or initialises) on one.
         env["CUDA_VISIBLE_DEVICES"] = ""
     # For cuda profiles CUDA_VISIBLE_DEVICES is left as the user set it; "cuda" = first visible GPU.
-    if framework in ("jax", "keras"):
+    if framework.startswith("keras-"):
+        # Keras picks its backend once, at import: one backend per worker family, set before import.
+        # KERAS_HOME: Keras writes keras.json on import; keep it in the suite's cache, not in ~/.keras.
+        from suite.worker import cache_root
+
+        env["KERAS_BACKEND"] = framework.split("-", 1)[1]
+        env["KERAS_HOME"] = os.environ.get("KERAS_HOME") or str(cache_root() / "keras")
+    if framework in ("jax", "keras", "keras-jax", "jax2tf"):  # jax2tf: the jax->TF export worker
         env["JAX_PLATFORMS"] = profile.device
         if profile.device == "cpu" and n == "1":
             env["XLA_FLAGS"] = _merge_xla_flags(
@@ -292,7 +299,7 @@ def apply_in_process(profile: Profile, framework: str) -> dict[str, Any]:
     warnings = []
     n = applied["threads"]
     cores = profile.affinity
-    if cores is None and framework in ("jax", "keras") and profile.device == "cpu" and profile.threads:
+    if cores is None and framework in ("jax", "keras", "keras-jax") and profile.device == "cpu" and profile.threads:
         allowed = sorted(available_cores())
         if profile.threads < len(allowed):
             cores = tuple(allowed[:profile.threads])  # the only limit XLA CPU honours (module doc)
@@ -305,7 +312,7 @@ def apply_in_process(profile: Profile, framework: str) -> dict[str, Any]:
             applied["affinity"] = sorted(os.sched_getaffinity(0))
         else:
             warnings.append("affinity not supported on this OS")
-    if framework == "torch":
+    if framework in ("torch", "keras-torch"):
         import torch
 
         torch.set_num_threads(n)
@@ -315,7 +322,7 @@ def apply_in_process(profile: Profile, framework: str) -> dict[str, Any]:
             warnings.append("torch inter-op threads already set")
         applied["torch_threads"] = torch.get_num_threads()
         applied["torch_interop_threads"] = torch.get_num_interop_threads()
-    elif framework == "tensorflow":
+    elif framework in ("tensorflow", "keras-tensorflow"):
         import tensorflow as tf
 
         try:

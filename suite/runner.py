@@ -96,7 +96,7 @@ class RunWriter:
 
 
 def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, quick: bool, timeout_s: float,
-                 memory_limit: int = 0, progress_stream=sys.stderr) -> list[dict]:
+                 memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None) -> list[dict]:
     """Runs the cells and returns the full records (also written to results_dir when given)."""
     from suite.envinfo import run_metadata as collect_metadata
     from suite.scheduler import execute
@@ -117,7 +117,7 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, qui
 
     try:
         execute(cells, on_result, timeout_s=timeout_s, quick=quick, memory_limit=memory_limit,
-                on_start=progress.start)
+                on_start=progress.start, artifacts_dir=artifacts_dir)
     finally:
         progress.close()
         writer.flush()

@@ -109,49 +109,138 @@ class Worker:
 
 
 def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, timeout_s: float = 900.0,
-            quick: bool = False, memory_limit: int = 0, on_start: Callable[[Cell], None] | None = None) -> None:
+            quick: bool = False, memory_limit: int = 0, on_start: Callable[[Cell], None] | None = None,
+            artifacts_dir: str | None = None) -> None:
     """Runs every cell; calls on_result(cell, measured_fields) once per cell, in completion order.
 
-    Cells with a status decided by the plan are reported without a worker. The rest run grouped by
-    (family, profile), each group in a worker that is restarted after a crash or a timeout.
+    Cells with a status decided by the plan are reported without a worker. Export targets first get
+    their artifact (:func:`export_phase`); a failed export is the cell's result. The rest run grouped
+    by (family, profile), each group in a worker that is restarted after a crash or a timeout.
+
+    Args:
+        artifacts_dir: a folder of exported artifacts (``bench export --out``) used instead of the cache.
     """
-    groups: dict[tuple[str, str], list[Cell]] = {}
+    pending = []
     for cell in cells:
         if cell.status:
             on_result(cell, {"status": cell.status, "status_reason": cell.reason})
         else:
-            groups.setdefault((cell.target.family, cell.profile.name), []).append(cell)
+            pending.append(cell)
+    ready = export_phase(pending, on_result, artifacts_dir=artifacts_dir, timeout_s=timeout_s,
+                         memory_limit=memory_limit)
+    groups: dict[tuple[str, str], list[tuple[Cell, dict]]] = {}
+    for cell, art in ready:
+        groups.setdefault((cell.target.family, cell.profile.name), []).append((cell, art))
     for (family, _), group in groups.items():
-        worker = None
-        try:
-            for i, cell in enumerate(group):
-                if on_start:
-                    on_start(cell)
-                if worker is None:
-                    worker = Worker(family, cell.profile, memory_limit)
-                task = {"id": i, "workload_path": cell.workload.path, "params": cell.params_dict,
-                        "target": cell.target.id, "mode": "run" if cell.timed else "verify", "quick": quick}
-                try:
-                    worker.send(task)
-                    outcome, msg = worker.receive(time.monotonic() + timeout_s)
-                except BrokenPipeError:
-                    outcome, msg = "crashed", None
-                if outcome == "ok":
-                    on_result(cell, msg["record"])
-                    if msg.get("exiting"):  # the worker chose to exit (e.g. after a MemoryError)
-                        worker.close()
-                        worker = None
-                    continue
-                if outcome == "timeout":
-                    worker.kill()
-                    reason = f"no result within {timeout_s:g} s; worker killed"
-                else:
-                    worker.kill()
-                    reason = _describe_exit(worker.proc.returncode)
-                tail = _stderr_tail(worker.stderr_path)
-                on_result(cell, {"status": outcome, "status_reason": f"{reason}\n{tail}" if tail else reason})
-                worker.close()
-                worker = None
-        finally:
-            if worker is not None:
-                worker.close()
+        jobs = []
+        for cell, art in group:
+            task = {"workload_path": cell.workload.path, "params": cell.params_dict, "target": cell.target.id,
+                    "mode": "run" if cell.timed else "verify", "quick": quick,
+                    "dtype": cell.target.options.get("dtype", "float32")}
+            if art:
+                task["artifact"] = art["artifact"]
+            jobs.append((cell, task))
+
+        def done(cell, rec, arts=dict((id(c), a) for c, a in group)):
+            art = arts[id(cell)]
+            for k in ("export_s", "artifact_bytes"):  # recorded per cell, from the artifact's manifest
+                if art.get(k) is not None and rec.get(k) is None:
+                    rec[k] = art[k]
+            on_result(cell, rec)
+
+        _run_group(family, group[0][0].profile, jobs, done, timeout_s, memory_limit, on_start)
+
+
+def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, artifacts_dir: str | None = None,
+                 timeout_s: float = 900.0, memory_limit: int = 0,
+                 check_versions: bool | None = None) -> list[tuple[Cell, dict]]:
+    """Makes sure every export target's cell has its artifact; returns [(cell, artifact info)] that can run.
+
+    A cell whose artifact is in the cache (same converter versions) or in ``artifacts_dir`` is ready at
+    once. Missing artifacts are exported by a worker of the target's ``export_family`` (grouped and
+    fault-isolated like any task); a failed export reports the cell (error / unsupported / crashed /
+    timeout, with the converter's message) and it never reaches the runtime.
+    """
+    from suite.plan import missing_module
+    from suite.targets.artifacts import cell_dir, is_export_target, lookup
+    from suite.worker import cache_root
+
+    root = Path(artifacts_dir) if artifacts_dir else cache_root() / "artifacts"
+    ready: list[tuple[Cell, dict]] = []
+    needed: dict[Path, list[Cell]] = {}
+    for cell in cells:
+        if not is_export_target(cell.target):
+            ready.append((cell, {}))
+            continue
+        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
+        man = lookup(folder, cell.target, artifacts_dir is None if check_versions is None else check_versions)
+        if man and man.get("refused"):  # the converter refused this cell before, same versions
+            on_result(cell, dict(man["refused"]))
+            continue
+        if man:
+            ready.append((cell, {"artifact": str(folder), "export_s": man.get("export_s"),
+                                 "artifact_bytes": man.get("artifact_bytes")}))
+            continue
+        missing = missing_module(cell.target.options.get("export_requires", ()))
+        if missing:
+            on_result(cell, {"status": "skipped", "status_reason": f"no exported artifact under {root} and it "
+                                                                   f"cannot be exported here: {missing}"})
+            continue
+        needed.setdefault(folder, []).append(cell)
+    groups: dict[str, list[tuple[Cell, dict]]] = {}
+    for folder, same in needed.items():
+        first = same[0]
+        task = {"kind": "export", "workload_path": first.workload.path, "params": first.params_dict,
+                "target": first.target.id, "artifact": str(folder)}
+        groups.setdefault(first.target.options["export_family"], []).append((first, task))
+
+    def exported(cell, rec):
+        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
+        for c in needed[folder]:
+            if rec.get("status") == "exported":
+                ready.append((c, {"artifact": str(folder), "export_s": rec.get("export_s"),
+                                  "artifact_bytes": rec.get("artifact_bytes")}))
+            else:
+                on_result(c, dict(rec))
+
+    for family, jobs in groups.items():
+        _run_group(family, jobs[0][0].profile, jobs, exported, timeout_s, memory_limit, None)
+    return ready
+
+
+def _run_group(family: str, profile, jobs: list[tuple[Cell, dict]], on_record: Callable[[Cell, dict], None],
+               timeout_s: float, memory_limit: int, on_start: Callable[[Cell], None] | None) -> None:
+    """Runs tasks in one worker of ``family``, replacing the worker after a crash or a timeout."""
+    worker = None
+    try:
+        for i, (cell, task) in enumerate(jobs):
+            if on_start:
+                on_start(cell)
+            if worker is None:
+                worker = Worker(family, profile, memory_limit)
+            try:
+                worker.send(dict(task, id=i))
+                outcome, msg = worker.receive(time.monotonic() + timeout_s)
+            except BrokenPipeError:
+                outcome, msg = "crashed", None
+            if outcome == "ok":
+                on_record(cell, msg["record"])
+                if msg.get("exiting"):  # the worker chose to exit (e.g. after a MemoryError)
+                    worker.close()
+                    worker = None
+                continue
+            if outcome == "timeout":
+                worker.kill()
+                reason = f"no result within {timeout_s:g} s; worker killed"
+            else:
+                worker.kill()
+                reason = _describe_exit(worker.proc.returncode)
+            if task.get("kind") == "export":
+                reason = f"export ({family} worker): {reason}"
+            tail = _stderr_tail(worker.stderr_path)
+            on_record(cell, {"status": outcome, "status_reason": f"{reason}\n{tail}" if tail else reason})
+            worker.close()
+            worker = None
+    finally:
+        if worker is not None:
+            worker.close()

@@ -91,18 +91,23 @@ def run_task(task: dict, state: CellState, profile) -> dict:
         module = load_module(info)
         ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
                            device=profile.device, threads=resolved_threads(profile),
-                           cache_dir=str(cache_root() / "artifacts"))
+                           cache_dir=str(cache_root() / "artifacts"), artifact=task.get("artifact", ""))
         t0 = time.perf_counter()
         built = module.build(ctx)
         build_s = time.perf_counter() - t0
         rec.update(layout=built.layout, versions=json.dumps(built.versions, sort_keys=True),
                    framework_version=built.versions.get(info.framework),
+                   # keras[jax]: framework keras, runtime jax; None (eager, jit, ...) falls back to the framework's
+                   runtime_version=built.versions.get(info.runtime),
                    compile_s=built.compile_s if built.compile_s is not None else build_s,
                    artifact_bytes=built.artifact_bytes)
         prepared = built.prepare(inputs)
         first_s, outputs = engine.first_call(lambda: built.run(prepared), built.synchronize)
         rec["first_call_s"] = first_s
-        numerics = verify_outputs(wl, built.to_numpy(outputs), refs, task.get("dtype", "float32"))
+        dtype = task.get("dtype") or "float32"
+        if dtype != "float32":
+            rec["dtype"] = dtype  # what the verifier judged by: quantised targets use their own rules
+        numerics = verify_outputs(wl, built.to_numpy(outputs), refs, dtype)
         del outputs
         rec.update({k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
         rec["status"], rec["status_reason"] = numerics.status, numerics.reason
@@ -187,7 +192,12 @@ def main(argv=None) -> int:
             rec = {"status": "error", "status_reason": f"worker start-up failed: {startup_error}"}
         else:
             try:
-                rec = run_task(task, state, profile)
+                if task.get("kind") == "export":  # export phase: produce an artifact, nothing is timed
+                    from suite.targets.artifacts import run_export
+
+                    rec = run_export(task, state, profile)
+                else:
+                    rec = run_task(task, state, profile)
                 rec["thread_settings"] = json.dumps(applied, sort_keys=True, default=str)
             except MemoryError:
                 rec = {"status": "crashed", "status_reason": "out of memory (MemoryError in the worker)",

@@ -13,6 +13,7 @@ BUGS = [
     ("tensorflow:bug-conv-kernel", "conv_valid"),
     ("tensorflow:bug-conv-kernel", "conv_depthwise_s2"),
     ("jax:bug-lstm-gates", "lstm_sequence"),
+    ("keras:bug-lstm-gates", "lstm_sequence"),
 ]
 
 

@@ -17,11 +17,54 @@ from suite.targets.registry import TARGETS
 NATIVE = [t for t, info in TARGETS.items() if not info.options.get("hidden")]
 SHIPPED = sorted(p.stem for p in (REPO / "workloads").glob("*.yaml"))
 
+# Export targets convert every cell (0.3-4 s each), so all 43 op cases x 12 export targets would cost
+# CI ~20 min. Float formats get the cases whose mapping an exporter can break (asymmetric padding,
+# groups, axis remaps, NHWC around flatten/transpose/concat, int ids, recurrence, multiple outputs);
+# the quantised / delegate variants of a format share its conversion path, so they get three. Every
+# shipped workload still runs on every target (test_shipped_workload_matches_reference).
+EXPORT_CASES = ("conv_same_even_k", "conv_grouped", "avg_pool_same", "softmax_axis1", "matmul_tb",
+                "transpose_after_conv", "concat_channels", "embedding_int32", "lstm_sequence", "residual_dag")
+VARIANT_CASES = ("conv_depthwise_s2", "attention_causal", "lstm_last")
+# Cells an export target refuses, keyed by (target, op or workload/case name), with the text the
+# reason must contain (checked, not just allowed).
+EXPECTED_UNSUPPORTED = {
+    ("jax>onnx@onnxruntime", None): "XlaCallModule",
+    ("tensorflow>tflite-int8-full@litert", "lstm"): "segfaults",
+    # tf2onnx's Loop for the last-state LSTM (no TensorArray) has an int32/int64 mismatch
+    ("tensorflow>onnx@onnxruntime", "lstm_classifier"): "invalid ONNX model",
+    ("tensorflow>onnx@onnxruntime", "lstm_last"): "invalid ONNX model",
+}
+# Known wrong results, kept visible as `fail` with figures (verification catching them is the point):
+# (target, workload/case) -> the text the reason must contain.
+EXPECTED_FAIL = {
+    # full-integer int8 of attention (int8 softmax / matmuls) loses too much: cosine ~0.84-0.95
+    ("tensorflow>tflite-int8-full@litert", "gpt_block"): "cosine",
+    ("tensorflow>tflite-int8-full@litert", "attention_causal"): "cosine",
+    # torch.onnx (dynamo) exports avg_pool2d(divisor_override=1) as a plain AveragePool: the override
+    # that implements TF-style SAME averaging is dropped silently, every value is wrong.
+    ("torch>onnx@onnxruntime", "avg_pool_same"): "outside rtol",
+}
+
+
+def cases_for(target):
+    info = TARGETS[target]
+    if not info.options.get("export_family"):
+        return [c["name"] for c in CASES]
+    variant = info.options.get("dtype", "float32") != "float32" or info.options.get("xnnpack") is False
+    return list(VARIANT_CASES if variant else EXPORT_CASES)
+
+
+def _expected_refusal(target, wl_ops, name):
+    for (t, key), why in EXPECTED_UNSUPPORTED.items():
+        if t == target and (key is None or key in wl_ops or key == name):
+            return why
+    return None
+
 
 def _opcase_records(target, opcase_dir, cpu_profile, cache):
     key = ("ops", target)
     if key not in cache:
-        wls = [load_workload(opcase_dir / f"{c['name']}.yaml") for c in CASES]
+        wls = [load_workload(opcase_dir / f"{c}.yaml") for c in cases_for(target)]
         cache[key] = run_cells(wls, [target], cpu_profile)
     return cache[key]
 
@@ -33,19 +76,34 @@ def _shipped_records(target, cpu_profile, cache):
     return cache[key]
 
 
-def _assert_pass(rec):
+def _assert_pass(rec, wl_ops=()):
+    known = EXPECTED_FAIL.get((rec["target"], rec["workload"]))
+    if known is not None:
+        assert rec["status"] == "fail" and known in rec["status_reason"], rec.get("status_reason")
+        assert rec["max_abs_err"] is not None and rec["cosine"] is not None  # figures, not just a verdict
+        return
+    why = _expected_refusal(rec["target"], set(wl_ops), rec["workload"])
+    if why is not None:
+        assert rec["status"] == "unsupported" and why in rec["status_reason"], rec.get("status_reason")
+        return
     assert rec["status"] == "pass", f"{rec['status']}: {rec.get('status_reason')} (max_abs_err={rec.get('max_abs_err')})"
-    assert rec["max_abs_err"] is not None and rec["cosine"] > 0.9999
+    quantised = TARGETS[rec["target"]].options.get("dtype", "float32") != "float32"
+    assert rec["max_abs_err"] is not None and rec["cosine"] > (0.99 if quantised else 0.9999)
     assert rec["layout"], "a target must record the native layout it used"
+    if TARGETS[rec["target"]].options.get("export_family"):
+        assert rec["export_s"] is not None and rec["artifact_bytes"] > 0
 
 
-@pytest.mark.parametrize("case", [c["name"] for c in CASES])
-@pytest.mark.parametrize("target", NATIVE)
+def _ops(name):
+    return {n["op"] for c in CASES if c["name"] == name for n in c["graph"]}
+
+
+@pytest.mark.parametrize("target,case", [(t, c) for t in NATIVE for c in cases_for(t)])
 def test_op_matches_reference(target, case, opcase_dir, cpu_profile, verified_cache):
     skip_if_missing(target)
     records = _opcase_records(target, opcase_dir, cpu_profile, verified_cache)
     (rec,) = [r for (w, _, _), r in records.items() if w == case]
-    _assert_pass(rec)
+    _assert_pass(rec, _ops(case))
 
 
 @pytest.mark.parametrize("workload", SHIPPED)
@@ -55,5 +113,6 @@ def test_shipped_workload_matches_reference(target, workload, cpu_profile, verif
     records = _shipped_records(target, cpu_profile, verified_cache)
     recs = [r for (w, _, _), r in records.items() if w == workload]
     assert {json.loads(r["params"])["batch"] for r in recs} >= {1, 32}
+    ops = {n.op for n in load_workload(REPO / "workloads" / f"{workload}.yaml").nodes}
     for rec in recs:
-        _assert_pass(rec)
+        _assert_pass(rec, ops)

@@ -35,6 +35,8 @@ class BuildContext:
         device: ``"cpu"``, ``"cuda"`` or ``"tpu"`` (from the hardware profile).
         threads: intra-op thread count from the profile (already applied to env vars by the worker).
         cache_dir: a directory the target may use for artifacts (exported files).
+        artifact: for export targets, the folder holding the cell's exported artifact and its
+            manifest (``suite.targets.artifacts``); the export phase produced it before the build.
     """
 
     workload: Any
@@ -45,6 +47,7 @@ class BuildContext:
     device: str = "cpu"
     threads: int = 0
     cache_dir: str = ""
+    artifact: str = ""
 
 
 @dataclass

@@ -64,7 +64,69 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
     _t("jax:jit", "suite.targets.jax_native", "jax", "jax", "native", "jit", _JAX,
        ("cpu", "cuda", "tpu"), "jax.jit of a pure function over params"),
     # --- export formats and runtimes ---
+    # Exported in a worker of `export_family` (suite/targets/artifacts.py), run in a worker of `family`;
+    # runtime families (onnxruntime, litert) import neither torch, tensorflow nor jax.
+    _t("torch>onnx@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "torch", "onnx", "onnxruntime",
+       [("onnxruntime", "onnx")], description="torch.onnx.export (dynamo) -> ONNX Runtime, CPU EP",
+       export_family="torch", exporter="suite.targets.export_torch:to_onnx",
+       export_requires=(("torch", "torch"), ("onnxscript", "onnx")), converter_dists=("torch", "onnx", "onnxscript")),
+    _t("tensorflow>onnx@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "tensorflow", "onnx",
+       "onnxruntime", [("onnxruntime", "onnx")], description="tf.function -> tf2onnx -> ONNX Runtime, CPU EP",
+       export_family="tensorflow", exporter="suite.targets.export_tf:to_onnx",
+       export_requires=(("tensorflow", "tensorflow"), ("tf2onnx", "onnx")),
+       converter_dists=("tensorflow-cpu|tensorflow", "tf2onnx", "onnx")),
+    _t("jax>onnx@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "jax", "onnx", "onnxruntime",
+       [("onnxruntime", "onnx")], description="jax -> jax2tf -> tf2onnx -> ONNX Runtime (where tf2onnx can)",
+       export_family="jax2tf", exporter="suite.targets.export_jax:to_onnx",
+       export_requires=(("jax", "jax"), ("tensorflow", "tensorflow"), ("tf2onnx", "onnx")),
+       converter_dists=("jax", "jaxlib", "tensorflow-cpu|tensorflow", "tf2onnx", "onnx")),
+    *[_t(f"tensorflow>{fmt}@{rt}", "suite.targets.litert_runtime", "litert", "tensorflow", fmt, rt,
+         [("ai_edge_litert|tflite_runtime", "litert")], description=desc, export_family="tensorflow",
+         exporter="suite.targets.export_tf:to_tflite", export_requires=(("tensorflow", "tensorflow"),),
+         converter_dists=("tensorflow-cpu|tensorflow",), quant=quant, dtype=dtype, xnnpack=xnn)
+      for fmt, rt, quant, dtype, xnn, desc in [
+          ("tflite", "litert", "none", "float32", True, "TFLite float32 -> LiteRT interpreter, XNNPACK on"),
+          ("tflite", "litert-noxnnpack", "none", "float32", False,
+           "TFLite float32 -> LiteRT interpreter, builtin kernels (XNNPACK off)"),
+          ("tflite-fp16", "litert", "float16", "float16-weights", True, "TFLite float16 weights -> LiteRT, XNNPACK on"),
+          ("tflite-int8", "litert", "dynamic", "int8", True,
+           "TFLite int8 dynamic-range quantisation -> LiteRT, XNNPACK on"),
+          ("tflite-int8-full", "litert", "full", "int8", True,
+           "TFLite full-integer int8 (representative dataset, float fallback) -> LiteRT")]],
+    _t("jax>tflite@litert", "suite.targets.litert_runtime", "litert", "jax", "tflite", "litert",
+       [("ai_edge_litert|tflite_runtime", "litert")], description="jax -> jax2tf -> TFLite -> LiteRT (where it converts)",
+       export_family="jax2tf", exporter="suite.targets.export_jax:to_tflite",
+       export_requires=(("jax", "jax"), ("tensorflow", "tensorflow")),
+       converter_dists=("jax", "jaxlib", "tensorflow-cpu|tensorflow")),
+    _t("torch>export@torch", "suite.targets.roundtrip", "torch", "torch", "export", "torch", _TORCH,
+       description="torch.export ExportedProgram saved (.pt2), loaded back, run", export_family="torch",
+       exporter="suite.targets.export_torch:to_exported_program", load="torch.export", converter_dists=("torch",)),
+    _t("tensorflow>savedmodel@tensorflow", "suite.targets.roundtrip", "tensorflow", "tensorflow", "savedmodel",
+       "tensorflow", _TF, description="tf.saved_model saved, loaded back, run", export_family="tensorflow",
+       exporter="suite.targets.export_tf:to_saved_model", load="saved_model",
+       converter_dists=("tensorflow-cpu|tensorflow",)),
+    _t("jax>export@jax", "suite.targets.roundtrip", "jax", "jax", "export", "jax", _JAX,
+       description="jax.export serialised, deserialised, run under jit", export_family="jax",
+       exporter="suite.targets.export_jax:to_jax_export", load="jax.export", converter_dists=("jax", "jaxlib")),
+    # Test-only: an exporter that corrupts the weights it writes (NaN / scaled), proving a broken
+    # artifact is caught by verification, not timed.
+    *[_t(f"torch>onnx-{bug}@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "torch", f"onnx-{bug}",
+         "onnxruntime", [("onnxruntime", "onnx")], description=f"test-only: ONNX artifact with {bug} weights",
+         hidden=True, export_family="torch", exporter="suite.targets.export_broken:torch_onnx_" + bug,
+         export_requires=(("torch", "torch"), ("onnxscript", "onnx")), converter_dists=("torch", "onnx"))
+      for bug in ("nan", "garbage")],
     # --- keras 3 ---
+    # One functional keras.Model, one backend per worker family (KERAS_BACKEND set by profiles.worker_env).
+    _t("keras[jax]", "suite.targets.keras3", "keras-jax", "keras", "native", "jax", [("keras", "keras"), *_JAX],
+       ("cpu", "cuda", "tpu"), "Keras 3 functional model on the jax backend, jax.jit(stateless_call)"),
+    _t("keras[tensorflow]", "suite.targets.keras3", "keras-tensorflow", "keras", "native", "tensorflow",
+       [("keras", "keras"), *_TF], ("cpu", "cuda"), "Keras 3 functional model on the tensorflow backend, "
+       "tf.function"),
+    _t("keras[torch]", "suite.targets.keras3", "keras-torch", "keras", "native", "torch", [("keras", "keras"), *_TORCH],
+       ("cpu", "cuda"), "Keras 3 functional model on the torch backend, eager inference_mode"),
+    _t("keras:bug-lstm-gates", "suite.targets.keras3", "keras-jax", "keras", "native", "jax",
+       [("keras", "keras"), *_JAX], description="test-only: Keras LSTM gates read in i,g,f,o order", hidden=True,
+       inject_bug="lstm_gate_order"),
     # Test-only targets (hidden from `bench list` and the default matrix): see suite/targets/fault.py.
     *[_t(f"test:{name}", "suite.targets.fault", "fault", "numpy", "native", name, [], ("cpu",),
          f"test-only: {name}", hidden=True, fault=name)

@@ -1,0 +1,163 @@
+"""Exported artifacts: where they live, their manifest, and the export task a source-framework worker runs.
+
+Export targets (``framework>format@runtime``) declare in their registry options:
+
+* ``export_family``: the worker family that produces the artifact (``torch``, ``tensorflow``, ``jax``,
+  or ``jax2tf`` — jax plus tensorflow in one process, only ever for converting, never for timing);
+* ``exporter``: ``"module:function"``, called as ``function(ctx, out_dir) -> manifest fields``;
+* ``export_requires``: importable modules the exporter needs (the runtime's own ``requires`` stays
+  runtime-only, so a machine with just the runtime plans these cells);
+* ``converter_dists``: distributions whose versions key the cache.
+
+Layout on disk (the cache is ``$BENCH_CACHE_DIR/artifacts``, or the folder given to
+``bench export --out`` / ``bench run --artifacts``)::
+
+    <root>/<target slug>/<workload>-<params>-<cell hash>/
+        manifest.json      target, workload hash, params, export_s, artifact_bytes, versions, I/O layout
+        model.onnx | model.tflite | model.pt2 | saved_model/ | model.jax_exported
+
+The cell hash covers the workload hash, the sweep point, the target id and its options. The
+converter versions are stored in the manifest; in the cache, a manifest whose ``version_key`` differs
+from the versions installed now is stale and the artifact is exported again. A folder given with
+``--artifacts`` is taken as is (an edge box has no converter to compare with).
+
+This module imports no framework: the runtime side only reads manifests.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def is_export_target(info) -> bool:
+    return bool(info.options.get("export_family"))
+
+
+def slug(target_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in target_id)
+
+
+def cell_dir(root: str | Path, workload, params: dict, info) -> Path:
+    """The artifact folder of one cell under ``root``."""
+    opts = {k: v for k, v in sorted(info.options.items()) if k not in ("description",)}
+    key = json.dumps([workload.hash, workload.seed, dict(sorted(params.items())), info.id, opts],
+                     sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    point = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+    return Path(root) / slug(info.id) / f"{workload.name}-{point}-{digest}"
+
+
+def version_key(info) -> dict:
+    """Installed versions of the target's converters (importlib.metadata only: nothing is imported)."""
+    out = {}
+    for dist in info.options.get("converter_dists", ()):
+        names = dist.split("|")  # "tensorflow-cpu|tensorflow": whichever is installed
+        ver = None
+        for n in names:
+            try:
+                ver = importlib.metadata.version(n)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        out[names[0]] = ver
+    return out
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    try:
+        with open(Path(folder) / MANIFEST) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def lookup(folder: Path, info, check_versions: bool) -> dict | None:
+    """The manifest of a usable artifact in ``folder``, or None (missing, torn, or stale converters).
+
+    A manifest with ``refused`` records a converter's refusal (unsupported) for these versions.
+    """
+    man = read_manifest(folder)
+    if not man or not (man.get("refused") or (folder / man.get("artifact", "\0")).exists()):
+        return None
+    if check_versions and man.get("version_key") != version_key(info):
+        return None
+    return man
+
+
+def nbytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def artifact_path(ctx) -> tuple[Path, dict]:
+    """(artifact file or folder, manifest) of the cell being built; raises a clear error when absent."""
+    folder = Path(ctx.artifact) if getattr(ctx, "artifact", "") else None
+    man = read_manifest(folder) if folder else None
+    if not man:
+        raise FileNotFoundError(f"{ctx.info.id}: no exported artifact for this cell "
+                                f"({folder or 'none given'}); the export phase should have produced one")
+    return folder / man["artifact"], man
+
+
+def run_export(task: dict, state, profile) -> dict:
+    """Runs one export task in the source framework's worker. Returns the export record.
+
+    The artifact is written to a temporary sibling folder and renamed into place, so a crash leaves
+    no half-written artifact that a later run would take for a good one.
+    """
+    from suite.profiles import resolved_threads
+    from suite.targets.base import BuildContext, UnsupportedError
+    from suite.targets.registry import get_target
+    from suite.weights import init_weights
+
+    info = get_target(task["target"])
+    wl = state.workload(task["workload_path"])
+    params = task["params"]
+    dest = Path(task["artifact"])
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    mod_name, fn_name = info.options["exporter"].split(":")
+    try:
+        weights = init_weights(wl, params)
+        ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
+                           device="cpu", threads=resolved_threads(profile), cache_dir=str(dest.parent))
+        exporter = getattr(importlib.import_module(mod_name), fn_name)
+        t0 = time.perf_counter()
+        fields = exporter(ctx, tmp)
+        export_s = time.perf_counter() - t0
+    except UnsupportedError as e:
+        # A converter's refusal is deterministic for these versions: remember it (same key as an
+        # artifact), so the next run does not convert again just to be refused again.
+        rec = {"status": "unsupported", "status_reason": f"export: {e}"}
+        (tmp / MANIFEST).write_text(json.dumps(dict(refused=rec, target=info.id, workload=wl.name,
+                                                    version_key=version_key(info)), sort_keys=True))
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+        return rec
+    except MemoryError:
+        raise
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        import traceback
+
+        traceback.print_exc()
+        text = str(e).strip().splitlines()
+        return {"status": "error", "status_reason": f"export ({fn_name}) failed: {type(e).__name__}: "
+                                                    f"{text[0] if text else ''}"[:500]}
+    man = dict(fields, target=info.id, workload=wl.name, workload_hash=wl.hash, params=params,
+               export_s=export_s, artifact_bytes=nbytes(tmp / fields["artifact"]), version_key=version_key(info),
+               exported_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    (tmp / MANIFEST).write_text(json.dumps(man, indent=1, sort_keys=True, default=str))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return {"status": "exported", "export_s": export_s, "artifact_bytes": man["artifact_bytes"]}

@@ -1,0 +1,189 @@
+"""TensorFlow exporters, run in a tensorflow export worker: tf2onnx, the TFLite converter, SavedModel.
+
+The graph is the one ``tensorflow:function`` builds (:mod:`suite.targets.tf_native`): raw TF ops over
+tf.Variables in NHWC/HWIO. The exported artifact keeps that native I/O layout (an edge app feeds NHWC
+images); the manifest records which inputs are NHWC and which outputs are, so the runtime target
+transposes outside anything timed.
+
+TFLite variants (``info.options["quant"]``):
+
+* ``none``: float32.
+* ``float16``: weights stored as float16 (``supported_types=[tf.float16]``), computed in float32 by
+  the CPU kernels after dequantisation.
+* ``dynamic``: post-training dynamic-range quantisation: int8 weights, activations quantised on the
+  fly per op; float I/O.
+* ``full``: post-training full-integer quantisation calibrated with a representative dataset of
+  ``REPRESENTATIVE_SAMPLES`` seeded input batches (seeds distinct from the verification inputs);
+  ops without an int8 kernel fall back to float (the converter's default), I/O stays float.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+
+from suite.targets.base import BuildContext, UnsupportedError
+
+REPRESENTATIVE_SAMPLES = 8
+QUANT = ("none", "float16", "dynamic", "full")
+
+
+def tf_version_key() -> dict:
+    return {"tensorflow": _dist_version("tensorflow-cpu", "tensorflow")}
+
+
+def _dist_version(*names):
+    for n in names:
+        try:
+            return importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def tf_function(ctx: BuildContext):
+    """(module, concrete function, input specs, to_nhwc flags, output nhwc flags) of the cell's graph."""
+    from suite.targets import tf_native as tfn
+
+    tf = tfn._import_tf()
+    wl, shapes = ctx.workload, ctx.shapes
+    native = tfn._native_weights(wl, ctx.weights, None)
+    in_specs, to_nhwc = [], []
+    for spec in wl.inputs:
+        shape = tuple(shapes[spec.name])
+        img = len(shape) == 4 and spec.dtype == "float32"
+        to_nhwc.append(img)
+        in_specs.append(tf.TensorSpec([shape[i] for i in tfn._NCHW_TO_NHWC] if img else shape,
+                                      tf.as_dtype(spec.dtype), name=spec.name))
+    module = tf.Module(name=wl.name)
+    module.params = {node: {k: tf.Variable(v, trainable=False, name=f"{node}_{k}") for k, v in p.items()}
+                     for node, p in native.items()}
+    graph_fn = tfn._build_graph_fn(tf, wl, shapes, module.params)
+    out_nhwc: list[bool] = []
+
+    def call(*inputs):
+        outs, flags = graph_fn(*inputs)
+        out_nhwc[:] = flags
+        return outs
+
+    module.forward = tf.function(call, input_signature=in_specs, autograph=False)
+    concrete = module.forward.get_concrete_function()
+    return module, concrete, in_specs, to_nhwc, list(out_nhwc)
+
+
+def _io(ctx, to_nhwc, out_nhwc):
+    return {"inputs": [{"name": s.name, "dtype": s.dtype, "nhwc": bool(f)} for s, f in zip(ctx.workload.inputs, to_nhwc)],
+            "outputs_nhwc": [bool(f) for f in out_nhwc]}
+
+
+def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
+    """tf2onnx ``convert.from_function`` (variables frozen to constants), opset ``options['opset']``."""
+    import tf2onnx
+
+    from suite.targets import tf_native as tfn
+
+    module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
+    path = out_dir / "model.onnx"
+    tf2onnx.convert.from_function(module.forward, input_signature=in_specs, custom_op_handlers=ERFC_HANDLER,
+                                  opset=ctx.info.options.get("opset", 17), output_path=str(path))
+    check_onnx(path, f"tf2onnx {tf2onnx.__version__}")
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + "; ONNX (tf2onnx)",
+                versions=dict(tf_version_key(), tf2onnx=tf2onnx.__version__))
+
+
+def _erfc_to_onnx(ctx, node, name, args):
+    """tf2onnx 1.17 has no handler for TF's Erfc (tf.nn.gelu(approximate=False) uses it) and writes an
+    ONNX node no runtime knows: rewrite it as 1 - Erf(x) (ONNX has Erf since opset 9)."""
+    node.type = "Erf"
+    neg = ctx.insert_new_node_on_output("Neg", node.output[0], name=node.name + "_neg")
+    one = ctx.make_const(node.name + "_one", np.array(1.0, dtype=np.float32))
+    add = ctx.insert_new_node_on_output("Add", neg.output[0], name=node.name + "_one_minus")
+    add.input.append(one.output[0])
+
+
+ERFC_HANDLER = {"Erfc": (_erfc_to_onnx, [])}
+
+
+def check_onnx(path: Path, converter: str) -> None:
+    """Full ONNX checker (with strict type/shape inference): a converter that wrote an invalid graph is
+    refused here, with its message, rather than at runtime load."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise UnsupportedError(f"{converter} wrote an invalid ONNX model: {_first_line(e)}") from e
+
+
+def representative_inputs(ctx: BuildContext, n: int = REPRESENTATIVE_SAMPLES):
+    """Seeded input batches for calibration, from seeds the verification inputs never use."""
+    from suite.weights import make_inputs
+
+    return [make_inputs(dataclasses.replace(ctx.workload, seed=ctx.workload.seed + 1000 + i), ctx.params)
+            for i in range(n)]
+
+
+def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> bytes:
+    """Runs the TFLite converter on a concrete function with the quantisation variant ``quant``."""
+    if quant not in QUANT:
+        raise ValueError(f"quant={quant!r}: expected one of {', '.join(QUANT)}")
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    if quant != "none":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    if quant == "full":
+        samples = representative_inputs(ctx)
+        names = [s.name for s in ctx.workload.inputs]
+
+        def dataset():
+            for inputs in samples:
+                yield [np.transpose(inputs[n], (0, 2, 3, 1)) if img else inputs[n]
+                       for n, img in zip(names, to_nhwc)]
+
+        conv.representative_dataset = dataset
+    return conv.convert()
+
+
+def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
+    """The TFLite converter from the concrete function (float32, float16 or int8 per options['quant'])."""
+    from suite.targets import tf_native as tfn
+
+    tf = tfn._import_tf()
+    quant = ctx.info.options.get("quant", "none")
+    if quant == "full" and any(n.op == "lstm" for n in ctx.workload.nodes):
+        # Checked, not guessed: with TF 2.21 the converter's calibration of the LSTM's WHILE loop
+        # kills the process with SIGSEGV (no Python error to catch), so refuse before starting it.
+        raise UnsupportedError("TFLite full-integer quantisation (TF 2.21) of op lstm: the converter "
+                               "segfaults calibrating the tf.while_loop (WHILE op); use tflite-int8 "
+                               "(dynamic range) for recurrent models")
+    module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
+    try:
+        flat = convert_tflite(tf, module, concrete, ctx, to_nhwc, quant)
+    except Exception as e:  # converter refusals are messages about ops, not bugs of this suite
+        raise UnsupportedError(f"TFLite converter (quant={quant}) failed: {_first_line(e)}") from e
+    path = out_dir / "model.tflite"
+    path.write_bytes(flat)
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + f"; TFLite quant={quant}",
+                versions=tf_version_key())
+
+
+def to_saved_model(ctx: BuildContext, out_dir: Path) -> dict:
+    """``tf.saved_model.save`` of the tf.Module (variables + the traced forward) into a directory."""
+    from suite.targets import tf_native as tfn
+
+    tf = tfn._import_tf()
+    module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
+    path = out_dir / "saved_model"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + "; SavedModel",
+                versions=tf_version_key())
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    # TFLite converter errors put the useful "error: ..." line after a location prefix.
+    useful = [ln for ln in lines if "error:" in ln.lower()] or lines
+    return f"{type(e).__name__}: {useful[0] if useful else ''}"[:400]

@@ -1,0 +1,71 @@
+"""PyTorch exporters, run in a torch export worker: ``torch.onnx.export`` (dynamo) and ``torch.export``.
+
+The model is the one ``torch:eager`` builds (:mod:`suite.targets.torch_native`): same modules, same
+weight mapping, so an export target differs from the native one only by the export and the runtime.
+Each exporter writes its artifact into ``out_dir`` and returns the manifest fields that describe it
+(see :mod:`suite.targets.artifacts`); torch's layouts are canonical (NCHW), so no I/O is transposed.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+from suite.targets.base import BuildContext
+
+
+def _model_and_dummy(ctx: BuildContext):
+    """The ``torch:eager`` module of this cell (inference mode) and zero inputs of the cell's shapes."""
+    import torch
+
+    from suite.targets import torch_native as tn
+
+    _, Graph = tn._fn_module()
+    wl = ctx.workload
+    nodes = {n.name: tn._node_module(n, ctx.weights.get(n.name, {}), [ctx.shapes[s] for s in n.inputs], None)
+             for n in wl.nodes}
+    model = Graph(wl, nodes).eval()
+    for prm in model.parameters():
+        prm.requires_grad_(False)
+    dummy = tuple(torch.zeros(ctx.shapes[s.name], dtype=torch.int64 if s.dtype.startswith("int") else torch.float32)
+                  for s in wl.inputs)
+    return model, dummy
+
+
+def _io(ctx):
+    """Manifest I/O description: canonical layout, ids fed as int64 (torch's embedding index type)."""
+    return {"inputs": [{"name": s.name, "dtype": "int64" if s.dtype.startswith("int") else "float32",
+                        "nhwc": False} for s in ctx.workload.inputs],
+            "outputs_nhwc": [False] * len(ctx.workload.outputs)}
+
+
+def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
+    """``torch.onnx.export(..., dynamo=True)``: torch.export graph -> ONNX (onnxscript), one .onnx file."""
+    import torch
+
+    from suite.targets import torch_native as tn
+
+    model, dummy = _model_and_dummy(ctx)
+    path = out_dir / "model.onnx"
+    names = [s.name for s in ctx.workload.inputs]
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(model, dummy, dynamo=True, input_names=names,
+                                    output_names=list(ctx.workload.outputs), verbose=False)
+        program.save(str(path), external_data=False)
+    return dict(_io(ctx), artifact=path.name, layout=tn.LAYOUT + "; ONNX (torch.onnx dynamo)",
+                versions={"torch": torch.__version__, "onnxscript": importlib.metadata.version("onnxscript"),
+                          "onnx": importlib.metadata.version("onnx")})
+
+
+def to_exported_program(ctx: BuildContext, out_dir: Path) -> dict:
+    """``torch.export.export`` -> ``torch.export.save`` (.pt2); the runtime loads it back with ``torch.export.load``."""
+    import torch
+
+    from suite.targets import torch_native as tn
+
+    model, dummy = _model_and_dummy(ctx)
+    path = out_dir / "model.pt2"
+    with torch.no_grad():
+        ep = torch.export.export(model, dummy)
+    torch.export.save(ep, str(path))
+    return dict(_io(ctx), artifact=path.name, layout=tn.LAYOUT + "; torch.export ExportedProgram",
+                versions={"torch": torch.__version__})
