@@ -50,15 +50,13 @@ import numpy as np
 
 from suite.ops import same_padding
 from suite.targets.base import Built, BuildContext, UnsupportedError
+from suite.targets.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
 
 _COMPILED = {"jax": "jax.jit(stateless_call), AOT-compiled",
              "tensorflow": "tf.function(jit_compile=False)",
              "torch": "eager, torch.inference_mode"}
 _LAYOUT = ("channels_last NHWC/HWIO; depthwise (kh,kw,C,m); dense (in,out); MHA (D,h,D/h); "
            "lstm (F,4U) gates ifco; ")
-_TO_NHWC_AXIS = (0, 3, 1, 2)  # canonical NCHW axis -> its NHWC position
-_NCHW_TO_NHWC = (0, 2, 3, 1)
-_NHWC_TO_NCHW = (0, 3, 1, 2)
 INJECTABLE_BUGS = ("lstm_gate_order",)
 
 
@@ -113,15 +111,6 @@ def _is_depthwise(node, in_shape) -> bool:
             and not (max(a["dilation"]) > 1 and max(a["strides"]) > 1))
 
 
-class _Val:
-    """A symbolic Keras tensor with its layout: ``nhwc`` is True for 4-D tensors stored NHWC."""
-
-    __slots__ = ("t", "nhwc", "_canon")
-
-    def __init__(self, t, nhwc=False):
-        self.t, self.nhwc, self._canon = t, nhwc, None
-
-
 def build_model(keras, workload, shapes, weights, bug=None):
     """Walks the workload graph into a functional keras.Model.
 
@@ -132,15 +121,8 @@ def build_model(keras, workload, shapes, weights, bug=None):
     L, ops, backend = keras.layers, keras.ops, keras.backend.backend()
     assign = []
 
-    def canon(v):  # one transpose per tensor at most, shared by all layout-sensitive consumers
-        if not v.nhwc:
-            return v.t
-        if v._canon is None:
-            v._canon = ops.transpose(v.t, _NHWC_TO_NCHW)
-        return v._canon
-
-    def nhwc(v):
-        return v.t if v.nhwc else ops.transpose(v.t, _NCHW_TO_NHWC)
+    tracker = Tracker(Ops(ops.transpose, ops.softmax, ops.add, ops.multiply, ops.concatenate))
+    canon, nhwc = tracker.canon, tracker.nhwc
 
     def layer(lyr, node, x, **call):
         y = lyr(x, **call)  # calling builds the layer, so its weights exist from here on
@@ -180,77 +162,63 @@ def build_model(keras, workload, shapes, weights, bug=None):
             real = [np.array([min(o * s[i] - pads[i][0] + k[i], n) - max(o * s[i] - pads[i][0], 0)
                               for o in range(y.shape[1 + i])]) for i, n in enumerate(shapes[node.inputs[0]][2:])]
             scale = (k[0] * k[1] / np.outer(real[0], real[1])).astype(np.float32)
-            return _Val(ops.multiply(y, scale[None, :, :, None]), True)
-        return _Val(cls(k, s, a["padding"], data_format="channels_last")(x), True)
+            return Val(ops.multiply(y, scale[None, :, :, None]), True)
+        return Val(cls(k, s, a["padding"], data_format="channels_last")(x), True)
 
     def run_node(node, vals):
         a, op, v = node.attrs, node.op, vals[0]
         if op == "conv2d":
-            return _Val(conv2d(node, v), True)
+            return Val(conv2d(node, v), True)
         if op == "max_pool2d":
             return pool(node, v, L.MaxPooling2D)
         if op == "avg_pool2d":
             return pool(node, v, L.AveragePooling2D)
         if op == "global_avg_pool":
-            return _Val(L.GlobalAveragePooling2D(data_format="channels_last")(nhwc(v)))
+            return Val(L.GlobalAveragePooling2D(data_format="channels_last")(nhwc(v)))
         if op == "batch_norm":  # channels last in (N, C) and NHWC alike
             x = nhwc(v) if len(v.t.shape) == 4 else v.t
             y = layer(L.BatchNormalization(axis=-1, epsilon=a["epsilon"]), node, x, training=False)
-            return _Val(y, len(y.shape) == 4)
+            return Val(y, len(y.shape) == 4)
         if op in ("relu", "sigmoid", "tanh", "gelu"):
             fn = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
                   "gelu": lambda t: ops.gelu(t, approximate=False)}[op]
-            return _Val(fn(v.t), v.nhwc)
-        if op == "softmax":
-            if v.nhwc:  # shape-preserving: remap the axis instead of transposing
-                return _Val(ops.softmax(v.t, axis=_TO_NHWC_AXIS[a["axis"] % 4]), True)
-            return _Val(ops.softmax(v.t, axis=a["axis"]))
-        if op in ("add", "multiply"):
-            fn = ops.add if op == "add" else ops.multiply
-            if all(x.nhwc for x in vals):  # the same permutation on both sides keeps broadcasting
-                return _Val(fn(vals[0].t, vals[1].t), True)
-            return _Val(fn(canon(vals[0]), canon(vals[1])))
-        if op == "concat":
-            if all(x.nhwc for x in vals):
-                return _Val(ops.concatenate([x.t for x in vals], axis=_TO_NHWC_AXIS[a["axis"] % 4]), True)
-            return _Val(ops.concatenate([canon(x) for x in vals], axis=a["axis"]))
-        if op == "transpose":
-            if v.nhwc:  # compose with NHWC -> NCHW: one transpose instead of two
-                return _Val(ops.transpose(v.t, [_TO_NHWC_AXIS[p] for p in a["perm"]]))
-            return _Val(ops.transpose(v.t, a["perm"]))
+            return Val(fn(v.t), v.nhwc)
+        y = tracker.layout_free(op, vals, a)
+        if y is not None:
+            return y
         x = canon(v)  # everything below reads axes in canonical order
         if op == "dense":
-            return _Val(layer(L.Dense(a["units"], use_bias=a["use_bias"]), node, x))
+            return Val(layer(L.Dense(a["units"], use_bias=a["use_bias"]), node, x))
         if op == "layer_norm":
-            return _Val(layer(L.LayerNormalization(axis=-1, epsilon=a["epsilon"]), node, x))
+            return Val(layer(L.LayerNormalization(axis=-1, epsilon=a["epsilon"]), node, x))
         if op == "matmul":
             b = canon(vals[1])
-            return _Val(ops.matmul(x, ops.swapaxes(b, -1, -2) if a["transpose_b"] else b))
+            return Val(ops.matmul(x, ops.swapaxes(b, -1, -2) if a["transpose_b"] else b))
         if op in ("reshape", "flatten"):
-            return _Val(ops.reshape(x, shapes[node.name]))  # static shapes: the cell is fixed
+            return Val(ops.reshape(x, shapes[node.name]))  # static shapes: the cell is fixed
         if op == "mean":
-            return _Val(ops.mean(x, axis=tuple(a["axis"]), keepdims=a["keepdims"]))
+            return Val(ops.mean(x, axis=tuple(a["axis"]), keepdims=a["keepdims"]))
         if op == "embedding":
-            return _Val(layer(L.Embedding(a["vocab_size"], a["dim"]), node, x))
+            return Val(layer(L.Embedding(a["vocab_size"], a["dim"]), node, x))
         if op == "attention":
             d = shapes[node.inputs[0]][-1]
             mha = L.MultiHeadAttention(a["num_heads"], key_dim=d // a["num_heads"])
-            return _Val(layer(mha, node, x, value=x, use_causal_mask=a["causal"], training=False))
+            return Val(layer(mha, node, x, value=x, use_causal_mask=a["causal"], training=False))
         if op == "lstm":
             lstm = L.LSTM(a["units"], return_sequences=a["return_sequences"])
-            return _Val(layer(lstm, node, x, training=False))
+            return Val(layer(lstm, node, x, training=False))
         raise UnsupportedError(f"op {op}: no Keras mapping")
 
     inputs, env, input_nhwc = [], {}, []
     for spec in workload.inputs:
         shape = tuple(shapes[spec.name])
         img = len(shape) == 4 and spec.dtype == "float32"  # integer rank-4 inputs are ids, never images
-        native = tuple(shape[i] for i in _NCHW_TO_NHWC) if img else shape
+        native = tuple(shape[i] for i in NCHW_TO_NHWC) if img else shape
         t = keras.Input(shape=native[1:], batch_size=native[0], name=spec.name,
                         dtype="float32" if spec.dtype == "float32" else "int32")
         inputs.append(t)
         input_nhwc.append(img)
-        env[spec.name] = _Val(t, img)
+        env[spec.name] = Val(t, img)
     for node in workload.nodes:
         env[node.name] = run_node(node, [env[s] for s in node.inputs])
     outs = [env[o] for o in workload.outputs]
@@ -337,7 +305,7 @@ def build(ctx: BuildContext) -> Built:
     def prepare(host):
         xs = []
         for name, img in zip(names, input_nhwc):
-            x = np.transpose(host[name], _NCHW_TO_NHWC) if img else host[name]
+            x = np.transpose(host[name], NCHW_TO_NHWC) if img else host[name]
             x = np.ascontiguousarray(x, dtype=np.int32 if name in ints else np.float32)
             xs.append(keras.ops.convert_to_tensor(x))  # on the backend's default device
         return xs
@@ -350,7 +318,7 @@ def build(ctx: BuildContext) -> Built:
         return tuple(out) if isinstance(out, (list, tuple)) else (out,)
 
     def to_numpy(outputs):
-        return [np.transpose(a, _NHWC_TO_NCHW) if flag else a
+        return [np.transpose(a, NHWC_TO_NCHW) if flag else a
                 for a, flag in zip((keras.ops.convert_to_numpy(o) for o in outputs), output_nhwc)]
 
     return Built(prepare=prepare, run=run, to_numpy=to_numpy, synchronize=sync,

@@ -31,14 +31,11 @@ import time
 import numpy as np
 
 from suite.targets.base import Built, BuildContext, UnsupportedError
+from suite.targets.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
 
 LAYOUT = ("NHWC/HWIO; depthwise (kh,kw,C,m); dense (in,out); "
           "lstm fused kernel (F,4U) gates ifgo, while_loop over time")
 
-# canonical NCHW axis -> NHWC axis, and the perms between the two
-_TO_NHWC_AXIS = (0, 3, 1, 2)
-_NCHW_TO_NHWC = (0, 2, 3, 1)
-_NHWC_TO_NCHW = (0, 3, 1, 2)
 
 
 def unsupported(workload, info) -> str | None:
@@ -53,28 +50,11 @@ def _import_tf():
     return tf
 
 
-class _Val:
-    """A traced tensor with its layout: ``nhwc`` is True for 4-D tensors stored NHWC."""
-
-    __slots__ = ("t", "nhwc", "_canon")
-
-    def __init__(self, t, nhwc=False):
-        self.t, self.nhwc, self._canon = t, nhwc, None
-
-
 def _build_graph_fn(tf, workload, shapes, variables):
     """Returns f(*inputs) -> tuple of outputs, walking the workload graph with raw TF ops."""
 
-    def canon(v):
-        # Layout-sensitive consumers see the canonical tensor; one transpose per tensor at most.
-        if not v.nhwc:
-            return v.t
-        if v._canon is None:
-            v._canon = tf.transpose(v.t, _NHWC_TO_NCHW)
-        return v._canon
-
-    def nhwc(v):
-        return v.t if v.nhwc else tf.transpose(v.t, _NCHW_TO_NHWC)
+    tracker = Tracker(Ops(tf.transpose, tf.nn.softmax, tf.add, tf.multiply, tf.concat))
+    canon, nhwc = tracker.canon, tracker.nhwc
 
     def dense(x, w, use_bias):
         y = tf.matmul(x, w["kernel"]) if x.shape.rank == 2 else tf.tensordot(x, w["kernel"], axes=1)
@@ -90,11 +70,11 @@ def _build_graph_fn(tf, workload, shapes, variables):
             y = tf.nn.conv2d(x, w["kernel"], [1, s[0], s[1], 1], pad, dilations=[1, d[0], d[1], 1])
         if a["use_bias"]:
             y = tf.nn.bias_add(y, w["bias"])  # NHWC: channels last
-        return _Val(y, True)
+        return Val(y, True)
 
     def pool(v, a, fn):
         k, s = a["pool_size"], a["strides"]
-        return _Val(fn(nhwc(v), [1, k[0], k[1], 1], [1, s[0], s[1], 1], a["padding"].upper()), True)
+        return Val(fn(nhwc(v), [1, k[0], k[1], 1], [1, s[0], s[1], 1], a["padding"].upper()), True)
 
     def attention(x, w, num_heads, causal):
         n, l, d = x.shape
@@ -145,58 +125,44 @@ def _build_graph_fn(tf, workload, shapes, variables):
         if op == "avg_pool2d":
             return pool(v, a, tf.nn.avg_pool2d)  # SAME already excludes padded positions
         if op == "global_avg_pool":
-            return _Val(tf.reduce_mean(nhwc(v), axis=[1, 2]))
+            return Val(tf.reduce_mean(nhwc(v), axis=[1, 2]))
         if op == "batch_norm":  # channels last in both (N, C) and NHWC, so stats broadcast as (C,)
             x = nhwc(v) if v.t.shape.rank == 4 else v.t
             y = tf.nn.batch_normalization(x, w["moving_mean"], w["moving_var"], w["beta"], w["gamma"],
                                           a["epsilon"])
-            return _Val(y, y.shape.rank == 4)
+            return Val(y, y.shape.rank == 4)
         if op in ("relu", "sigmoid", "tanh", "gelu"):
             fn = {"relu": tf.nn.relu, "sigmoid": tf.sigmoid, "tanh": tf.tanh,
                   "gelu": lambda t: tf.nn.gelu(t, approximate=False)}[op]
-            return _Val(fn(v.t), v.nhwc)
-        if op == "softmax":
-            if v.nhwc:  # shape-preserving: remap the axis instead of transposing
-                return _Val(tf.nn.softmax(v.t, axis=_TO_NHWC_AXIS[a["axis"] % 4]), True)
-            return _Val(tf.nn.softmax(v.t, axis=a["axis"]))
-        if op in ("add", "multiply"):
-            fn = tf.add if op == "add" else tf.multiply
-            if vals[0].nhwc and vals[1].nhwc:  # same permutation on both sides keeps broadcasting
-                return _Val(fn(vals[0].t, vals[1].t), True)
-            return _Val(fn(canon(vals[0]), canon(vals[1])))
-        if op == "concat":
-            if all(x.nhwc for x in vals):
-                return _Val(tf.concat([x.t for x in vals], axis=_TO_NHWC_AXIS[a["axis"] % 4]), True)
-            return _Val(tf.concat([canon(x) for x in vals], axis=a["axis"]))
-        if op == "transpose":
-            if v.nhwc:  # compose with NHWC -> NCHW: one transpose instead of two
-                return _Val(tf.transpose(v.t, [_TO_NHWC_AXIS[p] for p in a["perm"]]))
-            return _Val(tf.transpose(v.t, a["perm"]))
+            return Val(fn(v.t), v.nhwc)
+        y = tracker.layout_free(op, vals, a)
+        if y is not None:
+            return y
         x = canon(v)  # everything below reads axes in canonical order
         if op == "dense":
-            return _Val(dense(x, w, a["use_bias"]))
+            return Val(dense(x, w, a["use_bias"]))
         if op == "layer_norm":
             mu, var = tf.nn.moments(x, axes=[-1], keepdims=True)  # biased variance
-            return _Val(tf.nn.batch_normalization(x, mu, var, w["beta"], w["gamma"], a["epsilon"]))
+            return Val(tf.nn.batch_normalization(x, mu, var, w["beta"], w["gamma"], a["epsilon"]))
         if op == "matmul":
-            return _Val(tf.linalg.matmul(x, canon(vals[1]), transpose_b=a["transpose_b"]))
+            return Val(tf.linalg.matmul(x, canon(vals[1]), transpose_b=a["transpose_b"]))
         if op in ("reshape", "flatten"):
-            return _Val(tf.reshape(x, shapes[node.name]))  # static shapes: the cell is fixed
+            return Val(tf.reshape(x, shapes[node.name]))  # static shapes: the cell is fixed
         if op == "mean":
-            return _Val(tf.reduce_mean(x, axis=list(a["axis"]), keepdims=a["keepdims"]))
+            return Val(tf.reduce_mean(x, axis=list(a["axis"]), keepdims=a["keepdims"]))
         if op == "embedding":
-            return _Val(tf.gather(w["table"], x))
+            return Val(tf.gather(w["table"], x))
         if op == "attention":
-            return _Val(attention(x, w, a["num_heads"], a["causal"]))
+            return Val(attention(x, w, a["num_heads"], a["causal"]))
         if op == "lstm":
-            return _Val(lstm(x, w, a["units"], a["return_sequences"]))
+            return Val(lstm(x, w, a["units"], a["return_sequences"]))
         raise UnsupportedError(f"op {op}: no TensorFlow mapping")
 
     input_names = [s.name for s in workload.inputs]
 
     def forward(*inputs):
         # Rank-4 float inputs arrive NHWC (see prepare); integer inputs are ids, never images.
-        env = {name: _Val(t, t.shape.rank == 4 and t.dtype.is_floating) for name, t in zip(input_names, inputs)}
+        env = {name: Val(t, t.shape.rank == 4 and t.dtype.is_floating) for name, t in zip(input_names, inputs)}
         for node in workload.nodes:
             env[node.name] = run_node(node, [env[s] for s in node.inputs])
         return tuple(env[o].t for o in workload.outputs), tuple(env[o].nhwc for o in workload.outputs)
@@ -255,7 +221,7 @@ def build(ctx: BuildContext) -> Built:
         shape = tuple(shapes[spec.name])
         img = len(shape) == 4 and spec.dtype == "float32"
         to_nhwc.append(img)
-        in_specs.append(tf.TensorSpec([shape[i] for i in _NCHW_TO_NHWC] if img else shape,
+        in_specs.append(tf.TensorSpec([shape[i] for i in NCHW_TO_NHWC] if img else shape,
                                       tf.as_dtype(spec.dtype), name=spec.name))
 
     with tf.device(device):
@@ -284,7 +250,7 @@ def build(ctx: BuildContext) -> Built:
 
     def prepare(host):
         with tf.device(device):
-            return [tf.constant(np.transpose(host[s.name], _NCHW_TO_NHWC) if img else host[s.name])
+            return [tf.constant(np.transpose(host[s.name], NCHW_TO_NHWC) if img else host[s.name])
                     for s, img in zip(wl.inputs, to_nhwc)]
 
     def run(prepared):
@@ -296,7 +262,7 @@ def build(ctx: BuildContext) -> Built:
         # CPU: calling a tf.function eagerly returns computed tensors; nothing to wait for.
 
     def to_numpy(outputs):
-        return [np.transpose(o.numpy(), _NHWC_TO_NCHW) if flag else o.numpy()
+        return [np.transpose(o.numpy(), NHWC_TO_NCHW) if flag else o.numpy()
                 for o, flag in zip(outputs, out_nhwc)]
 
     def device_memory():
