@@ -15,6 +15,12 @@ TFLite variants (``info.options["quant"]``):
 * ``full``: post-training full-integer quantisation calibrated with a representative dataset of
   ``REPRESENTATIVE_SAMPLES`` seeded input batches (seeds distinct from the verification inputs);
   ops without an int8 kernel fall back to float (the converter's default), I/O stays float.
+  Selective quantisation: in a workload with causal attention, the ops of ``options["float_ops"]``
+  (BATCH_MATMUL, SOFTMAX) and the score scale / causal-mask MUL, ADD between q·kᵀ and the softmax
+  stay float (``tf.lite.experimental.QuantizationDebugger`` denylists); the rest is int8. Measured,
+  TF 2.21, gpt_block: the -inf mask ruins the int8 range of the scores (cosine 0.935); denylisting
+  BATCH_MATMUL + SOFTMAX alone changes nothing, the whole q·kᵀ -> softmax chain gives 0.999.
+  Non-causal attention (transformer_encoder) passes fully int8 (0.9998) and is left as is.
 """
 from __future__ import annotations
 
@@ -55,7 +61,7 @@ def tf_function(ctx: BuildContext):
         shape = tuple(shapes[spec.name])
         img = len(shape) == 4 and spec.dtype == "float32"
         to_nhwc.append(img)
-        in_specs.append(tf.TensorSpec([shape[i] for i in tfn._NCHW_TO_NHWC] if img else shape,
+        in_specs.append(tf.TensorSpec([shape[i] for i in tfn.NCHW_TO_NHWC] if img else shape,
                                       tf.as_dtype(spec.dtype), name=spec.name))
     module = tf.Module(name=wl.name)
     module.params = {node: {k: tf.Variable(v, trainable=False, name=f"{node}_{k}") for k, v in p.items()}
@@ -125,8 +131,30 @@ def representative_inputs(ctx: BuildContext, n: int = REPRESENTATIVE_SAMPLES):
             for i in range(n)]
 
 
-def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> bytes:
-    """Runs the TFLite converter on a concrete function with the quantisation variant ``quant``."""
+def _score_chain_nodes(tf, model: bytes) -> list[tuple[str, str]]:
+    """(op, output tensor name) of the MUL / ADD ops between a BATCH_MATMUL and the SOFTMAX it feeds
+    (attention's scale and causal mask), found by walking the graph back from each SOFTMAX."""
+    it = tf.lite.Interpreter(model_content=model)
+    ops = it._get_ops_details()  # no public graph walk in tf.lite; read-only
+    producer = {t: op for op in ops for t in op["outputs"]}
+    names = {d["index"]: d["name"] for d in it.get_tensor_details()}
+    out = []
+    for op in ops:
+        if op["op_name"] != "SOFTMAX":
+            continue
+        chain, cur = [], producer.get(op["inputs"][0])
+        while cur is not None and cur["op_name"] in ("MUL", "ADD"):
+            chain.append((cur["op_name"], names[cur["outputs"][0]]))
+            cur = next((producer[t] for t in cur["inputs"] if t in producer), None)
+        if cur is not None and cur["op_name"] == "BATCH_MATMUL":
+            out += chain
+    return out
+
+
+def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> tuple[bytes, str]:
+    """Runs the TFLite converter on a concrete function with the quantisation variant ``quant``.
+
+    Returns (flatbuffer, layout note: what ``full`` kept in float, "" when nothing)."""
     if quant not in QUANT:
         raise ValueError(f"quant={quant!r}: expected one of {', '.join(QUANT)}")
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
@@ -144,7 +172,17 @@ def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> bytes:
                        for n, img in zip(names, to_nhwc)]
 
         conv.representative_dataset = dataset
-    return conv.convert()
+        float_ops = list(ctx.info.options.get("float_ops", ()))
+        if float_ops and any(n.op == "attention" and n.attrs.get("causal") for n in ctx.workload.nodes):
+            dbg_opts = tf.lite.experimental.QuantizationDebugOptions
+            dbg = tf.lite.experimental.QuantizationDebugger(
+                converter=conv, debug_dataset=dataset, debug_options=dbg_opts(denylisted_ops=float_ops))
+            nodes = _score_chain_nodes(tf, dbg.calibrated_model)
+            if nodes:
+                dbg.options = dbg_opts(denylisted_ops=float_ops, denylisted_nodes=[n for _, n in nodes])
+            kept = float_ops + sorted({op for op, _ in nodes})
+            return dbg.get_nondebug_quantized_model(), "; float: " + ", ".join(kept) + " (causal attention core)"
+    return conv.convert(), ""
 
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
@@ -161,12 +199,12 @@ def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
                                "(dynamic range) for recurrent models")
     module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
     try:
-        flat = convert_tflite(tf, module, concrete, ctx, to_nhwc, quant)
+        flat, kept_float = convert_tflite(tf, module, concrete, ctx, to_nhwc, quant)
     except Exception as e:  # converter refusals are messages about ops, not bugs of this suite
         raise UnsupportedError(f"TFLite converter (quant={quant}) failed: {_first_line(e)}") from e
     path = out_dir / "model.tflite"
     path.write_bytes(flat)
-    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + f"; TFLite quant={quant}",
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + f"; TFLite quant={quant}" + kept_float,
                 versions=tf_version_key())
 
 

@@ -83,7 +83,9 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
     *[_t(f"tensorflow>{fmt}@{rt}", "suite.targets.litert_runtime", "litert", "tensorflow", fmt, rt,
          [("ai_edge_litert|tflite_runtime", "litert")], description=desc, export_family="tensorflow",
          exporter="suite.targets.export_tf:to_tflite", export_requires=(("tensorflow", "tensorflow"),),
-         converter_dists=("tensorflow-cpu|tensorflow",), quant=quant, dtype=dtype, xnnpack=xnn)
+         converter_dists=("tensorflow-cpu|tensorflow",), quant=quant, dtype=dtype, xnnpack=xnn,
+         # full int8 keeps causal attention's core in float (export_tf.py); in options, so in the cache key
+         **({"float_ops": ("BATCH_MATMUL", "SOFTMAX")} if quant == "full" else {}))
       for fmt, rt, quant, dtype, xnn, desc in [
           ("tflite", "litert", "none", "float32", True, "TFLite float32 -> LiteRT interpreter, XNNPACK on"),
           ("tflite", "litert-noxnnpack", "none", "float32", False,
@@ -92,7 +94,8 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
           ("tflite-int8", "litert", "dynamic", "int8", True,
            "TFLite int8 dynamic-range quantisation -> LiteRT, XNNPACK on"),
           ("tflite-int8-full", "litert", "full", "int8", True,
-           "TFLite full-integer int8 (representative dataset, float fallback) -> LiteRT")]],
+           "TFLite full-integer int8 (representative dataset, float fallback; causal attention core "
+           "kept float) -> LiteRT")]],
     _t("jax>tflite@litert", "suite.targets.litert_runtime", "litert", "jax", "tflite", "litert",
        [("ai_edge_litert|tflite_runtime", "litert")], description="jax -> jax2tf -> TFLite -> LiteRT (where it converts)",
        export_family="jax2tf", exporter="suite.targets.export_jax:to_tflite",
