@@ -17,14 +17,16 @@ Layout on disk (the cache is ``$BENCH_CACHE_DIR/artifacts``, or the folder given
         model.onnx | model.tflite | model.pt2 | saved_model/ | model.jax_exported
 
 The cell hash covers the workload hash, the sweep point, the target id and its options. The
-converter versions are stored in the manifest; in the cache, a manifest whose ``version_key`` differs
-from the versions installed now is stale and the artifact is exported again. A folder given with
+converter versions and a fingerprint of the suite's own export code are stored in the manifest; in the
+cache, a manifest whose ``version_key`` differs from what is installed now is stale and the artifact is
+exported again. A folder given with
 ``--artifacts`` is taken as is (an edge box has no converter to compare with).
 
 This module imports no framework: the runtime side only reads manifests.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -55,9 +57,24 @@ def cell_dir(root: str | Path, workload, params: dict, info) -> Path:
     return Path(root) / slug(info.id) / f"{workload.name}-{point}-{digest}"
 
 
+@functools.lru_cache(maxsize=1)
+def exporter_code_hash() -> str:
+    """A fingerprint of the suite's own model-building and export code (suite/targets/*.py, suite/ops.py).
+
+    Part of the version key, so a fix in an exporter or a native builder re-exports instead of reusing
+    an artifact the old code produced. Conservative: any change there invalidates every artifact.
+    """
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(here.glob("*.py")) + [here.parent / "ops.py"]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def version_key(info) -> dict:
-    """Installed versions of the target's converters (importlib.metadata only: nothing is imported)."""
-    out = {}
+    """Installed versions of the target's converters (importlib.metadata only: nothing is imported),
+    plus the fingerprint of the suite's export code."""
+    out = {"bench-suite-export-code": exporter_code_hash()}
     for dist in info.options.get("converter_dists", ()):
         names = dist.split("|")  # "tensorflow-cpu|tensorflow": whichever is installed
         ver = None
