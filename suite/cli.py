@@ -33,6 +33,9 @@ def _add_matrix_args(p: argparse.ArgumentParser, default_profiles: str | None) -
                    help="per-cell limit in seconds before the worker is killed (default 900)")
     p.add_argument("--worker-memory-gb", type=float, default=0.0, metavar="GB",
                    help="address-space limit of each worker (default: none)")
+    p.add_argument("--mode", choices=("inference", "train", "all"), default="inference",
+                   help="inference (forward pass), train (forward, loss, backward, optimiser update; "
+                        "workloads with a train: section) or all (default: inference)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +106,18 @@ def _selection(args, default_profiles: list[str] | None):
     return workloads, targets, chosen, {n: detect(p) for n, p in chosen.items()}
 
 
+def _plan(args, workloads, targets, profiles, avail, timed: bool):
+    """Cells of every chosen mode; train mode by default only lists targets that have a training step."""
+    from suite.plan import make_plan, trains
+
+    modes = ("inference", "train") if args.mode == "all" else (args.mode,)
+    cells = []
+    for mode in modes:
+        ts = targets if mode == "inference" or args.target else [t for t in targets if trains(t)]
+        cells += make_plan(workloads, ts, profiles, avail, mode=mode, timed=timed)
+    return cells
+
+
 def cmd_verify(args) -> int:
     from suite.plan import make_plan
     from suite.report import status_counts, verify_table
@@ -111,7 +126,7 @@ def cmd_verify(args) -> int:
     from suite.verify import GOOD_STATUSES
 
     workloads, targets, profiles, avail = _selection(args, ["cpu"])
-    cells = make_plan(workloads, targets, profiles, avail)
+    cells = _plan(args, workloads, targets, profiles, avail, timed=False)
     records = execute_plan(cells, new_run_id(), results_dir=None, quick=True, timeout_s=args.timeout,
                            memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts)
     print(verify_table(records))
@@ -131,7 +146,7 @@ def cmd_run(args) -> int:
     results_dir = args.results or _default_dir("results")
     run_id = args.run_id or new_run_id()
     workloads, targets, profiles, avail = _selection(args, None)
-    cells = make_plan(workloads, targets, profiles, avail, timed=True)
+    cells = _plan(args, workloads, targets, profiles, avail, timed=True)
     if args.resume:
         done = stored_keys(results_dir, run_id)
         before = len(cells)

@@ -58,6 +58,11 @@ def missing_module(requires) -> str | None:
     return None
 
 
+def trains(info: TargetInfo) -> bool:
+    """Whether the target has a training step (``build_train``); found without importing its framework."""
+    return hasattr(load_module(info), "build_train")
+
+
 def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability: dict[str, tuple[bool, str]],
               mode: str = "inference", timed: bool = False) -> list[Cell]:
     """Every cell of the matrix, in a stable order (workload, params, profile, target).
@@ -74,10 +79,17 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
 
     missing = {t.id: missing_requirement(t) for t in targets}
     unsupported: dict[tuple[str, str], str | None] = {}
+    if mode == "train":
+        from suite.training import unsupported_point
+
+        no_step = {t.id: None if trains(t) else
+                   f"{t.id} has no training step (export formats and runtimes are inference artifacts)"
+                   for t in targets}
     cells = []
     for wl in workloads:
         for params in wl.param_grid():
             ptuple = tuple(params.items())
+            point_reason = unsupported_point(wl, params) if mode == "train" else None
             for pname, profile in profiles.items():
                 available, why = availability[pname]
                 for info in targets:
@@ -88,6 +100,8 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
                         status, reason = "skipped", f"profile {pname} not available: {why}"
                     elif profile.device not in info.devices:
                         status, reason = "unsupported", f"{info.id} does not run on {profile.device}"
+                    elif point_reason or (mode == "train" and no_step[info.id]):
+                        status, reason = "unsupported", point_reason or no_step[info.id]
                     elif missing[info.id]:
                         status, reason = "skipped", missing[info.id]
                     else:

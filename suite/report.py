@@ -13,7 +13,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _row_label(rec: dict, with_profile: bool) -> str:
     params = " ".join(f"{k}={v}" for k, v in json.loads(rec["params"]).items())
-    return f"{rec['workload']} [{params}]" + (f" @{rec['profile']}" if with_profile else "")
+    mode = " train" if rec.get("mode") == "train" else ""
+    return f"{rec['workload']} [{params}]{mode}" + (f" @{rec['profile']}" if with_profile else "")
 
 
 def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[str], list[list[str]]]:

@@ -95,6 +95,14 @@ _COLUMNS: list[tuple[str, pa.DataType, bool]] = [
     ("versions", _S, True),             # JSON object: distribution -> version
     ("thread_settings", _S, True),      # JSON object: what suite.profiles.apply_in_process applied
     ("wall_s", _F, True),
+    # train mode (mode == "train"): the step's loss and how far each part is from the reference
+    ("loss", _F, True),                 # the target's loss at the first step
+    ("loss_abs_err", _F, True),         # worst |loss - reference| over the verified steps
+    ("grad_max_abs_err", _F, True),     # worst |gradient - reference| (first step, canonical layout)
+    ("grad_cosine", _F, True),          # lowest cosine similarity of a gradient tensor with its reference
+    ("param_max_abs_err", _F, True),    # worst |updated parameter - reference| after the last step
+    ("step_peak_bytes", _I64, True),    # peak memory while one training step runs (see suite.worker)
+    ("step_extra_bytes", _I64, True),   # that peak minus the memory in use just before the step
 ]
 
 SCHEMA = pa.schema([pa.field(n, t, nullable=nul) for n, t, nul in _COLUMNS],

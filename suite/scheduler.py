@@ -136,6 +136,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
         for cell, art in group:
             task = {"workload_path": cell.workload.path, "params": cell.params_dict, "target": cell.target.id,
                     "mode": "run" if cell.timed else "verify", "quick": quick,
+                    "train": cell.mode == "train",
                     "dtype": cell.target.options.get("dtype", "float32")}
             if art:
                 task["artifact"] = art["artifact"]

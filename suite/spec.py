@@ -21,7 +21,13 @@ WORKLOAD_NAME_RE = re.compile(r"^[a-z0-9_]+$")
 DTYPES = ("float32", "int32", "int64")
 DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high"), "randint": ("low", "high")}
 TOP_FIELDS = {"name", "description", "tags", "seed", "inputs", "sweep", "graph", "outputs", "tolerance",
-              "classes_axis"}
+              "classes_axis", "train"}
+LOSSES = ("softmax_cross_entropy", "mean_squared_error")
+OPTIMIZERS = {  # kind -> {hyper-parameter: default (REQUIRED: must be given)}
+    "sgd": {"learning_rate": REQUIRED, "momentum": 0.0, "nesterov": False},
+    "adam": {"learning_rate": REQUIRED, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8},
+}
+TRAIN_FIELDS = ("loss", "output", "labels", "optimizer", "steps")
 
 
 class SpecError(ValueError):
@@ -45,6 +51,18 @@ class Node:
 
 
 @dataclass(frozen=True)
+class TrainSpec:
+    """How one training step of the workload is defined (the ``train:`` section)."""
+
+    loss: str  # one of LOSSES
+    output: str  # the workload output the loss reads
+    output_index: int
+    labels: Mapping[str, Any]  # {"seed": int} (+ "distribution" for mean_squared_error)
+    optimizer: Mapping[str, Any]  # {"kind": "sgd"|"adam", hyper-parameters with defaults filled in}
+    steps: int  # training steps bench verify runs from the same starting weights
+
+
+@dataclass(frozen=True)
 class Workload:
     """A validated workload. ``hash`` changes whenever anything that affects results changes."""
 
@@ -60,6 +78,7 @@ class Workload:
     classes_axis: int | None
     path: str
     hash: str = field(compare=False)
+    train: TrainSpec | None = None
 
     def param_grid(self) -> list[dict[str, int]]:
         """Every combination of sweep values, in file order."""
@@ -166,12 +185,82 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
     digest = hashlib.sha256(json.dumps(
         {k: data[k] for k in sorted(data) if k not in ("description", "tags")}, sort_keys=True, default=str
     ).encode()).hexdigest()[:16]
+    train = _parse_train(data["train"], outputs, path) if "train" in data else None
     wl = Workload(name, description, tuple(tags), seed, inputs, MappingProxyType(sweep), nodes, tuple(outputs),
-                  _freeze(tolerance), classes_axis, path, digest)
+                  _freeze(tolerance), classes_axis, path, digest, train)
     # Every sweep point must flow through the graph: shape errors surface at load time.
     for params in wl.param_grid():
         _infer_shapes(wl, params)
     return wl
+
+
+def _number(v, path, where, positive=False, below_one=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (positive and v == 0) \
+            or (below_one and v >= 1):
+        what = "a number in [0, 1)" if below_one else ("a positive number" if positive else "a non-negative number")
+        _fail(path, where, f"expected {what}, got {v!r}")
+    return float(v)
+
+
+def _parse_train(train, outputs, path) -> TrainSpec:
+    if not isinstance(train, dict):
+        _fail(path, "train", "expected a mapping with loss, optimizer (and optionally output, labels, steps)")
+    extra = sorted(set(train) - set(TRAIN_FIELDS))
+    if extra:
+        _fail(path, f"train.{extra[0]}", f"unknown field; expected one of {', '.join(TRAIN_FIELDS)}")
+    for key in ("loss", "optimizer"):
+        if key not in train:
+            _fail(path, f"train.{key}", "missing required field")
+    loss = train["loss"]
+    if loss not in LOSSES:
+        _fail(path, "train.loss", f"expected one of {', '.join(LOSSES)}, got {loss!r}")
+    output = train.get("output", outputs[0])
+    if output not in outputs:
+        _fail(path, "train.output", f"expected one of the workload outputs ({', '.join(outputs)}), got {output!r}")
+    labels = train.get("labels", {})
+    if not isinstance(labels, dict) or set(labels) - {"seed", "distribution"}:
+        _fail(path, "train.labels", "expected a mapping with seed and (mean_squared_error only) distribution")
+    seed = labels.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        _fail(path, "train.labels.seed", f"expected a non-negative integer, got {seed!r}")
+    lab = {"seed": seed}
+    if "distribution" in labels:
+        if loss != "mean_squared_error":
+            _fail(path, "train.labels.distribution",
+                  "only mean_squared_error takes a label distribution; cross-entropy labels are class ids")
+        lab["distribution"] = _parse_distribution(labels["distribution"], "float32", "train.labels.distribution",
+                                                  path)
+    elif loss == "mean_squared_error":
+        lab["distribution"] = {"kind": "normal", "mean": 0.0, "std": 1.0}
+    opt = train["optimizer"]
+    if not isinstance(opt, dict) or opt.get("kind") not in OPTIMIZERS:
+        _fail(path, "train.optimizer", f"expected a mapping with kind one of {', '.join(OPTIMIZERS)}")
+    kind = opt["kind"]
+    allowed = OPTIMIZERS[kind]
+    extra = sorted(set(opt) - {"kind", *allowed})
+    if extra:
+        _fail(path, f"train.optimizer.{extra[0]}", f"unknown field for {kind}; expected {', '.join(allowed)}")
+    optimizer = {"kind": kind}
+    for k, default in allowed.items():
+        where = f"train.optimizer.{k}"
+        if k not in opt:
+            if default is REQUIRED:
+                _fail(path, where, f"missing required field for {kind}")
+            optimizer[k] = default
+        elif k == "nesterov":
+            if not isinstance(opt[k], bool):
+                _fail(path, where, f"expected true or false, got {opt[k]!r}")
+            optimizer[k] = opt[k]
+        else:
+            optimizer[k] = _number(opt[k], path, where, positive=k in ("learning_rate", "epsilon"),
+                                   below_one=k in ("momentum", "beta_1", "beta_2"))
+    if optimizer.get("nesterov") and not optimizer.get("momentum"):
+        _fail(path, "train.optimizer.nesterov", "nesterov needs a momentum > 0")
+    steps = train.get("steps", 2)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100:
+        _fail(path, "train.steps", f"expected an integer from 1 to 100, got {steps!r}")
+    return TrainSpec(loss, output, list(outputs).index(output), MappingProxyType(lab), MappingProxyType(optimizer),
+                     steps)
 
 
 def _parse_sweep(sweep, path) -> dict[str, tuple[int, ...]]:

@@ -135,3 +135,106 @@ def verify_outputs(workload, outputs, refs, dtype: str = "float32") -> Numerics:
 
 def summarise(statuses: Mapping[str, int]) -> str:
     return ", ".join(f"{statuses[s]} {s}" for s in STATUSES if statuses.get(s))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a target's training step produced, mapped back to the canonical layout by the target."""
+
+    losses: list  # loss of each step (before that step's update)
+    grads: Mapping  # gradients of the first step: node -> param -> array
+    params: Mapping  # trainable params after the last step: node -> param -> array
+
+
+def verify_train(workload, got: TrainResult, ref) -> tuple[Numerics, dict]:
+    """Compares a target's training steps with the float64 reference (suite.training.reference_train).
+
+    Returns (Numerics, extra record fields). Checks, in order: the loss of every step, every gradient of
+    the first step, every trainable parameter after the last step (tolerances: suite.training). The
+    Numerics figures are the worst over all compared values; the extra fields split them by kind.
+    """
+    from suite.training import TRAIN_TOLERANCES as T
+
+    opt = workload.train.optimizer
+    lr, steps = opt["learning_rate"], len(ref.losses)
+    grad_max = max((float(np.abs(g).max(initial=0.0)) for ps in ref.grads.values() for g in ps.values()),
+                   default=0.0)
+    problems: list[tuple[str, str]] = []  # (status, reason), first one wins
+    bad = total = 0
+    max_abs = max_rel = 0.0
+    cos_min = 1.0
+    extra: dict = {"loss": float(got.losses[0]) if len(got.losses) else None}
+
+    losses = np.asarray(got.losses, dtype=np.float64)
+    if losses.shape != (steps,):
+        problems.append(("shape_mismatch", f"{losses.size} losses, expected {steps} (one per step)"))
+    elif not np.isfinite(losses).all():
+        problems.append(("nan", f"loss is NaN/Inf at step {int(np.argmin(np.isfinite(losses))) + 1}"))
+    else:
+        diff = np.abs(losses - np.asarray(ref.losses))
+        extra["loss_abs_err"] = float(diff.max())
+        worse = diff > T["loss"]["atol"] + T["loss"]["rtol"] * np.abs(ref.losses)
+        bad, total = int(worse.sum()), steps
+        max_abs = float(diff.max())
+        if worse.any():
+            s = int(np.argmax(worse))
+            problems.append(("fail", f"loss at step {s + 1}: {losses[s]:.7g}, reference {ref.losses[s]:.7g}"))
+
+    def check(kind, name, out, r, tol):
+        nonlocal bad, total, max_abs, max_rel, cos_min
+        if out is None:
+            problems.append(("shape_mismatch", f"{kind} {name}: the target returned none"))
+            return None
+        out = np.asarray(out, dtype=np.float64)
+        if out.shape != r.shape:
+            problems.append(("shape_mismatch", f"{kind} {name}: shape {list(out.shape)}, expected {list(r.shape)}"))
+            return None
+        if not np.isfinite(out).all():
+            problems.append(("nan", f"{kind} {name}: {int((~np.isfinite(out)).sum())} of {out.size} values are NaN/Inf"))
+            return None
+        d = np.abs(out - r)
+        n_bad = int((d > tol).sum())
+        bad, total = bad + n_bad, total + out.size
+        max_abs = max(max_abs, float(d.max(initial=0.0)))
+        max_rel = max(max_rel, float((d / (np.abs(r) + REL_EPS)).max(initial=0.0)))
+        if n_bad:
+            problems.append(("fail", f"{kind} {name}: {n_bad} of {out.size} values outside tolerance "
+                                     f"(max abs error {float(d.max()):.3g})"))
+        return float(d.max(initial=0.0))
+
+    g_err, g_cos, p_err = 0.0, 1.0, 0.0
+    for node, ps in ref.grads.items():
+        for k, r in ps.items():
+            scale = max(float(np.abs(r).max(initial=0.0)), 0.1 * grad_max)
+            tol = T["grad"]["rtol"] * np.abs(r) + T["grad"]["scale_atol"] * scale
+            out = got.grads.get(node, {}).get(k)
+            e = check("gradient", f"{node}/{k}", out, r, tol)
+            if e is not None:
+                g_err = max(g_err, e)
+                c = cosine(np.asarray(out, dtype=np.float64), r)
+                if np.abs(r).max(initial=0.0) > 0.1 * grad_max:  # near-zero tensors: noise has no direction
+                    g_cos = min(g_cos, c)
+            gtol = T["grad"]["rtol"] * np.abs(r) + T["grad"]["scale_atol"] * scale
+            if opt["kind"] == "sgd":
+                m = opt["momentum"]
+                slack = lr * gtol * steps * (steps + 1) / 2 * (1 + m)
+            else:
+                eps = opt["epsilon"]
+                slack = lr * steps * np.minimum(1.0, 2 * (gtol + eps) / (ref.grad_floor[node][k] + eps))
+            pr = ref.params[node][k]
+            e = check("parameter", f"{node}/{k}", got.params.get(node, {}).get(k), pr,
+                      T["param"]["atol"] + T["param"]["rtol"] * np.abs(pr) + slack)
+            if e is not None:
+                p_err = max(p_err, e)
+    extra.update(grad_max_abs_err=g_err, grad_cosine=g_cos, param_max_abs_err=p_err)
+    cos_min = g_cos
+    frac = bad / total if total else 0.0
+    if problems:
+        order = {"nan": 0, "shape_mismatch": 1, "fail": 2}
+        status = min((p[0] for p in problems), key=order.get)
+        reason = next(r for s, r in problems if s == status)
+        more = len(problems) - 1
+        reason += f" (and {more} more)" if more else ""
+    else:
+        status, reason = "pass", ""
+    return Numerics(status, max_abs, max_rel, cos_min, frac, None, T["grad"]["rtol"], None, reason), extra

@@ -75,6 +75,8 @@ def _cached_reference(wl, weights, inputs, params_key: str) -> list[np.ndarray]:
 
 def run_task(task: dict, state: CellState, profile) -> dict:
     """Runs one cell; returns the measured fields of its record (never raises for model errors)."""
+    if task.get("train"):
+        return run_train_task(task, state, profile)
     from suite import engine
     from suite.profiles import resolved_threads
     from suite.targets.base import BuildContext, UnsupportedError
@@ -116,6 +118,145 @@ def run_task(task: dict, state: CellState, profile) -> dict:
             timing = engine.measure(lambda: built.run(prepared), built.synchronize, config)
             rec.update(timing.as_record(), throughput=timing.throughput(params["batch"]))
         if built.device_memory is not None:
+            rec["device_peak_bytes"] = built.device_memory()
+    except UnsupportedError as e:
+        rec.update(status="unsupported", status_reason=str(e))
+    except MemoryError:
+        raise
+    except Exception as e:  # the target raised: keep the message, the run goes on
+        rec.update(status="error", status_reason=_error_line(e))
+        print(traceback.format_exc(), file=sys.stderr, flush=True)
+    rec["peak_rss_bytes"] = engine.peak_rss_bytes()
+    rec["wall_s"] = time.perf_counter() - t_start
+    return rec
+
+
+def _cached_train_reference(wl, weights, inputs, labels, params_key: str):
+    """suite.training.reference_train, cached on disk like the inference reference."""
+    from suite.training import TrainReference, flatten, reference_train
+
+    digest = hashlib.sha256(f"train|{wl.hash}|{params_key}|{wl.seed}".encode()).hexdigest()[:20]
+    path = cache_root() / "reference" / f"{wl.name}-train-{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                def tree(prefix):
+                    out = {}
+                    for k in z.files:
+                        if k.startswith(prefix):
+                            node, p = k[len(prefix):].split("/", 1)
+                            out.setdefault(node, {})[p] = z[k]
+                    return out
+                return TrainReference([float(x) for x in z["losses"]], tree("g:"), tree("p:"), tree("f:"))
+        except Exception:  # a torn or foreign file: recompute below
+            pass
+    ref = reference_train(wl, weights, inputs, labels)
+    arrays = {"losses": np.asarray(ref.losses)}
+    for prefix, t in (("g:", ref.grads), ("p:", ref.params), ("f:", ref.grad_floor)):
+        arrays.update({prefix + k: v for k, v in flatten(t).items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return ref
+
+
+def _rss_fields() -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of this process, in bytes (Linux; empty elsewhere)."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def _reset_rss_peak() -> bool:
+    """Resets VmHWM to the current RSS (Linux >= 4.0: ``echo 5 > /proc/self/clear_refs``)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_train_task(task: dict, state: CellState, profile) -> dict:
+    """Train mode: build the step, verify loss / gradients / updated parameters, then time the step.
+
+    Verification order, from the identical starting weights: the target's gradients at the initial
+    parameters, then ``train.steps`` steps (each returning its loss), then the parameters. Memory of a
+    step (``step_peak_bytes``): on CUDA the framework's device peak over one step; on CPU the process's
+    peak resident memory over one step (VmHWM reset just before it), and ``step_extra_bytes`` the part of
+    it above the resident memory before the step: activations, gradients and temporaries that the
+    allocator had to find memory for.
+    """
+    from suite import engine
+    from suite.profiles import resolved_threads
+    from suite.targets.base import BuildContext, UnsupportedError
+    from suite.targets.registry import get_target, load_module
+    from suite.training import make_labels, unsupported_point
+    from suite.verify import TrainResult, verify_train
+
+    t_start = time.perf_counter()
+    info = get_target(task["target"])
+    wl = state.workload(task["workload_path"])
+    params = task["params"]
+    rec: dict = {}
+    try:
+        why = unsupported_point(wl, params)
+        module = load_module(info)
+        if why is None and not hasattr(module, "build_train"):
+            why = f"{info.id} has no training step (export formats and runtimes are inference artifacts)"
+        if why:
+            raise UnsupportedError(why)
+        weights, inputs, _ = state.data_for(wl, params)
+        labels = make_labels(wl, params)
+        ref = _cached_train_reference(wl, weights, inputs, labels, json.dumps(params, sort_keys=True))
+        ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
+                           device=profile.device, threads=resolved_threads(profile),
+                           cache_dir=str(cache_root() / "artifacts"), artifact=task.get("artifact", ""))
+        t0 = time.perf_counter()
+        built = module.build_train(ctx)
+        build_s = time.perf_counter() - t0
+        rec.update(layout=built.layout, versions=json.dumps(built.versions, sort_keys=True),
+                   framework_version=built.versions.get(info.framework),
+                   runtime_version=built.versions.get(info.runtime),
+                   compile_s=built.compile_s if built.compile_s is not None else build_s)
+        prepared = built.prepare(inputs, labels)
+        grads = built.gradients(prepared)
+        losses = []
+        for i in range(wl.train.steps):
+            if i == 0:  # the first step: time it (first_call_s) and measure its memory
+                if built.reset_peak_memory is not None:
+                    built.reset_peak_memory()
+                rss = _rss_fields()
+                reset = _reset_rss_peak()
+                first_s, out = engine.first_call(lambda: built.step(prepared), built.synchronize)
+                rec["first_call_s"] = first_s
+                after = _rss_fields()
+                dev = built.device_memory() if built.device_memory is not None else None
+                if dev is not None:
+                    rec["step_peak_bytes"] = dev
+                elif reset and "VmHWM" in after and "VmRSS" in rss:
+                    rec["step_peak_bytes"] = after["VmHWM"]
+                    rec["step_extra_bytes"] = max(after["VmHWM"] - rss["VmRSS"], 0)
+            else:
+                out = built.step(prepared)
+                built.synchronize(out)
+            losses.append(built.loss_value(out))
+        result = TrainResult(losses, grads, built.parameters())
+        numerics, extra = verify_train(wl, result, ref)
+        rec.update({k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
+        rec.update(extra)
+        rec["status"], rec["status_reason"] = numerics.status, numerics.reason
+        if task["mode"] == "run" and numerics.status == "pass":
+            config = engine.TimingConfig.quick() if task.get("quick") else engine.TimingConfig()
+            timing = engine.measure(lambda: built.step(prepared), built.synchronize, config)
+            rec.update(timing.as_record(), throughput=timing.throughput(params["batch"]))
+        if built.device_memory is not None and built.device_memory() is not None:
             rec["device_peak_bytes"] = built.device_memory()
     except UnsupportedError as e:
         rec.update(status="unsupported", status_reason=str(e))

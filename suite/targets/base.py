@@ -82,3 +82,40 @@ class Built:
 
 class UnsupportedError(Exception):
     """Raised by a target's build when it meets something it cannot express; becomes `unsupported`."""
+
+
+@dataclass
+class BuiltTrain:
+    """A built training step (``train`` mode), ready to be verified and timed.
+
+    The target module exposes ``build_train(ctx) -> BuiltTrain`` next to ``build``; ``ctx.workload.train``
+    says the loss and optimiser. One step = forward (batch norm on batch statistics), loss, backward and
+    the optimiser update, exactly what a real training loop does per batch.
+
+    Attributes:
+        prepare: (host inputs, host labels) -> the object ``step`` and ``gradients`` take (device
+            placement, layout and dtype conversion happen here, outside anything timed).
+        step: prepared -> the step's loss (native scalar; computed before the update). Mutates the
+            model's parameters and optimiser state, as a training loop does.
+        synchronize: blocks until the work ``step`` launched has finished (CUDA sync,
+            ``block_until_ready``, ...), given what ``step`` returned.
+        loss_value: what ``step`` returned -> float.
+        gradients: prepared -> gradients of the loss at the *current* parameters, node -> param ->
+            array in the canonical layout; no update is applied. Verification only.
+        parameters: () -> the current trainable parameters, node -> param -> array, canonical layout.
+        layout, versions, compile_s, device_memory: as :class:`Built`.
+        reset_peak_memory: () -> None, starts a fresh device-memory peak (device_memory then reports
+            the peak since), where the framework can.
+    """
+
+    prepare: Callable[[Mapping[str, np.ndarray], np.ndarray], Any]
+    step: Callable[[Any], Any]
+    loss_value: Callable[[Any], float]
+    gradients: Callable[[Any], dict]
+    parameters: Callable[[], dict]
+    synchronize: Callable[[Any], None] = lambda outputs: None
+    layout: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    compile_s: float | None = None
+    device_memory: Callable[[], int | None] | None = None
+    reset_peak_memory: Callable[[], None] | None = None

@@ -11,10 +11,18 @@ rest. Canonical float64 weights are mapped here, and only here, to torch's layou
 * LSTM gate order is i, f, g, o in both; ``weight_ih = kernel.T``, ``weight_hh = recurrent_kernel.T``;
   torch adds two biases, so the canonical one goes in ``bias_ih`` and ``bias_hh`` is zero.
 
+Train mode (:func:`build_train`): the same module in ``train()`` mode (batch norm on batch statistics),
+every mapped parameter trainable except LSTM's ``bias_hh``, which stays frozen at zero: training both
+of torch's biases would move the canonical single bias twice per step. Loss via ``F.cross_entropy`` /
+``F.mse_loss``, optimiser ``torch.optim.SGD`` / ``torch.optim.Adam``; ``torch:compile`` compiles the
+model (forward and backward through AOTAutograd), the optimiser step runs eagerly.
+
 Test-only: ``info.options["inject_bug"]`` deliberately mis-maps weights so tests can prove that
 verification catches a porting bug. Values: ``"dense_kernel_not_transposed"`` (the (in, out) buffer
-reshaped to (out, in) instead of transposed) and ``"conv_kernel_hwio"`` (the OIHW kernel read as if it
-were HWIO). Never set it outside tests.
+reshaped to (out, in) instead of transposed), ``"conv_kernel_hwio"`` (the OIHW kernel read as if it
+were HWIO), and for train mode ``"lstm_train_both_biases"`` (``bias_hh`` trained too: the forward
+pass and gradients agree, the updated bias does not) and ``"sgd_dampening"`` (SGD with
+dampening = momentum: the first step agrees, the second does not). Never set it outside tests.
 """
 from __future__ import annotations
 
@@ -25,10 +33,10 @@ import types
 import numpy as np
 
 from suite.ops import same_padding
-from suite.targets.base import Built, BuildContext
+from suite.targets.base import Built, BuildContext, BuiltTrain, UnsupportedError
 
 LAYOUT = "NCHW/OIHW; linear (out,in); lstm ifgo split-bias; mha packed in_proj"
-INJECTABLE_BUGS = ("dense_kernel_not_transposed", "conv_kernel_hwio")
+INJECTABLE_BUGS = ("dense_kernel_not_transposed", "conv_kernel_hwio", "lstm_train_both_biases", "sgd_dampening")
 
 
 def unsupported(workload, info) -> str | None:
@@ -196,7 +204,6 @@ def _node_module(node, p, in_shapes, bug):
         mha.in_proj_bias.data.copy_(_t(np.concatenate([p["bq"], p["bk"], p["bv"]])))
         mha.out_proj.weight.data.copy_(_t(p["wo"].T))
         mha.out_proj.bias.data.copy_(_t(p["bo"]))
-        mha.eval()
         if a["causal"]:
             # Boolean attn_mask: True marks a position that may NOT be attended (j > i).
             mask = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
@@ -223,17 +230,15 @@ def _attach(fn_module, **children):
     return fn_module
 
 
-def build(ctx: BuildContext) -> Built:
-    """Builds the cell's nn.Module on ctx.device; compiles and warms it when options['compile']."""
+def _setup(ctx: BuildContext):
+    """Validates the bug option, configures threads and CUDA precision; returns (device, bug)."""
     import torch
 
-    wl, info = ctx.workload, ctx.info
-    bug = info.options.get("inject_bug")
+    bug = ctx.info.options.get("inject_bug")
     if bug is not None and bug not in INJECTABLE_BUGS:
         raise ValueError(f"inject_bug={bug!r}: expected one of {', '.join(INJECTABLE_BUGS)}")
     device = torch.device(ctx.device)
-    cuda = device.type == "cuda"
-    if cuda:
+    if device.type == "cuda":
         # TF32 would make float32 matmuls/convs ~1e-3 accurate: verification would mean nothing.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -241,23 +246,33 @@ def build(ctx: BuildContext) -> Built:
         torch.cuda.reset_peak_memory_stats(device)
     if ctx.threads and ctx.threads > 0:
         torch.set_num_threads(ctx.threads)
+    return device, bug
 
+
+def _graph(ctx: BuildContext, weights, bug):
+    """The workload as an nn.Module (on the CPU, in train mode as constructed)."""
+    wl = ctx.workload
     _, Graph = _fn_module()
-    nodes = {n.name: _node_module(n, ctx.weights.get(n.name, {}), [ctx.shapes[s] for s in n.inputs], bug)
+    nodes = {n.name: _node_module(n, weights.get(n.name, {}), [ctx.shapes[s] for s in n.inputs], bug)
              for n in wl.nodes}
-    model = Graph(wl, nodes).eval().to(device)
-    if info.options.get("compile"):
+    model = Graph(wl, nodes)
+    if ctx.info.options.get("compile"):
         # Dynamo keys its cache on the forward *code object* and, past recompile_limit (8) entries,
         # silently runs eager. Every cell's model would share Graph.forward's code, so from the
         # ninth cell in a worker "torch:compile" would time eager. A per-model copy of the code
         # object gives each model its own cache entry.
         code = Graph.forward.__code__.replace(co_name=f"forward_{wl.name}")
         model.forward = types.MethodType(types.FunctionType(code, Graph.forward.__globals__), model)
-    for prm in model.parameters():
-        prm.requires_grad_(False)
+    return model
 
-    int_inputs = {s.name for s in wl.inputs if s.dtype.startswith("int")}
-    names = [s.name for s in wl.inputs]
+
+def _io(ctx: BuildContext, device):
+    """(prepare, synchronize) shared by the inference and training builds."""
+    import torch
+
+    int_inputs = {s.name for s in ctx.workload.inputs if s.dtype.startswith("int")}
+    names = [s.name for s in ctx.workload.inputs]
+    cuda = device.type == "cuda"
 
     def prepare(host):
         # Embedding wants int64 ids; the cast happens here, outside anything timed.
@@ -268,6 +283,24 @@ def build(ctx: BuildContext) -> Built:
     def synchronize(_outputs=None):
         if cuda:
             torch.cuda.synchronize(device)
+
+    return prepare, synchronize
+
+
+def build(ctx: BuildContext) -> Built:
+    """Builds the cell's nn.Module on ctx.device; compiles and warms it when options['compile']."""
+    import torch
+
+    wl, info = ctx.workload, ctx.info
+    device, bug = _setup(ctx)
+    cuda = device.type == "cuda"
+    int_inputs = {s.name for s in wl.inputs if s.dtype.startswith("int")}
+    names = [s.name for s in wl.inputs]
+
+    model = _graph(ctx, ctx.weights, bug).eval().to(device)
+    for prm in model.parameters():
+        prm.requires_grad_(False)
+    prepare, synchronize = _io(ctx, device)
 
     fn, compile_s = model, None
     if info.options.get("compile"):
@@ -296,3 +329,109 @@ def build(ctx: BuildContext) -> Built:
 
     return Built(prepare=prepare, run=run, to_numpy=to_numpy, synchronize=synchronize, layout=LAYOUT,
                  versions={"torch": torch.__version__}, compile_s=compile_s, device_memory=device_memory)
+
+
+def _frozen(name: str, bug) -> bool:
+    """Native parameters that stay constant in training: LSTM's second bias (zero, see the docstring)."""
+    return name.endswith("lstm.bias_hh_l0") and bug != "lstm_train_both_biases"
+
+
+def build_train(ctx: BuildContext) -> BuiltTrain:
+    """One training step: forward in train mode, loss, backward, optimiser step (see the docstring)."""
+    import torch
+    from torch.nn import functional as F
+
+    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.training import classes_axis, label_shape
+
+    wl, info, spec = ctx.workload, ctx.info, ctx.workload.train
+    device, bug = _setup(ctx)
+    cuda = device.type == "cuda"
+    model = _graph(ctx, ctx.weights, bug).train().to(device)
+    index_model = _graph(ctx, index_weights(wl, ctx.weights), bug)
+    trained = [(n, p) for n, p in model.named_parameters() if not _frozen(n, bug)]
+    for n, p in model.named_parameters():
+        p.requires_grad_(not _frozen(n, bug))
+    cmap = CanonicalMap(wl, ctx.weights, {n: p.detach().numpy() for n, p in index_model.named_parameters()
+                                         if not _frozen(n, bug)})
+    lstm_hh = {n.name: f"nodes.{n.name}.lstm.bias_hh_l0" for n in wl.nodes if n.op == "lstm"}
+    opt_cfg = spec.optimizer
+    params = [p for _, p in trained]
+    if opt_cfg["kind"] == "sgd":
+        opt = torch.optim.SGD(params, lr=opt_cfg["learning_rate"], momentum=opt_cfg["momentum"],
+                              nesterov=opt_cfg["nesterov"],
+                              # (torch refuses dampening with nesterov: the bug is injected without it)
+                              dampening=opt_cfg["momentum"] if bug == "sgd_dampening" and not opt_cfg["nesterov"]
+                              else 0.0)
+    else:
+        opt = torch.optim.Adam(params, lr=opt_cfg["learning_rate"], betas=(opt_cfg["beta_1"], opt_cfg["beta_2"]),
+                               eps=opt_cfg["epsilon"])
+    ax, out_i = classes_axis(wl), spec.output_index
+    prepare_inputs, synchronize = _io(ctx, device)
+
+    def loss_fn(outputs, labels):
+        y = outputs[out_i]
+        if spec.loss == "softmax_cross_entropy":
+            y = y.movedim(ax, -1)
+            return F.cross_entropy(y.reshape(-1, y.shape[-1]), labels.reshape(-1))
+        return F.mse_loss(y, labels)
+
+    fn, compile_s = model, None
+    if info.options.get("compile"):
+        torch._dynamo.config.allow_rnn = True
+        fn = torch.compile(model, dynamic=False)
+
+    def prepare(host, labels):
+        lab = torch.from_numpy(np.ascontiguousarray(labels)).to(device)
+        return prepare_inputs(host), lab
+
+    def forward_backward(prepared):
+        xs, labels = prepared
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(fn(*xs), labels)
+        loss.backward()
+        return loss
+
+    if fn is not model:  # compile forward and backward now: gradients only, no update, weights unchanged
+        host = {s.name: np.zeros(ctx.shapes[s.name], dtype=s.dtype) for s in wl.inputs}
+        t0 = time.perf_counter()
+        dtype = np.int64 if spec.loss == "softmax_cross_entropy" else np.float32
+        forward_backward(prepare(host, np.zeros(label_shape(wl, ctx.params), dtype=dtype)))
+        opt.zero_grad(set_to_none=True)
+        synchronize()
+        compile_s = time.perf_counter() - t0
+
+    def step(prepared):
+        loss = forward_backward(prepared)
+        opt.step()
+        return loss
+
+    def native(tensors: dict) -> dict:
+        return {n: t.detach().to("cpu").numpy() for n, t in tensors.items()}
+
+    def gradients(prepared):
+        forward_backward(prepared)
+        grads = native({n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in trained})
+        opt.zero_grad(set_to_none=True)
+        return cmap.to_canonical(grads)
+
+    def parameters():
+        values = native(dict(model.named_parameters()))
+        out = cmap.to_canonical(values)
+        for node, hh in lstm_hh.items():  # torch adds both biases: the canonical bias is their sum
+            out[node]["bias"] = out[node]["bias"] + values[hh]
+        return out
+
+    def device_memory():
+        return int(torch.cuda.max_memory_allocated(device)) if cuda else None
+
+    def reset_peak_memory():
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+
+    return BuiltTrain(prepare=prepare, step=step, loss_value=lambda loss: float(loss.detach().item()),
+                      gradients=gradients, parameters=parameters, synchronize=synchronize,
+                      layout=LAYOUT + ("; compiled model, eager optimiser" if fn is not model else ""),
+                      versions={"torch": torch.__version__}, compile_s=compile_s, device_memory=device_memory,
+                      reset_peak_memory=reset_peak_memory)
+

@@ -1,0 +1,192 @@
+"""Training steps: labels, losses, optimisers and the float64 reference step. NumPy only.
+
+One training step = forward (batch norm on batch statistics), loss, backward, optimiser update.
+The reference step uses the hand-written backward passes of :mod:`suite.gradients` (never a framework
+under test) and the optimiser rules written out below; every target's step is verified against it:
+the loss of every step, the gradients of the first step (from the identical starting weights) and
+the parameters after the last step, each mapped back to the canonical layout by the target.
+
+Semantics (workloads/README.md, "Training"):
+
+* ``softmax_cross_entropy``: ``mean over positions of -log softmax(logits)[label]``; the class axis is
+  the workload's ``classes_axis`` (default -1), labels are integer class ids of the output's shape
+  without that axis.
+* ``mean_squared_error``: ``mean over every element of (output - label)**2``.
+* ``sgd`` (PyTorch's and optax' form): ``buf = momentum * buf + g`` (buf starts at 0), then
+  ``p -= lr * (g + momentum * buf)`` with nesterov, else ``p -= lr * buf``.
+* ``adam`` (Kingma & Ba, Algorithm 1): ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``,
+  ``p -= lr * m_hat / (sqrt(v_hat) + epsilon)`` with ``m_hat = m / (1 - b1**t)``, ``v_hat = v / (1 - b2**t)``.
+  TensorFlow's and Keras' Adam add epsilon to ``sqrt(v)`` before bias correction ("epsilon hat"); the
+  difference only shows where ``|g|`` is near epsilon and is covered by the tolerance below.
+* Trainable parameters: every parameter except batch norm's ``moving_mean`` / ``moving_var``
+  (buffers; each framework updates them with its own momentum convention, which is not compared).
+* No op in the catalogue is random (there is no dropout), so a step is deterministic everywhere.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from suite.gradients import NON_TRAINABLE
+
+# Tolerances of train-mode verification (float32 targets). Loss: as inference outputs. Gradients are
+# judged per tensor relative to the tensor's largest reference magnitude (a layer whose gradients are
+# all ~1e-6 must not pass merely because 1e-6 < an absolute atol): |g - ref| <= grad_rtol * |ref| +
+# grad_scale_atol * max|ref|. Updated parameters: |p - ref| <= rtol * |ref| + atol + lr-scaled slack,
+# where the slack is what the allowed gradient error can move the parameter by (SGD: lr times the
+# gradient tolerance summed over steps; Adam: up to lr per step where |g| is within the gradient
+# tolerance or epsilon, because Adam's update lr * g / (|g| + eps) is ill-conditioned there).
+TRAIN_TOLERANCES = {
+    "loss": {"rtol": 1e-4, "atol": 1e-5},
+    "grad": {"rtol": 1e-3, "scale_atol": 1e-4},
+    "param": {"rtol": 1e-4, "atol": 1e-6},
+}
+
+
+def is_trainable(op: str, pname: str) -> bool:
+    return pname not in NON_TRAINABLE.get(op, ())
+
+
+def trainable(workload, weights) -> dict[str, dict[str, np.ndarray]]:
+    """The trainable subset of canonical weights: node -> param -> array."""
+    out = {}
+    for node in workload.nodes:
+        p = {k: v for k, v in weights.get(node.name, {}).items() if is_trainable(node.op, k)}
+        if p:
+            out[node.name] = p
+    return out
+
+
+def classes_axis(workload) -> int:
+    return workload.classes_axis if workload.classes_axis is not None else -1
+
+
+def label_shape(workload, params) -> tuple[int, ...]:
+    spec = workload.train
+    shape = workload.shapes(params)[spec.output]
+    if spec.loss == "softmax_cross_entropy":
+        ax = classes_axis(workload) % len(shape)
+        return shape[:ax] + shape[ax + 1:]
+    return shape
+
+
+def unsupported_point(workload, params) -> str | None:
+    """Why this workload cannot take a training step at this sweep point, or None."""
+    spec = workload.train
+    if spec is None:
+        return f"workload {workload.name} declares no train: section"
+    shapes = workload.shapes(params)
+    if spec.loss == "softmax_cross_entropy" and len(shapes[spec.output]) < 2:
+        return f"softmax_cross_entropy needs a rank >= 2 output, {spec.output} has shape {list(shapes[spec.output])}"
+    for node in workload.nodes:
+        if node.op == "batch_norm":
+            shape = shapes[node.inputs[0]]
+            if math.prod(shape) // shape[1] < 2:
+                return (f"node {node.name}: train-mode batch_norm normalises with batch statistics and has one "
+                        f"value per channel at {_point(params)}")
+    return None
+
+
+def _point(params) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def make_labels(workload, params) -> np.ndarray:
+    """Seeded labels: int64 class ids (cross-entropy) or float32 targets (mean squared error)."""
+    spec = workload.train
+    rng = np.random.default_rng([workload.seed, spec.labels["seed"], zlib.crc32(f"labels/{spec.output}".encode())])
+    shape = label_shape(workload, params)
+    if spec.loss == "softmax_cross_entropy":
+        n = workload.shapes(params)[spec.output][classes_axis(workload)]
+        return rng.integers(0, n, size=shape).astype(np.int64)
+    d = spec.labels["distribution"]
+    if d["kind"] == "normal":
+        return rng.normal(d["mean"], d["std"], size=shape).astype(np.float32)
+    return rng.uniform(d["low"], d["high"], size=shape).astype(np.float32)
+
+
+def loss_and_grad(kind: str, y: np.ndarray, labels: np.ndarray, axis: int = -1) -> tuple[float, np.ndarray]:
+    """The loss (float64) and dLoss/dy."""
+    y = np.asarray(y, dtype=np.float64)
+    if kind == "softmax_cross_entropy":
+        ax = axis % y.ndim
+        z = y - y.max(axis=ax, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=ax, keepdims=True))
+        onehot = np.moveaxis(np.eye(y.shape[ax])[labels], -1, ax)
+        count = labels.size
+        return float(-(logp * onehot).sum() / count), (np.exp(logp) - onehot) / count
+    diff = y - labels.astype(np.float64)
+    return float((diff ** 2).mean()), 2.0 * diff / diff.size
+
+
+@dataclass
+class Optimizer:
+    """The reference optimiser over canonical trainable params (float64), state kept per element."""
+
+    config: Mapping
+    t: int = 0
+    state: dict = field(default_factory=dict)
+
+    def step(self, params: dict, grads: dict) -> dict:
+        c, out = self.config, {}
+        self.t += 1
+        for node, ps in params.items():
+            out[node] = {}
+            for k, p in ps.items():
+                g = grads[node][k]
+                key = (node, k)
+                if c["kind"] == "sgd":
+                    buf = c["momentum"] * self.state.get(key, 0.0) + g
+                    self.state[key] = buf
+                    upd = g + c["momentum"] * buf if c["nesterov"] else buf
+                    out[node][k] = p - c["learning_rate"] * upd
+                else:
+                    m, v = self.state.get(key, (0.0, 0.0))
+                    m = c["beta_1"] * m + (1 - c["beta_1"]) * g
+                    v = c["beta_2"] * v + (1 - c["beta_2"]) * g * g
+                    self.state[key] = (m, v)
+                    mhat = m / (1 - c["beta_1"] ** self.t)
+                    vhat = v / (1 - c["beta_2"] ** self.t)
+                    out[node][k] = p - c["learning_rate"] * mhat / (np.sqrt(vhat) + c["epsilon"])
+        return out
+
+
+@dataclass
+class TrainReference:
+    losses: list[float]  # loss before the update of each step
+    grads: dict  # gradients of step 1 (node -> param -> array)
+    params: dict  # trainable params after the last step
+    grad_floor: dict  # per element, min over steps of |g|: where Adam's update is ill-conditioned
+
+
+def reference_train(workload, weights, inputs, labels, steps: int | None = None) -> TrainReference:
+    """``steps`` float64 training steps on the same batch from the canonical weights."""
+    from suite.gradients import backward, train_forward
+
+    spec = workload.train
+    steps = steps or spec.steps
+    weights = {n: dict(p) for n, p in weights.items()}
+    opt = Optimizer(spec.optimizer)
+    losses, first, floor = [], None, None
+    for _ in range(steps):
+        values = train_forward(workload, weights, inputs, training=True)
+        loss, seed = loss_and_grad(spec.loss, values[spec.output], labels, classes_axis(workload))
+        grads = backward(workload, weights, values, {spec.output: seed}, training=True)
+        losses.append(loss)
+        first = first or grads
+        mag = {n: {k: np.abs(g) for k, g in ps.items()} for n, ps in grads.items()}
+        floor = mag if floor is None else {n: {k: np.minimum(floor[n][k], g) for k, g in ps.items()}
+                                            for n, ps in mag.items()}
+        new = opt.step(trainable(workload, weights), grads)
+        for n, ps in new.items():
+            weights[n].update(ps)
+    return TrainReference(losses, first, trainable(workload, weights), floor)
+
+
+def flatten(tree: Mapping) -> dict[str, np.ndarray]:
+    """node -> param -> array  as  "node/param" -> array."""
+    return {f"{n}/{k}": v for n, ps in tree.items() for k, v in ps.items()}
