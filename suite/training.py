@@ -33,17 +33,24 @@ import numpy as np
 
 from suite.gradients import NON_TRAINABLE
 
-# Tolerances of train-mode verification (float32 targets). Loss: as inference outputs. Gradients are
-# judged per tensor relative to the tensor's largest reference magnitude (a layer whose gradients are
-# all ~1e-6 must not pass merely because 1e-6 < an absolute atol): |g - ref| <= grad_rtol * |ref| +
-# grad_scale_atol * max|ref|. Updated parameters: |p - ref| <= rtol * |ref| + atol + lr-scaled slack,
-# where the slack is what the allowed gradient error can move the parameter by (SGD: lr times the
-# gradient tolerance summed over steps; Adam: up to lr per step where |g| is within the gradient
-# tolerance or epsilon, because Adam's update lr * g / (|g| + eps) is ill-conditioned there).
+# Tolerances of train-mode verification (float32 targets), documented in workloads/README.md.
+# Loss: as inference outputs. Gradients are judged per tensor on the relative L2 error
+# ||g - ref|| / max(||ref||, floor * ||all gradients||) <= rel_l2, not element by element: the gradient
+# of a ReLU network is discontinuous in its inputs, and float32 rounding legitimately flips the odd
+# activation sitting within rounding distance of a kink (a batch-32 ResNet has ~10^6 of them per
+# layer), which moves single gradient elements by one term's contribution (~1e-3 of the tensor's
+# largest element was measured) but not the tensor. A mapping bug moves the whole tensor (errors of
+# 1e-1 and more). The element-wise rule rtol * |ref| + scale_atol * max|ref| is reported as
+# mismatch_fraction and sizes the parameter slack. Updated parameters: |p - ref| <= rtol * |ref| +
+# atol + slack element-wise, or else the whole update p - p0 within rel_l2 of the reference update
+# (a kink flip moves one element's update, a bug the whole tensor's), the slack being what the allowed gradient error can move a parameter by (SGD: lr times
+# the element-wise gradient tolerance over the steps and momentum; Adam: up to lr per step where |g| is
+# within twice that tolerance plus epsilon, because Adam's update lr * g / (|g| + eps) is
+# ill-conditioned there, and TensorFlow/Keras place epsilon differently).
 TRAIN_TOLERANCES = {
     "loss": {"rtol": 1e-4, "atol": 1e-5},
-    "grad": {"rtol": 1e-3, "scale_atol": 1e-4},
-    "param": {"rtol": 1e-4, "atol": 1e-6},
+    "grad": {"rel_l2": 1e-3, "floor": 1e-4, "rtol": 1e-3, "scale_atol": 1e-4},
+    "param": {"rtol": 1e-4, "atol": 1e-6, "update_rel_l2": 1e-3},
 }
 
 
@@ -161,6 +168,7 @@ class TrainReference:
     grads: dict  # gradients of step 1 (node -> param -> array)
     params: dict  # trainable params after the last step
     grad_floor: dict  # per element, min over steps of |g|: where Adam's update is ill-conditioned
+    initial: dict  # trainable params before the first step
 
 
 def reference_train(workload, weights, inputs, labels, steps: int | None = None) -> TrainReference:
@@ -169,7 +177,12 @@ def reference_train(workload, weights, inputs, labels, steps: int | None = None)
 
     spec = workload.train
     steps = steps or spec.steps
-    weights = {n: dict(p) for n, p in weights.items()}
+    # Start from the float32 values every target is given: a ReLU or max-pool input within float32 rounding
+    # of a kink otherwise takes the other branch here, and the gradient jumps by a finite amount (resnet_cnn
+    # batch 32: 8e-4 of stem_bn/beta's largest gradient in every framework alike, 3e-6 from rounded weights).
+    weights = {n: {k: np.asarray(v, np.float32).astype(np.float64) for k, v in p.items()}
+               for n, p in weights.items()}
+    initial = trainable(workload, weights)
     opt = Optimizer(spec.optimizer)
     losses, first, floor = [], None, None
     for _ in range(steps):
@@ -184,7 +197,7 @@ def reference_train(workload, weights, inputs, labels, steps: int | None = None)
         new = opt.step(trainable(workload, weights), grads)
         for n, ps in new.items():
             weights[n].update(ps)
-    return TrainReference(losses, first, trainable(workload, weights), floor)
+    return TrainReference(losses, first, trainable(workload, weights), floor, initial)
 
 
 def flatten(tree: Mapping) -> dict[str, np.ndarray]:

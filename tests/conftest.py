@@ -30,14 +30,14 @@ def opcase_dir(tmp_path_factory) -> Path:
     return d
 
 
-def run_cells(workloads, target_ids, profile, *, timed=False, quick=True, timeout_s=600.0):
+def run_cells(workloads, target_ids, profile, *, timed=False, quick=True, timeout_s=600.0, mode="inference"):
     """Runs cells through plan + scheduler (worker subprocesses); returns {(workload, params, target): record}."""
     from suite.plan import make_plan
     from suite.runner import execute_plan
     from suite.targets.registry import get_target
 
     cells = make_plan(workloads, [get_target(t) for t in target_ids], {profile.name: profile},
-                      {profile.name: (True, "")}, timed=timed)
+                      {profile.name: (True, "")}, mode=mode, timed=timed)
     records = execute_plan(cells, "test", results_dir=None, quick=quick, timeout_s=timeout_s,
                            progress_stream=open("/dev/null", "w"))
     return {(r["workload"], r["params"], r["target"]): r for r in records}

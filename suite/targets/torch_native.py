@@ -396,7 +396,12 @@ def build_train(ctx: BuildContext) -> BuiltTrain:
         host = {s.name: np.zeros(ctx.shapes[s.name], dtype=s.dtype) for s in wl.inputs}
         t0 = time.perf_counter()
         dtype = np.int64 if spec.loss == "softmax_cross_entropy" else np.float32
-        forward_backward(prepare(host, np.zeros(label_shape(wl, ctx.params), dtype=dtype)))
+        try:
+            forward_backward(prepare(host, np.zeros(label_shape(wl, ctx.params), dtype=dtype)))
+        except Exception as e:  # the compiler cannot differentiate this model: say so, precisely
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise UnsupportedError(f"torch.compile {torch.__version__} cannot compile this training graph: "
+                                   f"{type(e).__name__}: {first}"[:400]) from None
         opt.zero_grad(set_to_none=True)
         synchronize()
         compile_s = time.perf_counter() - t0
