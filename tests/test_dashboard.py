@@ -1,6 +1,7 @@
 """The dashboard without a browser: data preparation, escaping, every section and figure, downloads, CLI."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from dashboard_data import EVIL, EVIL_REASON, write_store
+from dashboard_data import EVIL, EVIL_REASON, _record, write_store
 
 pytest.importorskip("plotly", reason="the dashboard needs plotly: pip install -e '.[dashboard]'")
 
@@ -19,6 +20,7 @@ from suite.dashboard import build_dashboard  # noqa: E402
 from suite.dashboard.data import DashboardError, downsample, load  # noqa: E402
 from suite.dashboard.history import ratio_verdict  # noqa: E402
 from suite.dashboard.page import SECTIONS, script_json  # noqa: E402
+from suite.results import write_records  # noqa: E402
 
 FIGURES = ["status", "matrix", "speedup", "bars", "distributions", "scaling-latency", "scaling-throughput",
            "profiles", "costs", "history"]
@@ -165,3 +167,201 @@ def test_import_stays_light():
     code = "import sys, suite, suite.dashboard, suite.cli; print([m for m in ('plotly', 'torch') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ---- train mode next to inference ------------------------------------------------------------------
+
+TRAIN_FIELDS = dict(loss=2.302585, loss_abs_err=2.2e-7, grad_max_abs_err=5.8e-8, grad_cosine=0.9999999,
+                    param_max_abs_err=1.3e-7, step_peak_bytes=340_000_000, step_extra_bytes=69_632)
+TRAIN_COLUMNS = ["loss", "loss_abs_err", "grad_max_abs_err", "grad_cosine", "param_max_abs_err", "step_peak_bytes",
+                 "step_extra_bytes"]
+TRAIN_TARGETS = ["torch:eager", "jax:jit", "tensorflow:function"]
+TRAIN_PROFILES = ["cpu", "cpu-1t", "cuda"]
+LOSS_FAIL = "loss at step 1: 2.9, reference 2.302585"
+T_TRAIN = dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)  # after write_store's runs: the latest rows
+
+
+def _timed(rng, run, wl, batch, target, profile, mode, slow=1.0):
+    """A record of ``mode`` shaped like dashboard_data's (a hostile workload name gets a passing one too)."""
+    r = _record(rng, run, T_TRAIN, "f" * 40, "mlp_classifier" if wl == EVIL else wl, batch, target, profile)
+    r.update(workload=wl, mode=mode)
+    if r["status"] == "pass" and slow != 1.0:
+        for k in ("latency_median_s", "latency_mean_s", "latency_p90_s", "latency_p99_s", "latency_iqr_s",
+                  "latency_ci_low_s", "latency_ci_high_s", "first_call_s"):
+            r[k] *= slow
+        r["samples_s"] = [x * slow for x in r["samples_s"]]
+        r["throughput"] /= slow
+    if mode == "train" and r["status"] == "pass":
+        r.update(TRAIN_FIELDS)
+    return r
+
+
+def write_train_run(results_dir, run: str = "run0009", evil: bool = True) -> list[dict]:
+    """One run of train cells (3 targets x 2 workloads x batch 1, 32 x cpu, cpu-1t, cuda), a few not passing.
+
+    jax:jit resnet_cnn batch=32 trains to the wrong loss (timed, but must not be drawn as a time);
+    tensorflow:function mlp_classifier batch=1 is unsupported in train mode; with ``evil`` a workload
+    named ``<script>alert(1)</script>`` passes inference and train at batch 1 and fails train at 32
+    with a hostile reason.
+    """
+    rng = np.random.default_rng(1)
+    recs = []
+    for wl in ("mlp_classifier", "resnet_cnn"):
+        for batch in (1, 32):
+            for tg in TRAIN_TARGETS:
+                for pr in TRAIN_PROFILES:
+                    r = _timed(rng, run, wl, batch, tg, pr, "train", slow=3.0)
+                    if (wl, batch, tg) == ("resnet_cnn", 32, "jax:jit") and r["status"] == "pass":
+                        r.update(status="fail", status_reason=LOSS_FAIL, loss=2.9, loss_abs_err=0.6)
+                    if (wl, batch, tg) == ("mlp_classifier", 1, "tensorflow:function") and r["status"] == "pass":
+                        r = {k: v for k, v in r.items() if k in _record(rng, run, T_TRAIN, "", wl, 1, tg, "cuda")}
+                        r.update(mode="train", status="unsupported",
+                                 status_reason="tensorflow:function does not train batch_norm at batch=1")
+                    recs.append(r)
+    if evil:
+        recs.append(_timed(rng, run, EVIL, 1, "torch:eager", "cpu", "inference"))
+        recs.append(_timed(rng, run, EVIL, 1, "torch:eager", "cpu", "train", slow=3.0))
+        bad = _timed(rng, run, EVIL, 32, "torch:eager", "cpu", "train", slow=3.0)
+        bad.update(status="fail", status_reason=EVIL_REASON)
+        recs.append(bad)
+    write_records(recs, results_dir, run, "train")
+    return recs
+
+
+@pytest.fixture(scope="module")
+def train_site(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dash-train")
+    write_store(d / "results", n_runs=2, workloads=["mlp_classifier", "resnet_cnn"], targets=TRAIN_TARGETS,
+                profiles=TRAIN_PROFILES, evil=True)
+    write_train_run(d / "results")
+    info = build_dashboard(d / "results", d / "site")
+    html = (d / "site" / "index.html").read_text(encoding="utf-8")
+    block = re.search(r'<script type="application/json" id="bench-data">(.*?)</script>', html, re.S).group(1)
+    return d, info, html, json.loads(block)
+
+
+def _fig(spec, fig_id):
+    return next((f for f in spec["figures"] if f["id"] == fig_id), None)
+
+
+@pytest.mark.parametrize("fig_id", FIGURES + ["train-vs-inference"])
+def test_train_site_has_every_figure_with_data(train_site, fig_id):
+    _, _, html, spec = train_site
+    fig = _fig(spec, fig_id)
+    assert fig is not None and f'id="fig-{fig_id}"' in html
+    assert any(t.get("z") or t.get("y") for t in fig["data"]), f"{fig_id} has no data"
+
+
+def test_train_vs_inference_pairs_passing_cells(train_site):
+    spec = train_site[3]
+    fig = _fig(spec, "train-vs-inference")
+    cpu = {t["meta"]["on"]["mode"]: t for t in fig["data"] if t["meta"]["on"]["profile"] == "cpu"}
+    assert set(cpu) == {"inference", "train"}
+    inf, tr = cpu["inference"], cpu["train"]
+    assert inf["x"] == tr["x"] and len(inf["x"]) == len(inf["y"]) == len(tr["y"]) == len(tr["meta"]["pt"])
+    # 2 workloads x 2 batches x 3 targets, less jax resnet batch=32 (train failed), tf mlp batch=1
+    # (unsupported), plus the hostile workload at batch 1
+    assert len(inf["x"]) == 12 - 2 + 1
+    assert "resnet_cnn [batch=32] · jax:jit" not in inf["x"]
+    assert "mlp_classifier [batch=1] · tensorflow:function" not in inf["x"]
+    assert "resnet_cnn [batch=32] · torch:eager" in inf["x"]
+    ratios = [float(c[2]) for c in tr["customdata"]]
+    # the synthetic train step is 3x the inference call (1.9x on resnet_cnn, whose last inference run regressed)
+    assert all(1.6 < r < 3.5 for r in ratios) and max(ratios) > 2.5
+    assert all(y_t > y_i > 0 for y_i, y_t in zip(inf["y"], tr["y"]))
+    assert tr["text"][0].endswith("×")
+    assert "train status" in tr["hovertemplate"] and "step memory" in tr["hovertemplate"]
+    assert tr["customdata"][0][3] == "pass" and tr["customdata"][0][4] == "324 MB" and tr["customdata"][0][5] == "68 KB"
+    assert fig["layout"]["yaxis"]["type"] == "log"
+
+
+def test_train_cells_that_did_not_pass_are_listed_with_their_reason(train_site):
+    html = train_site[2]
+    sec = re.search(r'<section id="training">(.*?)</section>', html, re.S).group(1)
+    assert "5 train cell(s) did not pass</b> (3 fail, 2 unsupported)" in sec
+    assert LOSS_FAIL in sec and "does not train batch_norm" in sec
+    assert "profile cuda not available" not in sec  # unavailable profiles stay in the overview
+    # the overall "did not pass" list now names the mode
+    assert "<th>mode</th>" in re.search(r'<section id="matrix">(.*?)</section>', html, re.S).group(1)
+
+
+def test_training_numerics_table(train_site):
+    html = train_site[2]
+    table = re.search(r'<table id="train-numerics">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r"<tr data-filter=\"([^\"]*)\">(.*?)</tr>", table, re.S)
+    assert len(rows) == 2 * 2 * 3 * 2 + 2  # the cuda rows are not shown (profile unavailable)
+    filters = [json.loads(f.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+               for f, _ in rows]
+    assert {f["mode"] for f in filters} == {"train"} and {f["profile"] for f in filters} == {"cpu", "cpu-1t"}
+    assert any(f["workload"] == EVIL for f in filters)
+    for col in ("loss", "|Δloss|", "max |Δgrad|", "grad cosine", "max |Δparam|", "step peak mem"):
+        assert f"<th>{col}</th>" in table.replace("&#x27;", "'")
+    assert "2.302585" in table and "2.20e-07" in table and "5.80e-08" in table and "0.9999999" in table
+    assert "1.30e-07" in table and "unsupported" in table and ">fail<" in table
+    assert "first-step losses differ by at most 0.00e+00" in html
+
+
+def test_mode_filter_and_figure_meta(train_site):
+    _, _, html, spec = train_site
+    assert spec["modes"] == ["inference", "train"]
+    assert '<input type="checkbox" name="f-mode" value="inference" checked>' in html
+    assert '<input type="checkbox" name="f-mode" value="train" checked>' in html
+    matrix = _fig(spec, "matrix")
+    cpu = next(t for t in matrix["data"] if t["meta"]["on"]["profile"] == "cpu")
+    modes = {(y.endswith(" train"), m["mode"]) for y, m in zip(cpu["y"], cpu["meta"]["rows"])}
+    assert modes == {(False, "inference"), (True, "train")}
+    bars = _fig(spec, "bars")
+    assert {p["mode"] for t in bars["data"] for p in t["meta"]["pt"]} == {"inference", "train"}
+    # a train step is its own scaling chart, not a point on the inference line
+    scaling = _fig(spec, "scaling-latency")
+    groups = {t["meta"]["on"]["mode"] for t in scaling["data"]}
+    assert groups == {"inference", "train"}
+    assert any("mlp_classifier train" in a["text"] for a in scaling["layout"]["annotations"])
+    overview = re.search(r'<section id="overview">(.*?)</section>', html, re.S).group(1)
+    assert "<td>cpu train</td>" in overview
+
+
+def test_train_rows_keep_hostile_names_escaped(train_site):
+    _, _, html, spec = train_site
+    assert EVIL not in html and "<img" not in html
+    assert html.count("</script>") == html.count("<script")
+    fig = _fig(spec, "train-vs-inference")
+    xs = [x for t in fig["data"] for x in t["x"]]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; [batch=1] · torch:eager" in xs
+    assert not any("<script>" in x for x in xs)
+    sec = re.search(r'<section id="training">(.*?)</section>', html, re.S).group(1)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in sec and "&lt;/script&gt;&lt;img src=x" in sec
+    labels = [y for t in _fig(spec, "matrix")["data"] for y in t["y"]]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; [batch=1] train" in labels
+
+
+def test_downloads_carry_the_train_columns(train_site):
+    d = train_site[0]
+    for cells in (pd.read_parquet(d / "site" / "data" / "cells.parquet"), pd.read_csv(d / "site" / "data" / "cells.csv")):
+        assert set(TRAIN_COLUMNS + ["mode"]) <= set(cells.columns)
+        train = cells[(cells["mode"] == "train") & (cells["status"] == "pass")]
+        assert len(train) and (train["loss"] == TRAIN_FIELDS["loss"]).all()
+        assert (train["step_peak_bytes"] == TRAIN_FIELDS["step_peak_bytes"]).all()
+        assert cells.loc[cells["mode"] == "inference", "loss"].isna().all()
+
+
+def test_no_train_rows_says_so(site):
+    _, _, html, spec = site
+    sec = re.search(r'<section id="training">(.*?)</section>', html, re.S).group(1)
+    assert "No training results yet" in sec
+    assert 'id="fig-train-vs-inference"' not in html and _fig(spec, "train-vs-inference") is None
+    assert spec["modes"] == ["inference"]
+
+
+def test_only_train_rows_build(tmp_path):
+    write_train_run(tmp_path / "r", run="run0000", evil=False)
+    info = build_dashboard(tmp_path / "r", tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    block = re.search(r'<script type="application/json" id="bench-data">(.*?)</script>', html, re.S).group(1)
+    spec = json.loads(block)
+    assert spec["modes"] == ["train"] and info.figures >= 5
+    sec = re.search(r'<section id="training">(.*?)</section>', html, re.S).group(1)
+    assert "No cell has both a passing inference result and a passing train result" in sec
+    assert 'id="train-numerics"' in sec and "No training results yet" not in sec
+    for fig_id in ("matrix", "speedup", "bars", "scaling-latency"):
+        assert _fig(spec, fig_id)["data"], fig_id

@@ -133,3 +133,68 @@ def test_filters_redraw_without_errors(site, browser):
     xs = browser.execute_script("return document.getElementById('fig-matrix')._fullData[0].x")
     assert "jax:jit" not in xs and "torch:eager" in xs
     assert _errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def train_site(tmp_path_factory):
+    from test_dashboard import TRAIN_PROFILES, TRAIN_TARGETS, write_train_run
+
+    from suite.dashboard import build_dashboard
+
+    d = tmp_path_factory.mktemp("dash-browser-train")
+    write_store(d / "results", n_runs=2, workloads=["mlp_classifier", "resnet_cnn"], targets=TRAIN_TARGETS,
+                profiles=TRAIN_PROFILES, evil=True)
+    write_train_run(d / "results")
+    build_dashboard(d / "results", d / "site")
+    return d / "site" / "index.html"
+
+
+VISIBLE_NUMERIC_ROWS = ("return Array.from(document.querySelectorAll('#train-numerics tbody tr'))"
+                        ".filter(function (r) { return !r.hidden; }).length")
+MATRIX_ROWS = "return document.getElementById('fig-matrix')._fullData.map(function (t) { return t.y; }).flat()"
+
+
+def test_mode_filter_shows_inference_train_or_both(train_site, browser):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    _load(browser, train_site)
+    assert _errors(browser) == []
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text
+    figs = {f["id"]: f for f in browser.execute_script(FIGURE_STATE)}
+    assert figs["fig-train-vs-inference"]["traces"] == 2 and figs["fig-train-vs-inference"]["points"] > 0
+    for f in figs.values():
+        assert f["traces"] > 0 and f["points"] > 0 and not f["empty"], f
+    n_rows = browser.execute_script(VISIBLE_NUMERIC_ROWS)
+    assert n_rows > 0
+    rows = browser.execute_script(MATRIX_ROWS)
+    assert any(r.endswith(" train") for r in rows) and not all(r.endswith(" train") for r in rows)
+
+    train_box = browser.find_element(By.CSS_SELECTOR, "input[name='f-mode'][value='train']")
+    inf_box = browser.find_element(By.CSS_SELECTOR, "input[name='f-mode'][value='inference']")
+    train_box.click()  # inference only
+    time.sleep(0.5)
+    assert browser.execute_script(VISIBLE_NUMERIC_ROWS) == 0
+    assert not any(r.endswith(" train") for r in browser.execute_script(MATRIX_ROWS))
+    names = browser.execute_script("return document.getElementById('fig-train-vs-inference')._fullData"
+                                   ".map(function (t) { return t.name; })")
+    assert names == ["inference"]
+
+    train_box.click()
+    inf_box.click()  # train only
+    time.sleep(0.5)
+    assert browser.execute_script(VISIBLE_NUMERIC_ROWS) == n_rows
+    rows = browser.execute_script(MATRIX_ROWS)
+    assert rows and all(r.endswith(" train") for r in rows)
+    for f in browser.execute_script(FIGURE_STATE):
+        assert f["traces"] > 0 and not f["empty"], f  # every view has train cells to show
+
+    train_box.click()  # neither
+    time.sleep(0.5)
+    figs = {f["id"]: f for f in browser.execute_script(FIGURE_STATE)}
+    assert figs["fig-matrix"]["empty"] and figs["fig-train-vs-inference"]["empty"]
+    assert not figs["fig-status"]["empty"]
+    assert EVIL in browser.execute_script("return document.body.innerText")
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert _errors(browser) == []

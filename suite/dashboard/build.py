@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.dashboard import charts, figures, history, page
+from suite.dashboard import charts, figures, history, page, training
 from suite.dashboard.data import DashboardError, Data, cells_download, environment, fmt_bytes, load, status_counts
 
 MARKER = ".bench-dashboard"  # marks a folder as a site this module built (and may replace)
@@ -84,14 +84,14 @@ def _reasons_table(data: Data) -> str:
     # Failures first: a cell that computes the wrong thing matters more than one that cannot run here.
     order = {s: i for i, s in enumerate(("fail", "nan", "shape_mismatch", "error", "crashed", "timeout"))}
     bad = bad.assign(_o=bad["status"].map(lambda s: order.get(s, len(order)))).sort_values("_o", kind="stable")
-    rows = [[r.workload, r.params_text, r.target, r.profile, r.status,
+    rows = [[r.workload, r.params_text, r.target, r.profile, r.mode, r.status,
              (str(r.status_reason or "").strip().splitlines() or [""])[0][:240]]
             for r in bad.head(MAX_REASON_ROWS).itertuples()]
     more = f'<p class="note">and {len(bad) - MAX_REASON_ROWS} more.</p>' if len(bad) > MAX_REASON_ROWS else ""
     counts = bad["status"].value_counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     return (f"<details><summary><b>{len(bad)} cell(s) did not pass</b> ({page.h(summary)})</summary>"
-            + page.table(["workload", "params", "target", "profile", "status", "reason"], rows) + more
+            + page.table(["workload", "params", "target", "profile", "mode", "status", "reason"], rows) + more
             + "</details>")
 
 
@@ -118,7 +118,7 @@ def _fig_or_note(fig: dict | None, fig_id: str, why: str) -> str:
     return page.fig_div(fig_id) if fig else f'<p class="empty">{page.h(why)}</p>'
 
 
-def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str) -> str:
+def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str, pairs) -> str:
     out = [_overview(data, counts)]
     out.append(page.section(
         "matrix", "Portability matrix", page.status_chips() + _fig_or_note(figs.get("matrix"), "matrix",
@@ -136,6 +136,7 @@ def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str
         + '<p class="note">Error bars: 95% confidence interval of the median; hatched bars are unstable.</p>'
         + _fig_or_note(figs.get("bars"), "bars", "No timed cells."),
         "Speedup of every target over the baseline (baseline median / target median): blue is faster."))
+    out.append(training.section(data, figs, pairs))
     out.append(page.section("distributions", "Distributions", _fig_or_note(
         figs.get("distributions"), "distributions", "No raw samples stored."),
         "Per-call latency from the raw samples (their quantiles, at most 60 per cell): wide boxes are noisy cells."))
@@ -160,7 +161,8 @@ def _downloads(site: Path, data: Data, h) -> str:
     cells = cells_download(data)
     cells.to_csv(d / "cells.csv", index=False)
     cells.to_parquet(d / "cells.parquet", index=False)
-    files = [("cells", "the most recent result of every cell (every column but the raw samples)")]
+    files = [("cells", "the most recent result of every cell, inference and train (every column but the raw "
+                       "samples; train cells carry the loss, gradient, parameter and step-memory columns)")]
     if h is not None and not h.empty:
         hh = h[["run_id", "run_start", "git_commit", "workload", "params", "target", "profile", "mode", "status",
                 "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "unstable", "ratio_prev", "verdict"]]
@@ -206,10 +208,11 @@ def build_dashboard(results_dir, out_dir, baseline: str | None = None, max_runs:
     counts = status_counts(data)
     h = history.history_frame(data.rows, data.profiles, max_runs)
     bases, base = _baselines(data, baseline)
+    pairs = training.pairs(data)
     built = [figures.status_figure(data, counts), figures.matrix_figure(data), figures.speedup_figure(data, bases),
              charts.latency_bars(data), charts.distributions(data), charts.scaling(data, "latency"),
              charts.scaling(data, "throughput"), figures.profiles_figure(data), charts.costs(data),
-             charts.history(data, h)]
+             charts.history(data, h), training.comparison_figure(data, pairs)]
     figs = {f["id"]: f for f in built if f is not None}
     _validate(list(figs.values()))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -224,15 +227,15 @@ def build_dashboard(results_dir, out_dir, baseline: str | None = None, max_runs:
         (assets / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
         (assets / "dashboard.js").write_text(SCRIPT, encoding="utf-8")
         (assets / "style.css").write_text(STYLE, encoding="utf-8")
-        body = _sections(data, figs, counts, h, bases, base) + "\n" + _downloads(tmp, data, h)
+        body = _sections(data, figs, counts, h, bases, base, pairs) + "\n" + _downloads(tmp, data, h)
         spec = {"figures": [page.compact(f) for f in figs.values()],
                 "defaults": {"profile": _default_profile(data), "baseline": base},
-                "workloads": data.workloads, "families": data.families}
+                "workloads": data.workloads, "families": data.families, "modes": data.modes}
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         subtitle = (f"{len(data.rows):,} result rows · {len(data.runs)} run(s) · {len(data.latest):,} cells · "
                     f"built {now} from {page.h(Path(results_dir).resolve())}")
         html = page.document(title, subtitle, page.filters(data.profiles, data.workloads, data.families,
-                                                           spec["defaults"]["profile"]), body, spec)
+                                                           spec["defaults"]["profile"], data.modes), body, spec)
         (tmp / "index.html").write_text(html, encoding="utf-8")
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         _replace_site(tmp, out)

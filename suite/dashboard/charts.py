@@ -51,7 +51,7 @@ def latency_bars(data: Data) -> dict | None:
                 "hovertemplate": "%{x}<br>" + esc(tgt) + ": %{customdata[0]} (CI %{customdata[1]} – "
                                  "%{customdata[2]}) %{customdata[3]}<extra></extra>",
                 "meta": {"on": {"profile": prof, "family": s["family"].iloc[0]},
-                         "pt": [{"workload": w} for w in s["workload"]]}})
+                         "pt": [{"workload": w, "mode": m} for w, m in zip(s["workload"], s["mode"])]}})
     lay = base_layout(460, barmode="group", yaxis=LOG_MS, legend=LEGEND,
                       xaxis={**CAT_X, "categoryorder": "array", "categoryarray": cells})
     return {"id": "bars", "data": traces, "layout": lay}
@@ -76,7 +76,7 @@ def distributions(data: Data) -> dict | None:
             "boxpoints": "outliers", "legendgroup": esc(r.target), "offsetgroup": esc(r.target),
             "showlegend": (r.target, r.profile) not in legend_seen,
             "hovertemplate": lab + "<br>" + esc(r.target) + ": %{y:.4g} ms<extra></extra>",
-            "meta": {"on": {"profile": r.profile, "family": r.family, "workload": r.workload}}})
+            "meta": {"on": {"profile": r.profile, "family": r.family, "workload": r.workload, "mode": r.mode}}})
         legend_seen.add((r.target, r.profile))
     if not traces:
         return None
@@ -117,8 +117,10 @@ def scaling(data: Data, metric: str) -> dict | None:
     t = data.timed[data.timed["batch_size"].notna()]
     if t.empty:
         return None
-    t = t.assign(group=[w + ("" if not o else f" [{o}]") for w, o in zip(
-        t["workload"], [" ".join(f"{k}={v}" for k, v in json.loads(p).items() if k != "batch") for p in t["params"]])])
+    # One chart per workload, other sweep values and mode: a train step is not a point on the inference line.
+    t = t.assign(group=[w + ("" if not o else f" [{o}]") + ("" if m == "inference" else f" {m}") for w, o, m in zip(
+        t["workload"], [" ".join(f"{k}={v}" for k, v in json.loads(p).items() if k != "batch") for p in t["params"]],
+        t["mode"])])
     sizes = t.groupby("group")["batch_size"].nunique()
     groups = [g for g in dict.fromkeys(t["group"]) if sizes[g] >= 2][:24]
     if not groups:
@@ -141,7 +143,8 @@ def scaling(data: Data, metric: str) -> dict | None:
                 "legendgroup": esc(tgt), "showlegend": (tgt, prof) not in seen,
                 "hovertemplate": esc(g) + " · " + esc(tgt) + "<br>batch %{x}: %{y:.4g} "
                                  + ("ms" if metric == "latency" else "items/s") + "<extra></extra>",
-                "meta": {"on": {"profile": prof, "family": s["family"].iloc[0], "workload": s["workload"].iloc[0]}}})
+                "meta": {"on": {"profile": prof, "family": s["family"].iloc[0], "workload": s["workload"].iloc[0],
+                                "mode": s["mode"].iloc[0]}}})
             seen.add((tgt, prof))
     title = "latency (ms)" if metric == "latency" else "items / s"
     batches = sorted(int(b) for b in t["batch_size"].unique())
@@ -181,7 +184,7 @@ def costs(data: Data) -> dict | None:
                 "customdata": [fmt(float(v)) for v in s[col]],
                 "hovertemplate": "%{x}<br>" + esc(tgt) + f" {title.split(' (')[0]}: %{{customdata}}<extra></extra>",
                 "meta": {"on": {"profile": prof, "family": s["family"].iloc[0]},
-                         "pt": [{"workload": w} for w in s["workload"]]}})
+                         "pt": [{"workload": w, "mode": m} for w, m in zip(s["workload"], s["mode"])]}})
             seen.add((tgt, prof))
     return {"id": "costs", "data": traces, "layout": lay}
 
@@ -196,14 +199,14 @@ def history(data: Data, h) -> dict | None:
     h = h.assign(x=h["run_start"].dt.strftime("%Y-%m-%d %H:%M"))
     h = h.assign(hover=[fmt_time(m) + ("" if np.isnan(q) else f" · {q:.2f}× prev")
                         for m, q in zip(h["latency_median_s"], h["ratio_prev"].astype(float))])
-    for (wl, cell, tgt, prof), s in h.groupby(["workload", "cell", "target", "profile"], sort=False):
+    for (wl, cell, tgt, prof, mode), s in h.groupby(["workload", "cell", "target", "profile", "mode"], sort=False):
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": esc(tgt),
             "x": s["x"].tolist(), "y": s["rel"].round(3).tolist(), "text": s["hover"].tolist(),
             "line": {"color": colors[tgt], "width": 1}, "marker": {"size": 4}, "opacity": 0.8,
             "legendgroup": esc(tgt), "showlegend": (tgt, prof) not in seen,
             "hovertemplate": f"<b>{esc(cell)}</b> · {esc(tgt)}<br>%{{x}}: %{{text}}<extra></extra>",
-            "meta": {"on": {"profile": prof, "family": s["family"].iloc[0], "workload": wl}}})
+            "meta": {"on": {"profile": prof, "family": s["family"].iloc[0], "workload": wl, "mode": mode}}})
         seen.add((tgt, prof))
     for verdict, symbol, color in (("regression", "triangle-up", "#d62728"), ("improvement", "triangle-down", "#2ca02c")):
         for prof, s in h[h["verdict"] == verdict].groupby("profile", sort=False):
@@ -215,7 +218,8 @@ def history(data: Data, h) -> dict | None:
                 "marker": {"symbol": symbol, "size": 11, "color": color, "line": {"width": 1, "color": "white"}},
                 "legendgroup": verdict, "hovertemplate": "%{text}<extra></extra>",
                 "meta": {"on": {"profile": prof},
-                         "pt": [{"workload": w, "family": f} for w, f in zip(s["workload"], s["family"])]}})
+                         "pt": [{"workload": w, "family": f, "mode": m}
+                                for w, f, m in zip(s["workload"], s["family"], s["mode"])]}})
     lay = base_layout(480, legend=LEGEND, xaxis={"type": "date", "title": {"text": "run start (UTC)"},
                                                  "gridcolor": "#eee", "automargin": True},
                       yaxis={"type": "log", "title": {"text": "median / cell's typical median"},

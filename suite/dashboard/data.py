@@ -17,6 +17,7 @@ from suite.verify import STATUSES
 CELL_KEY = ["workload", "params", "target", "profile", "mode"]
 MAX_SAMPLES = 60  # raw samples kept per cell for the distribution view (quantiles of all of them)
 PROFILE_ORDER = ("cpu", "cpu-1t", "mobile-runtime", "cuda", "tpu")
+MODE_ORDER = ("inference", "train")
 
 
 class DashboardError(Exception):
@@ -35,6 +36,7 @@ class Data:
     families: list[str]
     workloads: list[str]
     timed: object = None              # latest rows with a median latency, in shown profiles
+    modes: list[str] = field(default_factory=list)  # modes with at least one cell: inference, train
     extra: dict = field(default_factory=dict)
 
 
@@ -147,7 +149,8 @@ def load(results_dir) -> Data:
     runs = _runs_table(df)
     return Data(rows=df, latest=latest, runs=runs, profiles=profiles, unavailable=unavailable,
                 targets=targets, families=_order(latest["family"], fam_order),
-                workloads=sorted(latest["workload"].unique()), timed=timed)
+                workloads=sorted(latest["workload"].unique()), timed=timed,
+                modes=_order(latest["mode"], MODE_ORDER))
 
 
 def _runs_table(df):
@@ -207,11 +210,26 @@ def environment(data: Data) -> list[tuple[str, str]]:
 
 
 def status_counts(data: Data):
-    """Profile x status counts of the cells shown (latest row per cell), as a DataFrame."""
-    c = data.latest.groupby(["profile", "status"]).size().unstack(fill_value=0)
+    """Profile x status counts of the cells shown (latest row per cell), as a DataFrame.
+
+    With more than one mode in the store the rows are profile and mode (``"cpu train"``), so the
+    train cells' statuses are not mixed into the inference ones.
+    """
+    lat = data.latest
+    if len(data.modes) > 1:
+        label = lat["profile"].where(lat["mode"] == "inference", lat["profile"] + " " + lat["mode"])
+        rank = {p: i for i, p in enumerate(_order(lat["profile"], PROFILE_ORDER))}
+        mrank = {m: i for i, m in enumerate(data.modes)}
+        order = sorted(dict.fromkeys(zip(label, lat["profile"], lat["mode"])),
+                       key=lambda x: (rank[x[1]], mrank[x[2]]))
+        index = [x[0] for x in order]
+    else:
+        label = lat["profile"]
+        index = _order(label, PROFILE_ORDER)
+    c = lat.groupby([label.rename("profile"), lat["status"]]).size().unstack(fill_value=0)
     cols = [s for s in STATUSES if s in c.columns] + [s for s in c.columns if s not in STATUSES]
     c = c[cols]
-    c = c.loc[_order(c.index, PROFILE_ORDER)]
+    c = c.loc[index]
     c["total"] = c.sum(axis=1)
     return c
 

@@ -109,13 +109,14 @@ def matrix_figure(data: Data) -> dict | None:
                 hr.append(cell_hover(r))
             z.append(zr), text.append(tr), hover.append(hr)
         wl_of = dict(zip(sub["cell"], sub["workload"]))
+        mode_of = dict(zip(sub["cell"], sub["mode"]))
         fam_of = dict(zip(sub["target"], sub["family"]))
         traces.append({
             "type": "heatmap", "x": [esc(t) for t in targets], "y": [esc(c) for c in cells], "z": z,
             "text": text, "texttemplate": "%{text}", "textfont": {"size": 11}, "hovertext": hover,
             "hovertemplate": "%{hovertext}<extra></extra>", "colorscale": scale, "zmin": 0, "zmax": ncolors,
             "showscale": False, "xgap": 2, "ygap": 2, "name": esc(prof),
-            "meta": {"on": {"profile": prof}, "rows": [{"workload": wl_of[c]} for c in cells],
+            "meta": {"on": {"profile": prof}, "rows": [{"workload": wl_of[c], "mode": mode_of[c]} for c in cells],
                      "cols": [{"family": fam_of[t]} for t in targets]}})
         n_rows = max(n_rows, len(cells))
     if not traces:
@@ -139,6 +140,7 @@ def speedup_figure(data: Data, baselines: list[str]) -> dict | None:
         targets = [x for x in data.targets if x in set(sub["target"])]
         med = {(c, x): m for c, x, m in zip(sub["cell"], sub["target"], sub["latency_median_s"])}
         wl_of = dict(zip(sub["cell"], sub["workload"]))
+        mode_of = dict(zip(sub["cell"], sub["mode"]))
         fam_of = dict(zip(sub["target"], sub["family"]))
         for base in baselines:
             if base not in targets:
@@ -167,7 +169,7 @@ def speedup_figure(data: Data, baselines: list[str]) -> dict | None:
                 "colorbar": {"title": {"text": "speedup"}, "tickvals": SPEED_TICKS,
                              "ticktext": [f"{2 ** v:g}×" for v in SPEED_TICKS], "len": 0.9},
                 "meta": {"on": {"profile": prof, "baseline": base},
-                         "rows": [{"workload": wl_of[c]} for c in cells],
+                         "rows": [{"workload": wl_of[c], "mode": mode_of[c]} for c in cells],
                          "cols": [{"family": fam_of[x]} for x in targets]}})
             n_rows = max(n_rows, len(cells))
     if not traces:
@@ -186,6 +188,7 @@ def profiles_figure(data: Data) -> dict | None:
     rows.sort(key=lambda ct: (list(dict.fromkeys(t["cell"])).index(ct[0]), data.targets.index(ct[1])))
     med = {(c, x, p): m for c, x, p, m in zip(t["cell"], t["target"], t["profile"], t["latency_median_s"])}
     wl_of = dict(zip(t["cell"], t["workload"]))
+    mode_of = dict(zip(t["cell"], t["mode"]))
     fam_of = dict(zip(t["target"], t["family"]))
     z, text, hover = [], [], []
     for c, x in rows:
@@ -209,7 +212,7 @@ def profiles_figure(data: Data) -> dict | None:
              "hovertemplate": "%{hovertext}<extra></extra>", "colorscale": "Viridis", "xgap": 2, "ygap": 2,
              "colorbar": {"title": {"text": "median"}, "tickvals": ticks,
                           "ticktext": [fmt_time(10.0 ** k / 1e3) for k in ticks], "len": 0.9},
-             "meta": {"rows": [{"workload": wl_of[c], "family": fam_of[x]} for c, x in rows]}}
+             "meta": {"rows": [{"workload": wl_of[c], "family": fam_of[x], "mode": mode_of[c]} for c, x in rows]}}
     height, axes = _heatmap_axes(len(rows), len(profs))
     return {"id": "profiles", "data": [trace], "layout": base_layout(height, **axes)}
 

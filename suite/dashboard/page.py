@@ -14,7 +14,7 @@ import math
 from suite.dashboard.figures import STATUS_COLORS
 
 SECTIONS = [("overview", "Overview"), ("matrix", "Portability matrix"), ("speed", "Speed"),
-            ("distributions", "Distributions"), ("scaling", "Scaling"), ("profiles", "Profiles"),
+            ("training", "Training vs inference"), ("distributions", "Distributions"), ("scaling", "Scaling"), ("profiles", "Profiles"),
             ("costs", "Costs"), ("history", "History"), ("downloads", "Downloads")]
 
 
@@ -45,16 +45,26 @@ def script_json(obj) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def table(header: list[str], rows: list[list], num_cols=()) -> str:
-    """An HTML table; every cell escaped. Cells may be ``("html", markup)`` for markup built here."""
+def table(header: list[str], rows: list[list], num_cols=(), row_filters=None, table_id: str | None = None) -> str:
+    """An HTML table; every cell escaped. Cells may be ``("html", markup)`` for markup built here.
+
+    ``row_filters``: one dict per row (profile, workload, family, mode) that the page script checks
+    against the filters to hide the row, stored escaped in the row's ``data-filter`` attribute.
+    """
     def cell(i, v):
         cls = ' class="num"' if i in num_cols else ""
         if isinstance(v, tuple) and len(v) == 2 and v[0] == "html":
             return f"<td{cls}>{v[1]}</td>"
         return f"<td{cls}>{h(v)}</td>"
+
+    def tr(i):
+        if row_filters is None:
+            return "<tr>"
+        return f'<tr data-filter="{h(json.dumps(row_filters[i], ensure_ascii=False, separators=(",", ":")))}">'
     head = "".join(f"<th>{h(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(tr(j) + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for j, r in enumerate(rows))
+    tid = f' id="{h(table_id)}"' if table_id else ""
+    return f"<table{tid}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def fig_div(fig_id: str) -> str:
@@ -66,18 +76,22 @@ def status_chips() -> str:
         f'<span class="chip"><i style="background:{c}"></i>{h(s)}</span>' for s, c in STATUS_COLORS.items()) + "</div>"
 
 
-def filters(profiles: list[str], workloads: list[str], families: list[str], default_profile: str) -> str:
+def filters(profiles: list[str], workloads: list[str], families: list[str], default_profile: str,
+            modes: list[str] = ("inference",)) -> str:
     opts = "".join(f'<option value="{h(p)}"{" selected" if p == default_profile else ""}>{h(p)}</option>'
                    for p in profiles)
 
-    def checks(name, values):
+    def checks(name, values, buttons=True):
         boxes = "".join(f'<label><input type="checkbox" name="{name}" value="{h(v)}" checked> {h(v)}</label>'
                         for v in values)
+        if not buttons:
+            return boxes
         return (boxes + f'<button type="button" data-all="{name}" data-value="1">all</button>'
                 f'<button type="button" data-all="{name}" data-value="0">none</button>')
 
     return ('<div class="filters" id="filters">'
             f'<div class="group"><span class="label">Profile</span><select id="f-profile">{opts}</select></div>'
+            f'<div class="group"><span class="label">Mode</span>{checks("f-mode", modes, buttons=False)}</div>'
             f'<div class="group"><span class="label">Workloads</span>{checks("f-workload", workloads)}</div>'
             f'<div class="group"><span class="label">Families</span>{checks("f-family", families)}</div>'
             "</div>")

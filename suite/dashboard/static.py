@@ -1,8 +1,8 @@
 """The page's own script and style sheet, written as files into the site (no result data in them).
 
 The script reads the figures from the page's ``<script type="application/json" id="bench-data">``
-block, applies the filters (profile, baseline, workloads, target families) and draws with
-``Plotly.react``. It needs no server: everything is in the page or next to it.
+block, applies the filters (profile, baseline, mode, workloads, target families) and draws with
+``Plotly.react``; table rows with a ``data-filter`` attribute are hidden by the same filters. It needs no server: everything is in the page or next to it.
 """
 
 SCRIPT = r"""
@@ -13,7 +13,8 @@ SCRIPT = r"""
     profile: spec.defaults.profile,
     baseline: spec.defaults.baseline,
     workloads: new Set(spec.workloads),
-    families: new Set(spec.families)
+    families: new Set(spec.families),
+    modes: new Set(spec.modes || ["inference"])
   };
   var ARRAYS = ["x", "y", "text", "hovertext", "customdata", "error_y.array", "error_y.arrayminus",
                 "marker.pattern.shape"];
@@ -24,11 +25,13 @@ SCRIPT = r"""
     if (on.baseline !== undefined && on.baseline !== state.baseline) return false;
     if (on.workload !== undefined && !state.workloads.has(on.workload)) return false;
     if (on.family !== undefined && !state.families.has(on.family)) return false;
+    if (on.mode !== undefined && !state.modes.has(on.mode)) return false;
     return true;
   }
   function keepItem(o) {
     return (o.workload === undefined || state.workloads.has(o.workload)) &&
-           (o.family === undefined || state.families.has(o.family));
+           (o.family === undefined || state.families.has(o.family)) &&
+           (o.mode === undefined || state.modes.has(o.mode));
   }
   function indices(items) {
     var out = [];
@@ -98,7 +101,15 @@ SCRIPT = r"""
     var config = {responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"]};
     return first ? Plotly.newPlot(el, data, layout, config) : Plotly.react(el, data, layout, config);
   }
+  function filterRows() {
+    document.querySelectorAll("tr[data-filter]").forEach(function (tr) {
+      var on;
+      try { on = JSON.parse(tr.dataset.filter); } catch (e) { return; }
+      tr.hidden = !keepOn(on);
+    });
+  }
   function renderAll(first) {
+    filterRows();
     return Promise.all(spec.figures.map(function (f) { return render(f, first); }));
   }
 
@@ -128,6 +139,7 @@ SCRIPT = r"""
   bindSelect("f-baseline", "baseline");
   bindChecks("f-workload", "workloads");
   bindChecks("f-family", "families");
+  bindChecks("f-mode", "modes");
   window.benchDashboard = {state: state, spec: spec, ready: renderAll(true).then(function () {
     document.body.dataset.rendered = "1";
   })};
@@ -164,7 +176,7 @@ section h3 { margin: 12px 0 4px; font-size: 14px; }
 table { border-collapse: collapse; font-size: 13px; margin: 4px 0 8px; }
 th, td { border-bottom: 1px solid var(--line); padding: 3px 10px 3px 0; text-align: left; vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .grid { display: grid; grid-template-columns: minmax(280px, 1fr) minmax(280px, 1fr); gap: 8px 28px; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
 .chips { display: flex; flex-wrap: wrap; gap: 4px 12px; margin: 4px 0 6px; font-size: 12px; }
