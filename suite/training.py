@@ -169,6 +169,46 @@ class TrainReference:
     params: dict  # trainable params after the last step
     grad_floor: dict  # per element, min over steps of |g|: where Adam's update is ill-conditioned
     initial: dict  # trainable params before the first step
+    kink: dict  # per element, how far ReLU decisions within float32 noise of zero can move a gradient
+
+
+# A ReLU input within KINK_REL of zero (relative to its tensor's largest magnitude) is within float32
+# forward-pass noise of the kink, so a float32 framework may take either branch; the KINK_MAX closest
+# to zero are followed (one backward pass each, once per cell: the reference is cached).
+KINK_REL = 3e-5
+KINK_MAX = 8
+
+
+def kink_allowance(workload, weights, values, seeds) -> dict:
+    """Per trainable element, sum over ambiguous ReLU decisions of |change of the gradient| if it flips.
+
+    Flipping the decision of ReLU input z_e (0 < |z_e| < KINK_REL * max|z|) adds or removes the
+    gradient arriving at that element; its effect on every parameter gradient is one backward pass
+    seeded at z_e. Batch norm spreads it over the whole channel and every layer before, so one flip
+    can move whole tensors by more than float32 rounding (measured: mobilenet_cnn at batch 32).
+    """
+    from suite.gradients import backprop, backward
+
+    vgrads, grads = backprop(workload, weights, values, seeds, training=True)
+    found = []
+    for node in workload.nodes:
+        if node.op != "relu" or node.name not in vgrads:
+            continue
+        z = values[node.inputs[0]]
+        scale = float(np.abs(z).max(initial=0.0))
+        if scale == 0:
+            continue
+        ratio = np.abs(z).ravel() / scale
+        for i in np.nonzero(ratio < KINK_REL)[0]:
+            found.append((float(ratio[i]), node.inputs[0], int(i), float(vgrads[node.name].ravel()[i])))
+    allowance = {n: {k: np.zeros_like(g) for k, g in ps.items()} for n, ps in grads.items()}
+    for _, src, i, g in sorted(found)[:KINK_MAX]:
+        seed = np.zeros_like(values[src])
+        seed.ravel()[i] = g
+        for n, ps in backward(workload, weights, values, {src: seed}, training=True).items():
+            for k, d in ps.items():
+                allowance[n][k] += np.abs(d)
+    return allowance
 
 
 def reference_train(workload, weights, inputs, labels, steps: int | None = None) -> TrainReference:
@@ -184,20 +224,21 @@ def reference_train(workload, weights, inputs, labels, steps: int | None = None)
                for n, p in weights.items()}
     initial = trainable(workload, weights)
     opt = Optimizer(spec.optimizer)
-    losses, first, floor = [], None, None
+    losses, first, floor, kink = [], None, None, None
     for _ in range(steps):
         values = train_forward(workload, weights, inputs, training=True)
         loss, seed = loss_and_grad(spec.loss, values[spec.output], labels, classes_axis(workload))
         grads = backward(workload, weights, values, {spec.output: seed}, training=True)
         losses.append(loss)
-        first = first or grads
+        if first is None:
+            first, kink = grads, kink_allowance(workload, weights, values, {spec.output: seed})
         mag = {n: {k: np.abs(g) for k, g in ps.items()} for n, ps in grads.items()}
         floor = mag if floor is None else {n: {k: np.minimum(floor[n][k], g) for k, g in ps.items()}
                                             for n, ps in mag.items()}
         new = opt.step(trainable(workload, weights), grads)
         for n, ps in new.items():
             weights[n].update(ps)
-    return TrainReference(losses, first, trainable(workload, weights), floor, initial)
+    return TrainReference(losses, first, trainable(workload, weights), floor, initial, kink)
 
 
 def flatten(tree: Mapping) -> dict[str, np.ndarray]:

@@ -135,7 +135,7 @@ def _cached_train_reference(wl, weights, inputs, labels, params_key: str):
     """suite.training.reference_train, cached on disk like the inference reference."""
     from suite.training import TrainReference, flatten, reference_train
 
-    digest = hashlib.sha256(f"train-v3|{wl.hash}|{params_key}|{wl.seed}".encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"train-v4|{wl.hash}|{params_key}|{wl.seed}".encode()).hexdigest()[:20]
     path = cache_root() / "reference" / f"{wl.name}-train-{digest}.npz"
     if path.exists():
         try:
@@ -148,12 +148,13 @@ def _cached_train_reference(wl, weights, inputs, labels, params_key: str):
                             out.setdefault(node, {})[p] = z[k]
                     return out
                 return TrainReference([float(x) for x in z["losses"]], tree("g:"), tree("p:"), tree("f:"),
-                                      tree("i:"))
+                                      tree("i:"), tree("k:"))
         except Exception:  # a torn or foreign file: recompute below
             pass
     ref = reference_train(wl, weights, inputs, labels)
     arrays = {"losses": np.asarray(ref.losses)}
-    for prefix, t in (("g:", ref.grads), ("p:", ref.params), ("f:", ref.grad_floor), ("i:", ref.initial)):
+    for prefix, t in (("g:", ref.grads), ("p:", ref.params), ("f:", ref.grad_floor), ("i:", ref.initial),
+                      ("k:", ref.kink)):
         arrays.update({prefix + k: v for k, v in flatten(t).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")

@@ -17,6 +17,13 @@ Native layout, as a Flax user would write it:
 
 Dots and convs pass ``Precision.HIGHEST``: on GPU/TPU the default is reduced precision (TF32/bf16 passes),
 which would fail float32 tolerances for reasons that are not porting bugs.
+
+Train mode (``build_train``): the idiomatic JAX loop, a pure ``train_step(params, opt_state, constants,
+inputs, labels) -> (params, opt_state, loss)`` jitted with params and opt_state donated, optax for the
+optimiser. ``params`` holds the trainable leaves of the same pytree; batch norm's moving statistics are
+``constants`` (Flax's separate ``batch_stats`` collection), neither differentiated nor updated, and
+batch norm normalises with the batch statistics. Gradients and parameters go back to the canonical
+layout through :mod:`suite.targets.train_map` (``map_weights`` applied once more to index weights).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import time
 import numpy as np
 
 from suite.ops import same_padding
-from suite.targets.base import Built, BuildContext
+from suite.targets.base import Built, BuildContext, BuiltTrain
 
 LAYOUT = "NHWC/HWIO"
 GATES = ("i", "f", "g", "o")  # canonical gate-block order (workloads/README.md)
@@ -103,8 +110,12 @@ def nhwc_inputs(workload, shapes) -> set[str]:
 
 # ---- the model: op implementations over (array, is_nhwc) values ----
 
-def _ops():
-    """Op table, built on first use so that jax is imported only inside build."""
+def _ops(training: bool = False):
+    """Op table, built on first use so that jax is imported only inside build.
+
+    ``training``: batch_norm normalises with the batch statistics (a training step) instead of the
+    moving ones; every other op is the same in both modes.
+    """
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -158,6 +169,11 @@ def _ops():
         x, is_nhwc = v
         # Channels sit last in NHWC and in (N, C); on canonical NCHW they broadcast from axis 1.
         shape = (-1,) if is_nhwc or x.ndim == 2 else (-1, 1, 1)
+        if training:  # batch statistics: mean and biased variance over every axis but the channels
+            axes = tuple(range(x.ndim - 1)) if is_nhwc else (0, *range(2, x.ndim))
+            mean = jnp.mean(x, axis=axes, keepdims=True)
+            var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)  # two-pass, as layer_norm
+            return (x - mean) * lax.rsqrt(var + epsilon) * p["scale"].reshape(shape) + p["bias"].reshape(shape), is_nhwc
         scale = (p["scale"] * lax.rsqrt(p["var"] + epsilon)).reshape(shape)
         return (x - p["mean"].reshape(shape)) * scale + p["bias"].reshape(shape), is_nhwc
 
@@ -247,13 +263,14 @@ def _ops():
     }
 
 
-def make_apply(workload, nhwc_in: set[str], out_nhwc: list):
+def make_apply(workload, nhwc_in: set[str], out_nhwc: list, training: bool = False):
     """Returns ``apply(params, inputs) -> tuple`` of native outputs.
 
     ``out_nhwc`` is filled with each output's layout flag when apply is traced (the flags are Python
     decisions fixed at trace time, so to_numpy can undo them without a second graph walk).
+    ``training``: batch_norm on batch statistics (see :func:`_ops`).
     """
-    ops = _ops()
+    ops = _ops(training)
 
     def apply(params, inputs):
         values = {name: (x, name in nhwc_in) for name, x in inputs.items()}
@@ -271,57 +288,190 @@ def _device(jax, name: str):
     return jax.devices(platform)[0]
 
 
+class _Inputs:
+    """The workload inputs' native layout and dtype: NHWC for images fed to spatial ops, int32 ids."""
+
+    def __init__(self, jax, workload, shapes, device):
+        self.jax, self.device, self.shapes = jax, device, shapes
+        self.nhwc = nhwc_inputs(workload, shapes)
+        self.dtypes = {s.name: s.dtype for s in workload.inputs}
+
+    def dtype(self, name):
+        # No x64 in JAX by default: ids are int32 on device (int64 would be silently truncated anyway).
+        return np.float32 if self.dtypes[name] == "float32" else np.int32
+
+    def specs(self) -> dict:
+        sharding = self.jax.sharding.SingleDeviceSharding(self.device)
+        out = {}
+        for name in self.dtypes:
+            shape = tuple(self.shapes[name])
+            shape = tuple(shape[i] for i in _TO_NHWC) if name in self.nhwc else shape
+            out[name] = self.jax.ShapeDtypeStruct(shape, self.dtype(name), sharding=sharding)
+        return out
+
+    def host(self, inputs) -> dict:
+        arrays = {}
+        for name in self.dtypes:
+            x = np.asarray(inputs[name])
+            x = x.transpose(_TO_NHWC) if name in self.nhwc else x
+            arrays[name] = np.ascontiguousarray(x, dtype=self.dtype(name))
+        return arrays
+
+
+def _versions(jax) -> dict[str, str]:
+    return {"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib")}
+
+
+def _device_memory(device):
+    def device_memory():
+        stats = device.memory_stats()  # None on CPU
+        return stats.get("peak_bytes_in_use") if stats else None
+    return device_memory
+
+
 def build(ctx: BuildContext) -> Built:
     """Maps weights, device_puts them, and compiles ``apply`` ahead of time for the cell's shapes."""
     import jax
-    import jax.numpy as jnp
 
     wl = ctx.workload
     device = _device(jax, ctx.device)
-    sharding = jax.sharding.SingleDeviceSharding(device)
-    nhwc_in = nhwc_inputs(wl, ctx.shapes)
+    io = _Inputs(jax, wl, ctx.shapes, device)
     host = map_weights(wl, ctx.weights, ctx.shapes, ctx.info.options.get("inject_bug"))
     params = jax.device_put(host, device)
-    dtypes = {s.name: s.dtype for s in wl.inputs}
-
-    def native_shape(name):
-        shape = ctx.shapes[name]
-        return tuple(shape[i] for i in _TO_NHWC) if name in nhwc_in else tuple(shape)
-
-    def native_dtype(name):
-        # No x64 in JAX by default: ids are int32 on device (int64 would be silently truncated anyway).
-        return jnp.float32 if dtypes[name] == "float32" else jnp.int32
-
-    specs = {n: jax.ShapeDtypeStruct(native_shape(n), native_dtype(n), sharding=sharding) for n in dtypes}
     out_nhwc: list[bool] = []
     t0 = time.perf_counter()
-    compiled = jax.jit(make_apply(wl, nhwc_in, out_nhwc)).lower(params, specs).compile()
+    compiled = jax.jit(make_apply(wl, io.nhwc, out_nhwc)).lower(params, io.specs()).compile()
     compile_s = time.perf_counter() - t0
-
-    def prepare(inputs):
-        arrays = {}
-        for name in dtypes:
-            x = np.asarray(inputs[name])
-            x = x.transpose(_TO_NHWC) if name in nhwc_in else x
-            arrays[name] = np.ascontiguousarray(x, dtype=native_dtype(name))
-        return jax.device_put(arrays, device)
 
     def to_numpy(outputs):
         return [np.asarray(y).transpose(_TO_NCHW) if flag else np.asarray(y)
                 for y, flag in zip(outputs, out_nhwc)]
 
-    def device_memory():
-        stats = device.memory_stats()  # None on CPU
-        return stats.get("peak_bytes_in_use") if stats else None
-
     return Built(
-        prepare=prepare,
+        prepare=lambda inputs: jax.device_put(io.host(inputs), device),
         run=lambda prepared: compiled(params, prepared),
         to_numpy=to_numpy,
         synchronize=jax.block_until_ready,
         layout=LAYOUT,
-        versions={"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib")},
+        versions=_versions(jax),
         compile_s=compile_s,
-        device_memory=device_memory,
+        device_memory=_device_memory(device),
     )
 
+
+# ---- training step (train mode) ----
+
+_FROZEN = {"batch_norm": ("mean", "var")}  # native names of the moving statistics: constants in a step
+
+
+def split_trainable(workload, params) -> tuple[dict, dict]:
+    """(trainable, constants) halves of the params pytree, as Flax keeps ``params`` and ``batch_stats``."""
+    ops = {n.name: n.op for n in workload.nodes}
+    train, const = {}, {}
+    for node, ps in params.items():
+        for k, v in ps.items():
+            (const if k in _FROZEN.get(ops[node], ()) else train).setdefault(node, {})[k] = v
+    return train, const
+
+
+def make_loss(workload, nhwc_in: set[str]):
+    """``loss(trainable, constants, inputs, labels) -> scalar`` on the train output in canonical layout."""
+    import jax.numpy as jnp
+    import optax
+
+    from suite.training import classes_axis
+
+    spec = workload.train
+    out_nhwc: list[bool] = []
+    apply = make_apply(workload, nhwc_in, out_nhwc, training=True)
+    idx, axis = spec.output_index, classes_axis(workload)
+
+    def loss(train, const, inputs, labels):
+        params = {n: {**const.get(n, {}), **train.get(n, {})} for n in {*train, *const}}
+        y = apply(params, inputs)[idx]
+        y = jnp.transpose(y, _TO_NCHW) if out_nhwc[idx] else y  # flag set by the trace just above
+        if spec.loss == "softmax_cross_entropy":
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(y, labels, axis=axis))
+        return jnp.mean(jnp.square(y - labels))
+
+    return loss
+
+
+def make_optimizer(config):
+    """The optax transformation of ``workload.train.optimizer``; both follow suite.training.Optimizer:
+    sgd's trace is ``buf = m * buf + g`` with update ``g + m * buf`` (nesterov) or ``buf``; adam adds eps
+    outside the square root of the bias-corrected second moment (eps_root = 0)."""
+    import optax
+
+    if config["kind"] == "sgd":
+        return optax.sgd(config["learning_rate"], momentum=config["momentum"] or None,
+                         nesterov=config["nesterov"])
+    return optax.adam(config["learning_rate"], b1=config["beta_1"], b2=config["beta_2"], eps=config["epsilon"])
+
+
+def build_train(ctx: BuildContext) -> BuiltTrain:
+    """A jitted, donated ``train_step(params, opt_state, constants, inputs, labels)`` compiled ahead of
+    time; the step keeps the new params and optimiser state, as a training loop does."""
+    import jax
+    import optax
+
+    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.training import flatten, label_shape
+
+    wl = ctx.workload
+    bug = ctx.info.options.get("inject_bug")
+    device = _device(jax, ctx.device)
+    io = _Inputs(jax, wl, ctx.shapes, device)
+    train, const = split_trainable(wl, jax.device_put(map_weights(wl, ctx.weights, ctx.shapes, bug), device))
+    # The same mapping applied to index weights says where each native element came from.
+    index, _ = split_trainable(wl, map_weights(wl, index_weights(wl, ctx.weights), ctx.shapes, bug))
+    cmap = CanonicalMap(wl, ctx.weights, flatten(index))
+
+    loss_fn = make_loss(wl, io.nhwc)
+    opt = make_optimizer(wl.train.optimizer)
+
+    def train_step(params, opt_state, constants, inputs, labels):
+        loss, grads = jax.value_and_grad(loss_fn)(params, constants, inputs, labels)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    label_dtype = np.int32 if wl.train.loss == "softmax_cross_entropy" else np.float32  # no x64 in jax
+    label_spec = jax.ShapeDtypeStruct(label_shape(wl, ctx.params), label_dtype,
+                                      sharding=jax.sharding.SingleDeviceSharding(device))
+    state = {"params": train, "opt": jax.device_put(opt.init(train), device)}
+    t0 = time.perf_counter()
+    # params and opt_state are donated: XLA updates them in place, and the old arrays are never read again.
+    compiled = (jax.jit(train_step, donate_argnums=(0, 1))
+                .lower(state["params"], state["opt"], const, io.specs(), label_spec).compile())
+    compile_s = time.perf_counter() - t0
+    # Verification only (not timed, not in compile_s); reads state["params"] without donating it.
+    grad_fn = jax.jit(jax.grad(loss_fn))
+
+    def prepare(inputs, labels):
+        return jax.device_put((io.host(inputs), np.ascontiguousarray(labels, dtype=label_dtype)), device)
+
+    def step(prepared):
+        state["params"], state["opt"], loss = compiled(state["params"], state["opt"], const, *prepared)
+        return loss
+
+    def synchronize(loss):
+        jax.block_until_ready((loss, state["params"]))
+
+    def to_canonical(tree):
+        return cmap.to_canonical(flatten(jax.device_get(tree)))
+
+    device_memory = _device_memory(device)
+    return BuiltTrain(
+        prepare=prepare,
+        step=step,
+        loss_value=lambda loss: float(loss),
+        gradients=lambda prepared: to_canonical(grad_fn(state["params"], const, *prepared)),
+        parameters=lambda: to_canonical(state["params"]),
+        synchronize=synchronize,
+        layout=LAYOUT,
+        versions={**_versions(jax), "optax": optax.__version__},
+        compile_s=compile_s,
+        device_memory=device_memory,
+        # jax exposes no reset of the allocator's peak: device_memory reports the peak since start.
+        reset_peak_memory=None,
+    )

@@ -21,6 +21,13 @@ Native layouts (canonical -> TensorFlow), the only place they are mapped:
 * LSTM: fused kernel (F, 4U), recurrent kernel (U, 4U) in the canonical gate order i, f, g, o
   (unchanged); the input projection of all steps is one matmul, then a tf.while_loop over time.
   tf.raw_ops.BlockLSTM is not used: it has no XLA kernel.
+
+Training (``build_train``): the same graph over trainable tf.Variables (batch norm's moving statistics
+stay non-trainable and are moved with Keras' momentum 0.99), batch norm on batch statistics, the loss,
+tf.GradientTape and TensorFlow's own training kernels (tf.raw_ops.ResourceApplyMomentum /
+ResourceApplyGradientDescent / ResourceApplyAdam) in one tf.function per step. Native gradients and
+parameters go back to the canonical layout through suite.targets.train_map (the weight mapping above
+applied to index weights), so no mapping is written twice.
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ import time
 
 import numpy as np
 
-from suite.targets.base import Built, BuildContext, UnsupportedError
+from suite.targets.base import Built, BuildContext, BuiltTrain, UnsupportedError
 from suite.targets.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
 
 LAYOUT = ("NHWC/HWIO; depthwise (kh,kw,C,m); dense (in,out); "
@@ -50,8 +57,12 @@ def _import_tf():
     return tf
 
 
-def _build_graph_fn(tf, workload, shapes, variables):
-    """Returns f(*inputs) -> tuple of outputs, walking the workload graph with raw TF ops."""
+def _build_graph_fn(tf, workload, shapes, variables, training=False, bn_momentum=None):
+    """Returns f(*inputs) -> (outputs, NHWC flags), walking the workload graph with raw TF ops.
+
+    training=True normalises batch_norm with the batch statistics (train mode); with bn_momentum set it
+    also moves the moving statistics towards them (Keras' convention), as a training step does.
+    """
 
     tracker = Tracker(Ops(tf.transpose, tf.nn.softmax, tf.add, tf.multiply, tf.concat))
     canon, nhwc = tracker.canon, tracker.nhwc
@@ -128,8 +139,14 @@ def _build_graph_fn(tf, workload, shapes, variables):
             return Val(tf.reduce_mean(nhwc(v), axis=[1, 2]))
         if op == "batch_norm":  # channels last in both (N, C) and NHWC, so stats broadcast as (C,)
             x = nhwc(v) if v.t.shape.rank == 4 else v.t
-            y = tf.nn.batch_normalization(x, w["moving_mean"], w["moving_var"], w["beta"], w["gamma"],
-                                          a["epsilon"])
+            if training:  # batch mean and biased variance over every axis but channels (last)
+                mean, var = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
+                if bn_momentum is not None:
+                    w["moving_mean"].assign_sub((w["moving_mean"] - mean) * (1.0 - bn_momentum))
+                    w["moving_var"].assign_sub((w["moving_var"] - var) * (1.0 - bn_momentum))
+            else:
+                mean, var = w["moving_mean"], w["moving_var"]
+            y = tf.nn.batch_normalization(x, mean, var, w["beta"], w["gamma"], a["epsilon"])
             return Val(y, y.shape.rank == 4)
         if op in ("relu", "sigmoid", "tanh", "gelu"):
             fn = {"relu": tf.nn.relu, "sigmoid": tf.sigmoid, "tanh": tf.tanh,
@@ -198,12 +215,8 @@ def _native_weights(workload, weights, bug):
     return out
 
 
-def build(ctx: BuildContext) -> Built:
-    """Builds one cell's model as a tf.Module + tf.function with a fixed input signature."""
-    tf = _import_tf()
-    wl, shapes = ctx.workload, ctx.shapes
-    jit = bool(ctx.info.options.get("jit_compile", False))
-    bug = ctx.info.options.get("inject_bug")
+def _device(tf, ctx) -> tuple[bool, str]:
+    """Applies the thread count and checks the device; returns (gpu, TensorFlow device name)."""
     if ctx.threads and ctx.threads > 0:
         try:  # only possible before the TF runtime starts; the worker's env vars cover later builds
             tf.config.threading.set_intra_op_parallelism_threads(ctx.threads)
@@ -212,10 +225,11 @@ def build(ctx: BuildContext) -> Built:
     gpu = ctx.device == "cuda"
     if gpu and not tf.config.list_physical_devices("GPU"):
         raise UnsupportedError("device cuda: TensorFlow sees no GPU (is tensorflow[and-cuda] installed?)")
-    device = "/GPU:0" if gpu else "/CPU:0"
-    native = _native_weights(wl, ctx.weights, bug)
+    return gpu, "/GPU:0" if gpu else "/CPU:0"
 
-    # Input signature in the native layout: rank-4 float inputs are NHWC.
+
+def _input_specs(tf, wl, shapes):
+    """Input signature in the native layout (rank-4 float inputs are NHWC) and which inputs to transpose."""
     in_specs, to_nhwc = [], []
     for spec in wl.inputs:
         shape = tuple(shapes[spec.name])
@@ -223,6 +237,24 @@ def build(ctx: BuildContext) -> Built:
         to_nhwc.append(img)
         in_specs.append(tf.TensorSpec([shape[i] for i in NCHW_TO_NHWC] if img else shape,
                                       tf.as_dtype(spec.dtype), name=spec.name))
+    return in_specs, to_nhwc
+
+
+def _host_to_device(tf, wl, host, to_nhwc, device):
+    with tf.device(device):
+        return [tf.constant(np.transpose(host[s.name], NCHW_TO_NHWC) if img else host[s.name])
+                for s, img in zip(wl.inputs, to_nhwc)]
+
+
+def build(ctx: BuildContext) -> Built:
+    """Builds one cell's model as a tf.Module + tf.function with a fixed input signature."""
+    tf = _import_tf()
+    wl, shapes = ctx.workload, ctx.shapes
+    jit = bool(ctx.info.options.get("jit_compile", False))
+    bug = ctx.info.options.get("inject_bug")
+    gpu, device = _device(tf, ctx)
+    native = _native_weights(wl, ctx.weights, bug)
+    in_specs, to_nhwc = _input_specs(tf, wl, shapes)
 
     with tf.device(device):
         module = tf.Module(name=wl.name)
@@ -249,9 +281,7 @@ def build(ctx: BuildContext) -> Built:
         compile_s = time.perf_counter() - t0
 
     def prepare(host):
-        with tf.device(device):
-            return [tf.constant(np.transpose(host[s.name], NCHW_TO_NHWC) if img else host[s.name])
-                    for s, img in zip(wl.inputs, to_nhwc)]
+        return _host_to_device(tf, wl, host, to_nhwc, device)
 
     def run(prepared):
         return tuple(fn(*prepared))
@@ -270,3 +300,172 @@ def build(ctx: BuildContext) -> Built:
 
     return Built(prepare=prepare, run=run, to_numpy=to_numpy, synchronize=synchronize, layout=LAYOUT,
                  versions={"tensorflow": tf.__version__}, compile_s=compile_s, device_memory=device_memory)
+
+
+# Batch norm's moving statistics in a training step: Keras' default momentum. They are buffers, not
+# compared by verification (suite.training); updating them keeps the step what a real training loop runs.
+BN_MOMENTUM = 0.99
+
+
+def _loss_fn(tf, wl):
+    """(outputs, NHWC flags, labels) -> scalar loss of the output ``workload.train`` names, read in
+    canonical axis order (an NHWC-flagged output is transposed back first)."""
+    from suite.training import classes_axis
+
+    spec = wl.train
+    idx = spec.output_index
+
+    def loss(outs, flags, labels):
+        y = tf.transpose(outs[idx], NHWC_TO_NCHW) if flags[idx] else outs[idx]
+        if spec.loss == "mean_squared_error":
+            return tf.reduce_mean(tf.square(y - labels))
+        rank = y.shape.rank
+        ax = classes_axis(wl) % rank
+        if ax != rank - 1:  # classes last; the other axes keep their order, as the labels do
+            y = tf.transpose(y, [i for i in range(rank) if i != ax] + [ax])
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=y))
+
+    return loss
+
+
+def _optimizer(tf, config, train_vars):
+    """TensorFlow's own training kernels (tf.raw_ops.ResourceApply*), not Keras.
+
+    Returns (apply(grads), state variables). Update rules, as suite.training.Optimizer:
+    * sgd: ResourceApplyMomentum keeps ``accum = momentum * accum + g`` and applies ``var -= lr * accum``
+      (nesterov: ``var -= lr * (g + momentum * accum)``): PyTorch's buffer convention exactly.
+      Momentum 0 is ResourceApplyGradientDescent.
+    * adam: ResourceApplyAdam with slots m, v and the powers beta_1**t, beta_2**t as variables. It
+      applies ``lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``: epsilon on sqrt(v) before
+      bias correction ("epsilon hat"), i.e. the textbook update with epsilon / sqrt(1 - b2^t). The
+      workload's optimiser is the textbook one (suite.training), so the kernel is given
+      ``eps * sqrt(1 - b2^t)`` at step t, which makes its update Algorithm 1 exactly: a hyper-parameter
+      mapped to the kernel's convention, as layouts are. (Given the raw epsilon, the first step moves
+      parameters whose |g| is near 31.6 eps differently by up to ~lr, and mobilenet_cnn at batch 32 fails.)
+    """
+    c = dict(config)
+    f32 = lambda x: tf.constant(x, tf.float32)  # noqa: E731
+    lr = f32(c["learning_rate"])
+    if c["kind"] == "sgd" and c["momentum"] == 0:
+        def apply(grads):
+            for var, g in zip(train_vars, grads):
+                tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=lr, delta=g)
+        return apply, []
+    if c["kind"] == "sgd":
+        accum = [tf.Variable(tf.zeros_like(v), trainable=False, name="momentum") for v in train_vars]
+        momentum = f32(c["momentum"])
+
+        def apply(grads):
+            for var, acc, g in zip(train_vars, accum, grads):
+                tf.raw_ops.ResourceApplyMomentum(var=var.handle, accum=acc.handle, lr=lr, grad=g,
+                                                 momentum=momentum, use_nesterov=bool(c["nesterov"]))
+        return apply, accum
+    m = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in train_vars]
+    v = [tf.Variable(tf.zeros_like(x), trainable=False, name="v") for x in train_vars]
+    # The powers at step t are the inputs of step t: they start at beta (t = 1).
+    b1_power = tf.Variable(c["beta_1"], dtype=tf.float32, trainable=False, name="beta_1_power")
+    b2_power = tf.Variable(c["beta_2"], dtype=tf.float32, trainable=False, name="beta_2_power")
+    b1, b2, eps = f32(c["beta_1"]), f32(c["beta_2"]), f32(c["epsilon"])
+
+    def apply(grads):
+        p1, p2 = b1_power.read_value(), b2_power.read_value()
+        for var, mi, vi, g in zip(train_vars, m, v, grads):
+            tf.raw_ops.ResourceApplyAdam(var=var.handle, m=mi.handle, v=vi.handle, beta1_power=p1,
+                                         beta2_power=p2, lr=lr, beta1=b1, beta2=b2,
+                                         epsilon=eps * tf.sqrt(1.0 - p2), grad=g)
+        b1_power.assign(p1 * b1)
+        b2_power.assign(p2 * b2)
+    return apply, m + v + [b1_power, b2_power]
+
+
+def build_train(ctx: BuildContext) -> BuiltTrain:
+    """Builds one cell's training step: forward (batch statistics), loss, tf.GradientTape backward and the
+    optimiser update, in one tf.function (XLA-compiled for ``tensorflow:xla``) over tf.Variables."""
+    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.training import is_trainable, label_shape
+
+    tf = _import_tf()
+    wl, shapes = ctx.workload, ctx.shapes
+    jit = bool(ctx.info.options.get("jit_compile", False))
+    bug = ctx.info.options.get("inject_bug")
+    gpu, device = _device(tf, ctx)
+    ops = {node.name: node.op for node in wl.nodes}
+    native = _native_weights(wl, ctx.weights, bug)
+    # The same mapping applied to index weights says which canonical element each native one came from.
+    index = _native_weights(wl, index_weights(wl, ctx.weights), bug)
+    names = [(n, k) for n, ps in native.items() for k in ps if is_trainable(ops[n], k)]
+    cmap = CanonicalMap(wl, ctx.weights, {f"{n}/{k}": index[n][k] for n, k in names})
+    in_specs, to_nhwc = _input_specs(tf, wl, shapes)
+    mse = wl.train.loss == "mean_squared_error"
+    label_spec = tf.TensorSpec(label_shape(wl, ctx.params), tf.float32 if mse else tf.int32, name="labels")
+    loss_fn = _loss_fn(tf, wl)
+
+    with tf.device(device):
+        module = tf.Module(name=f"{wl.name}_train")  # fresh variables per cell: nothing leaks between cells
+        module.params = {n: {k: tf.Variable(v, trainable=is_trainable(ops[n], k), name=f"{n}_{k}")
+                             for k, v in p.items()} for n, p in native.items()}
+        train_vars = [module.params[n][k] for n, k in names]
+        apply, module.opt_state = _optimizer(tf, wl.train.optimizer, train_vars)
+        step_graph = _build_graph_fn(tf, wl, shapes, module.params, training=True, bn_momentum=BN_MOMENTUM)
+        grad_graph = _build_graph_fn(tf, wl, shapes, module.params, training=True)  # no buffer updates
+
+        def loss_and_grads(graph_fn, args):
+            *inputs, labels = args
+            with tf.GradientTape() as tape:  # watches the trainable variables it sees
+                loss = loss_fn(*graph_fn(*inputs), labels)
+            grads = tape.gradient(loss, train_vars)
+            # embedding gradients arrive as IndexedSlices: the training kernels take dense gradients
+            return loss, [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                          for g, v in zip(grads, train_vars)]
+
+        def step_fn(*args):
+            loss, grads = loss_and_grads(step_graph, args)
+            apply(grads)
+            return loss  # computed before the update
+
+        def grads_fn(*args):
+            return loss_and_grads(grad_graph, args)[1]
+
+        signature = in_specs + [label_spec]
+        # autograph off, as in build: the graph uses explicit TF control flow.
+        module.step = tf.function(step_fn, input_signature=signature, jit_compile=jit, autograph=False)
+        module.grads = tf.function(grads_fn, input_signature=signature, jit_compile=jit, autograph=False)
+        step = module.step
+
+        t0 = time.perf_counter()
+        step.get_concrete_function()
+        if jit:  # XLA compiles on the first call: run it once on zeros, then put every variable back
+            saved = [v.numpy() for v in module.variables]
+            zeros = [tf.zeros(s.shape, s.dtype) for s in in_specs]
+            float(step(*zeros, tf.zeros(label_spec.shape, label_spec.dtype)).numpy())
+            for var, value in zip(module.variables, saved):
+                var.assign(value)
+        compile_s = time.perf_counter() - t0
+
+    def prepare(host, labels):
+        with tf.device(device):
+            lab = tf.constant(np.asarray(labels, dtype=label_spec.dtype.as_numpy_dtype))
+        return _host_to_device(tf, wl, host, to_nhwc, device) + [lab]
+
+    def gradients(prepared):
+        grads = module.grads(*prepared)
+        return cmap.to_canonical({f"{n}/{k}": g.numpy() for (n, k), g in zip(names, grads)})
+
+    def parameters():
+        return cmap.to_canonical({f"{n}/{k}": v.numpy() for (n, k), v in zip(names, train_vars)})
+
+    def synchronize(loss):
+        if gpu:
+            tf.test.experimental.sync_devices()
+
+    def device_memory():
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]) if gpu else None
+
+    def reset_peak_memory():
+        if gpu:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+
+    return BuiltTrain(prepare=prepare, step=lambda prepared: step(*prepared),
+                      loss_value=lambda loss: float(loss.numpy()), gradients=gradients, parameters=parameters,
+                      synchronize=synchronize, layout=LAYOUT, versions={"tensorflow": tf.__version__},
+                      compile_s=compile_s, device_memory=device_memory, reset_peak_memory=reset_peak_memory)
