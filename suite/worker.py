@@ -189,7 +189,8 @@ def run_train_task(task: dict, state: CellState, profile) -> dict:
     """Train mode: build the step, verify loss / gradients / updated parameters, then time the step.
 
     Verification order, from the identical starting weights: the target's gradients at the initial
-    parameters, then ``train.steps`` steps (each returning its loss), then the parameters. Memory of a
+    parameters, then ``train.steps`` steps (each returning its loss; before each later step the target's
+    gradients at its current parameters), then the parameters. Memory of a
     step (``step_peak_bytes``): on CUDA the framework's device peak over one step; on CPU the process's
     peak resident memory over one step (VmHWM reset just before it), and ``step_extra_bytes`` the part of
     it above the resident memory before the step: activations, gradients and temporaries that the
@@ -229,8 +230,10 @@ def run_train_task(task: dict, state: CellState, profile) -> dict:
                    compile_s=built.compile_s if built.compile_s is not None else build_s)
         prepared = built.prepare(inputs, labels)
         grads = built.gradients(prepared)
-        losses = []
+        losses, step_grads = [], [grads]
         for i in range(wl.train.steps):
+            if i > 0:  # the target's own gradients before this step: the optimiser is replayed on them
+                step_grads.append(built.gradients(prepared))
             if i == 0:  # the first step: time it (first_call_s) and measure its memory
                 if built.reset_peak_memory is not None:
                     built.reset_peak_memory()
@@ -249,7 +252,7 @@ def run_train_task(task: dict, state: CellState, profile) -> dict:
                 out = built.step(prepared)
                 built.synchronize(out)
             losses.append(built.loss_value(out))
-        result = TrainResult(losses, grads, built.parameters())
+        result = TrainResult(losses, grads, built.parameters(), step_grads)
         numerics, extra = verify_train(wl, result, ref)
         rec.update({k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
         rec.update(extra)

@@ -145,7 +145,8 @@ def _copy(tree):
 
 
 def _result(ref: TrainReference, **change):
-    r = {"losses": list(ref.losses), "grads": _copy(ref.grads), "params": _copy(ref.params)}
+    r = {"losses": list(ref.losses), "grads": _copy(ref.grads), "params": _copy(ref.params),
+         "step_grads": [_copy(g) for g in ref.step_grads]}
     r.update(change)
     return TrainResult(**r)
 
