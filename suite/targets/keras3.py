@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 from suite.ops import same_padding
-from suite.targets.base import Built, BuildContext, UnsupportedError
+from suite.targets.base import Built, BuildContext, BuiltTrain, UnsupportedError
 from suite.targets.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
 
 _COMPILED = {"jax": "jax.jit(stateless_call), AOT-compiled",
@@ -111,22 +111,23 @@ def _is_depthwise(node, in_shape) -> bool:
             and not (max(a["dilation"]) > 1 and max(a["strides"]) > 1))
 
 
-def build_model(keras, workload, shapes, weights, bug=None):
+def build_model(keras, workload, shapes, bug=None):
     """Walks the workload graph into a functional keras.Model.
 
     Returns:
-        (model, input_nhwc, output_nhwc, assignments) where assignments is [(layer, [arrays])] to be
-        given to ``layer.set_weights`` once the model exists.
+        (model, input_nhwc, output_nhwc, assign_for) where ``assign_for(canonical weights)`` gives
+        [(layer, [arrays])] to be given to ``layer.set_weights`` once the model exists (the same
+        mapping serves the real weights and, in train mode, the index weights of suite.targets.train_map).
     """
     L, ops, backend = keras.layers, keras.ops, keras.backend.backend()
-    assign = []
+    placed = []  # (layer, node) in graph order
 
     tracker = Tracker(Ops(ops.transpose, ops.softmax, ops.add, ops.multiply, ops.concatenate))
     canon, nhwc = tracker.canon, tracker.nhwc
 
     def layer(lyr, node, x, **call):
         y = lyr(x, **call)  # calling builds the layer, so its weights exist from here on
-        assign.append((lyr, native_weights(node, weights[node.name], shapes[node.inputs[0]], bug)))
+        placed.append((lyr, node))
         return y
 
     def conv2d(node, v):
@@ -223,7 +224,11 @@ def build_model(keras, workload, shapes, weights, bug=None):
         env[node.name] = run_node(node, [env[s] for s in node.inputs])
     outs = [env[o] for o in workload.outputs]
     model = keras.Model(inputs=inputs, outputs=[o.t for o in outs], name=workload.name)
-    return model, input_nhwc, [o.nhwc for o in outs], assign
+
+    def assign_for(w):
+        return [(lyr, native_weights(node, w[node.name], shapes[node.inputs[0]], bug)) for lyr, node in placed]
+
+    return model, input_nhwc, [o.nhwc for o in outs], assign_for
 
 
 def _import_keras(backend: str):
@@ -280,29 +285,27 @@ def _compile(keras, model, backend, example, device):
     return run, sync, None
 
 
-def build(ctx: BuildContext) -> Built:
-    """Builds the cell's functional keras.Model, sets its weights, and compiles it per the backend."""
-    backend = ctx.info.runtime
+def _setup(ctx: BuildContext):
+    """(keras, inject_bug) for the cell: checks the option and the worker's backend, pins float32 matmuls."""
     bug = ctx.info.options.get("inject_bug")
     if bug is not None and bug not in INJECTABLE_BUGS:
         raise ValueError(f"inject_bug={bug!r}: expected one of {', '.join(INJECTABLE_BUGS)}")
-    keras = _import_keras(backend)
-    if ctx.device == "cuda" and backend == "torch":
+    keras = _import_keras(ctx.info.runtime)
+    if ctx.device == "cuda" and ctx.info.runtime == "torch":
         import torch
 
         # TF32 would make float32 matmuls ~1e-3 accurate: verification would mean nothing.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    # No keras.utils.set_random_seed: it imports tensorflow to seed it too (TF must stay out of the
-    # torch and jax workers), and every initialiser is overwritten by set_weights below anyway.
-    model, input_nhwc, output_nhwc, assign = build_model(keras, ctx.workload, ctx.shapes, ctx.weights, bug)
-    for lyr, arrays in assign:
-        lyr.set_weights(arrays)  # checks count and shapes against the layer's own weight order
+    return keras, bug
 
-    names = [s.name for s in ctx.workload.inputs]
-    ints = {s.name for s in ctx.workload.inputs if s.dtype != "float32"}
 
-    def prepare(host):
+def _input_converter(keras, workload, input_nhwc):
+    """host inputs (canonical numpy) -> list of backend tensors in the model's input order and layout."""
+    names = [s.name for s in workload.inputs]
+    ints = {s.name for s in workload.inputs if s.dtype != "float32"}
+
+    def convert(host):
         xs = []
         for name, img in zip(names, input_nhwc):
             x = np.transpose(host[name], NCHW_TO_NHWC) if img else host[name]
@@ -310,6 +313,24 @@ def build(ctx: BuildContext) -> Built:
             xs.append(keras.ops.convert_to_tensor(x))  # on the backend's default device
         return xs
 
+    return convert
+
+
+def _versions(keras, backend) -> dict[str, str]:
+    return {"keras": keras.__version__, backend: importlib.import_module(backend).__version__}
+
+
+def build(ctx: BuildContext) -> Built:
+    """Builds the cell's functional keras.Model, sets its weights, and compiles it per the backend."""
+    backend = ctx.info.runtime
+    keras, bug = _setup(ctx)
+    # No keras.utils.set_random_seed: it imports tensorflow to seed it too (TF must stay out of the
+    # torch and jax workers), and every initialiser is overwritten by set_weights below anyway.
+    model, input_nhwc, output_nhwc, assign_for = build_model(keras, ctx.workload, ctx.shapes, bug)
+    for lyr, arrays in assign_for(ctx.weights):
+        lyr.set_weights(arrays)  # checks count and shapes against the layer's own weight order
+
+    prepare = _input_converter(keras, ctx.workload, input_nhwc)
     example = prepare({s.name: np.zeros(ctx.shapes[s.name]) for s in ctx.workload.inputs})
     fn, sync, compile_s = _compile(keras, model, backend, example, ctx.device)
 
@@ -322,6 +343,230 @@ def build(ctx: BuildContext) -> Built:
                 for a, flag in zip((keras.ops.convert_to_numpy(o) for o in outputs), output_nhwc)]
 
     return Built(prepare=prepare, run=run, to_numpy=to_numpy, synchronize=sync,
-                 layout=_LAYOUT + _COMPILED[backend],
-                 versions={"keras": keras.__version__, backend: importlib.import_module(backend).__version__},
-                 compile_s=compile_s)
+                 layout=_LAYOUT + _COMPILED[backend], versions=_versions(keras, backend), compile_s=compile_s)
+
+
+# ---- training step (train mode) ----
+
+def _optimizer(keras, config, backend):
+    """Keras' own optimiser for ``workload.train.optimizer``. SGD's velocity ``v = m v - lr g`` is -lr times
+    suite.training's ``buf``, so the updates agree; Adam adds epsilon to sqrt(v) before bias correction
+    ("epsilon hat"), which the train tolerances allow for (suite.verify).
+
+    One workaround, tensorflow + Adam only: an Embedding's gradient is a tf.IndexedSlices with one row per
+    lookup, and Keras 3.15 feeds it to Adam's update as is: m, v and the parameter get one scatter-add per
+    lookup, so a token seen k times in the batch moves by up to k * lr per step and v sums squares instead
+    of squaring the sum (ids [0, 0, 0, 1], Adam lr 0.1, two steps: row 0 moves 0.346 on tensorflow, 0.200 on
+    jax and torch). tf.keras 2 deduplicated such slices first; here they are summed into a dense gradient,
+    which is that semantics. SGD is linear in the gradient, so its scatter-adds are already right.
+    """
+    if config["kind"] == "sgd":
+        return keras.optimizers.SGD(learning_rate=config["learning_rate"], momentum=config["momentum"],
+                                    nesterov=config["nesterov"])
+    cls = keras.optimizers.Adam
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        class DenseSlicesAdam(keras.optimizers.Adam):
+            def apply(self, grads, trainable_variables=None):
+                grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+                return super().apply(grads, trainable_variables)
+
+        cls = DenseSlicesAdam
+    return cls(learning_rate=config["learning_rate"], beta_1=config["beta_1"], beta_2=config["beta_2"],
+               epsilon=config["epsilon"])
+
+
+def _loss(keras, workload):
+    """The Keras loss of ``workload.train``; its default reduction (sum over batch size, i.e. over every
+    position the per-position loss has) makes it the plain mean of suite.training."""
+    from suite.training import classes_axis
+
+    if workload.train.loss == "softmax_cross_entropy":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, axis=classes_axis(workload))
+    return keras.losses.MeanSquaredError()
+
+
+def _gradient_fn(keras, backend, model, loss_fn):
+    """``grads(xs, y) -> [array per model.trainable_variables]`` at the current weights, no update, the way
+    Keras' custom ``train_step`` guides write it per backend. Batch norm runs in training mode (batch
+    statistics); the moving statistics it updates on tensorflow and torch are restored afterwards."""
+    variables = model.trainable_variables
+    frozen = model.non_trainable_variables
+
+    def keep_frozen(fn):
+        def wrapped(xs, y):
+            saved = [v.numpy() for v in frozen]
+            try:
+                return fn(xs, y)
+            finally:
+                for v, a in zip(frozen, saved):
+                    v.assign(a)
+        return wrapped
+
+    if backend == "jax":
+        import jax
+
+        def loss_of(tv, ntv, xs, y):
+            pred, _ = model.stateless_call(tv, ntv, xs, training=True)
+            return loss_fn(y, pred)
+
+        grad = jax.jit(jax.grad(loss_of))  # stateless: nothing to restore
+        return lambda xs, y: [np.asarray(g) for g in grad([v.value for v in variables],
+                                                          [v.value for v in frozen], xs, y)]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # Traced like Keras' own train function (tf.function, XLA when model.jit_compile): the numbers are
+        # the step's. Eagerly, the backward of Keras' unfused batch norm (tf.nn.moments +
+        # tf.nn.batch_normalization) is ~1e-3 off in float32 on a batch-32 ResNet (relative L2 error of
+        # the gradient); in graph mode Grappler rewrites it and the error is ~1e-6, as on jax and torch.
+        @tf.function(jit_compile=bool(model.jit_compile))
+        def tf_grads(xs, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(xs, training=True))
+            # An embedding's gradient is IndexedSlices (rows looked up); densify it.
+            return [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+        return keep_frozen(lambda xs, y: [g.numpy() for g in tf_grads(xs, y)])
+
+    def torch_grads(xs, y):
+        for v in variables:
+            v.value.grad = None
+        loss_fn(y, model(xs, training=True)).backward()
+        out = [v.value.grad.detach().cpu().numpy() for v in variables]
+        for v in variables:
+            v.value.grad = None  # the next train step starts from clean .grad, as Keras' zero_grad does
+        return out
+
+    return keep_frozen(torch_grads)
+
+
+def _memory(backend, device):
+    """(device_memory, reset_peak_memory) on a GPU, (None, None) on the CPU (the worker reads RSS there)."""
+    if device != "cuda":
+        return None, None
+    if backend == "torch":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()  # the peak is process-wide: report this cell, not an earlier one
+        return (lambda: int(torch.cuda.max_memory_allocated())), torch.cuda.reset_peak_memory_stats
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return (lambda: int(tf.config.experimental.get_memory_info("GPU:0")["peak"]),
+                lambda: tf.config.experimental.reset_memory_stats("GPU:0"))
+    import jax
+
+    dev = jax.devices()[0]
+
+    def jax_peak():
+        stats = dev.memory_stats()
+        return stats.get("peak_bytes_in_use") if stats else None
+
+    return jax_peak, None  # jax exposes no reset of the allocator's peak
+
+
+def build_train(ctx: BuildContext) -> BuiltTrain:
+    """A Keras fit step: the functional model of :func:`build`, ``model.compile(optimizer, loss)`` with Keras'
+    own optimiser and loss on the train output, and ``train_on_batch`` per step.
+
+    The training model is a second functional model over the same layers whose only output is the train
+    output in canonical layout, so the loss is exactly the workload's (no loss on other outputs). One
+    ``train_on_batch`` on zeros in build traces and compiles the step (``compile_s``; jax and tensorflow)
+    and builds the optimiser; the weights and optimiser variables are then restored, so the first real
+    step starts from the canonical weights with fresh optimiser state.
+    """
+    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.training import label_shape
+
+    backend = ctx.info.runtime
+    wl = ctx.workload
+    spec = wl.train
+    keras, bug = _setup(ctx)
+    full, input_nhwc, output_nhwc, assign_for = build_model(keras, wl, ctx.shapes, bug)
+    paths = [v.path for v in full.trainable_variables]
+    if len(set(paths)) != len(paths):
+        raise RuntimeError(f"keras variable paths are not unique: {paths}")
+    # The same mapping applied to index weights says where each native element came from.
+    for lyr, arrays in assign_for(index_weights(wl, ctx.weights)):
+        lyr.set_weights(arrays)
+    cmap = CanonicalMap(wl, ctx.weights, {v.path: v.numpy() for v in full.trainable_variables})
+    initial = assign_for(ctx.weights)
+    for lyr, arrays in initial:
+        lyr.set_weights(arrays)
+
+    out = full.outputs[spec.output_index]
+    if output_nhwc[spec.output_index]:  # the loss reads the canonical layout (class axis, label order)
+        out = keras.ops.transpose(out, NHWC_TO_NCHW)
+    model = keras.Model(inputs=full.inputs, outputs=out, name=f"{wl.name}_train")
+    loss_fn = _loss(keras, wl)
+    model.compile(optimizer=_optimizer(keras, spec.optimizer, backend), loss=loss_fn)  # jit_compile: Keras' "auto"
+    train_paths = [v.path for v in model.trainable_variables]
+
+    convert = _input_converter(keras, wl, input_nhwc)
+    label_dtype = np.int32 if spec.loss == "softmax_cross_entropy" else np.float32
+
+    def prepare(inputs, labels):
+        return convert(inputs), keras.ops.convert_to_tensor(np.ascontiguousarray(labels, dtype=label_dtype))
+
+    # Trace, compile and build the optimiser now, then put the weights and the optimiser state back.
+    warm = prepare({s.name: np.zeros(ctx.shapes[s.name]) for s in wl.inputs},
+                   np.zeros(label_shape(wl, ctx.params), dtype=label_dtype))
+    model.optimizer.build(model.trainable_variables)
+    opt_state = [v.numpy() for v in model.optimizer.variables]
+    t0 = time.perf_counter()
+    model.train_on_batch(*warm, return_dict=False)
+    compile_s = time.perf_counter() - t0
+    for lyr, arrays in initial:
+        lyr.set_weights(arrays)
+    for v, a in zip(model.optimizer.variables, opt_state):
+        v.assign(a)
+
+    grad_fn = _gradient_fn(keras, backend, model, loss_fn)
+    device_memory, reset_peak_memory = _memory(backend, ctx.device)
+
+    def step(prepared):
+        return model.train_on_batch(*prepared, return_dict=False)  # the loss before the update, a float
+
+    def synchronize(_loss):
+        # train_on_batch already returns a Python float (Keras converts its logs), which waits for the
+        # step's executable / graph / stream on the CPU; on a GPU wait for the parameter updates too.
+        if ctx.device != "cuda":
+            return
+        if backend == "torch":
+            import torch
+
+            torch.cuda.synchronize()
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.test.experimental.sync_devices()
+        else:
+            import jax
+
+            jax.block_until_ready([v.value for v in model.trainable_variables])
+
+    def gradients(prepared):
+        grads = dict(zip(train_paths, grad_fn(*prepared)))
+        # A variable the train output does not depend on (none in the shipped workloads) has zero gradient.
+        return cmap.to_canonical({v.path: grads.get(v.path, np.zeros(v.shape, np.float32))
+                                  for v in full.trainable_variables})
+
+    kind = {"jax": "jax.jit", "tensorflow": "tf.function + XLA" if model.jit_compile else "tf.function",
+            "torch": "torch.compile" if model.jit_compile else "eager"}[backend]
+    if backend == "tensorflow" and spec.optimizer["kind"] == "adam":
+        kind += "; Adam gets IndexedSlices gradients densified"
+    return BuiltTrain(
+        prepare=prepare,
+        step=step,
+        loss_value=float,
+        gradients=gradients,
+        parameters=lambda: cmap.to_canonical({v.path: v.numpy() for v in full.trainable_variables}),
+        synchronize=synchronize,
+        layout=_LAYOUT + f"model.compile(jit_compile={model.jit_compile}) + train_on_batch ({kind})",
+        versions=_versions(keras, backend),
+        compile_s=compile_s if backend != "torch" or model.jit_compile else None,
+        device_memory=device_memory,
+        reset_peak_memory=reset_peak_memory,
+    )
