@@ -16,6 +16,11 @@ Compiled the idiomatic way per backend (recorded in ``layout``):
   build (``compile_s``); no XLA (``jit_compile=False``).
 * torch: eager ``model(inputs, training=False)`` under ``torch.inference_mode`` (nothing to compile).
 
+Train mode (:func:`build_train`) is Keras' own fit step: ``model.compile(optimizer, loss)`` with Keras'
+SGD / Adam and loss, ``jit_compile`` left at Keras' "auto" (jax: jit; tensorflow: XLA on a GPU, a plain
+tf.function on a CPU-only host; torch: eager; the resolved value is recorded in ``layout``), and one
+``train_on_batch`` per step.
+
 Native layouts (canonical -> Keras), the only place they are mapped:
 
 * Images are channels_last. Values carry an NHWC flag while the graph is walked, as in
