@@ -93,8 +93,7 @@ def _selection(args, default_profiles: list[str] | None):
     if not workloads:
         raise UsageError("no workloads found")
     try:
-        targets = [get_target(t) for t in args.target] if args.target else [
-            t for t in TARGETS.values() if not t.options.get("hidden")]
+        targets = [get_target(t) for t in args.target] if args.target else list(TARGETS.values())
     except KeyError as e:
         raise UsageError(e.args[0]) from None
     profiles = load_profiles(args.profiles_dir or _default_dir("hardware_profiles"))
@@ -201,12 +200,12 @@ def cmd_export(args) -> int:
     "export here, run there" (`bench run --artifacts DIR` on the runtime-only machine)."""
     from suite.plan import make_plan
     from suite.scheduler import export_phase
-    from suite.targets.artifacts import cell_dir, is_export_target
+    from suite.targets.common.artifacts import cell_dir, is_export_target
 
     if not args.target:
         from suite.targets.registry import TARGETS
 
-        args.target = [t for t, i in TARGETS.items() if is_export_target(i) and not i.options.get("hidden")]
+        args.target = [t for t, i in TARGETS.items() if is_export_target(i)]
     workloads, targets, profiles, avail = _selection(args, ["cpu"])
     if not all(is_export_target(t) for t in targets):
         raise UsageError("not export targets (nothing to export): "
@@ -251,8 +250,6 @@ def cmd_list(args) -> int:
         print(f"  {wl.name:<22} {sweep:<28} {wl.description}")
     print("\nTargets:")
     for t in TARGETS.values():
-        if t.options.get("hidden"):
-            continue
         missing = missing_requirement(t)
         print(f"  {t.id:<26} {'' if not missing else '[' + missing + '] '}{t.description}")
     print("\nHardware profiles:")

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,99 +238,61 @@ def resolved_threads(profile: Profile) -> int:
     return max(1, len(available_cores()))
 
 
-def worker_env(profile: Profile, framework: str) -> dict[str, str]:
-    """Environment variables to set in a worker before the framework is imported.
+def worker_env(profile: Profile, family: str) -> dict[str, str]:
+    """Environment variables to set in a worker before its framework is imported.
 
     Args:
         profile: the profile.
-        framework: ``torch``, ``tensorflow``, ``jax`` or a runtime family (``onnxruntime``, ...).
+        family: the worker family (``torch``, ``keras-jax``, ``onnxruntime``, ...).
     Returns:
-        name -> value; the caller merges it into the subprocess environment.
+        name -> value; the caller merges it into the subprocess environment. The family's own
+        variables come from its runtime hooks (``suite.targets.registry.runtime_hooks``).
     """
-    n = str(resolved_threads(profile))
+    from suite.targets.registry import runtime_hooks
+
+    threads = resolved_threads(profile)
     # Every BLAS/OpenMP pool a framework may bring sizes itself from these at load time.
-    env = {k: n for k in THREAD_ENV}
-    # TensorFlow reads these when its runtime starts; inter-op 1 keeps ops of one model serial so
-    # the intra-op budget is the whole thread budget (same choice as torch below).
-    env["TF_NUM_INTRAOP_THREADS"] = n
-    env["TF_NUM_INTEROP_THREADS"] = "1"
+    env = {k: str(threads) for k in THREAD_ENV}
     if profile.device != "cuda":
         # Hide GPUs from non-CUDA profiles so nothing silently runs (or initialises) on one.
         env["CUDA_VISIBLE_DEVICES"] = ""
     # For cuda profiles CUDA_VISIBLE_DEVICES is left as the user set it; "cuda" = first visible GPU.
-    if framework.startswith("keras-"):
-        # Keras picks its backend once, at import: one backend per worker family, set before import.
-        # KERAS_HOME: Keras writes keras.json on import; keep it in the suite's cache, not in ~/.keras.
-        from suite.worker import cache_root
-
-        env["KERAS_BACKEND"] = framework.split("-", 1)[1]
-        env["KERAS_HOME"] = os.environ.get("KERAS_HOME") or str(cache_root() / "keras")
-    if framework in ("jax", "keras", "keras-jax", "jax2tf"):  # jax2tf: the jax->TF export worker
-        env["JAX_PLATFORMS"] = profile.device
-        if profile.device == "cpu" and n == "1":
-            env["XLA_FLAGS"] = _merge_xla_flags(
-                os.environ.get("XLA_FLAGS", ""),
-                ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"])
+    env.update(runtime_hooks(family).worker_env(profile, family, threads))
     return env
 
 
-def _merge_xla_flags(existing: str, flags: list[str]) -> str:
-    parts = existing.split()
-    keys = {f.lstrip("-").split("=")[0] for f in flags}
-    kept = [p for p in parts if p.lstrip("-").split("=")[0] not in keys]
-    return " ".join(kept + flags)
-
-
-def apply_in_process(profile: Profile, framework: str) -> dict[str, Any]:
+def apply_in_process(profile: Profile, family: str) -> dict[str, Any]:
     """Applies affinity and the framework's thread API inside the worker, before the model is built.
 
-    Call it after :func:`worker_env` is in the environment and, for jax, before ``import jax``
-    (XLA sizes its CPU pool from the affinity mask when its client is created).
+    Call it after :func:`worker_env` is in the environment and before the framework is imported (XLA
+    sizes its CPU pool from the affinity mask when its client is created: see suite/targets/jax/runtime.py).
 
     Args:
         profile: the profile.
-        framework: ``torch``, ``tensorflow``, ``jax`` or a runtime family.
+        family: the worker family.
     Returns:
         what was applied, for the results (e.g. ``{"affinity": [0], "torch_threads": 1}``); a
         ``warning`` key says when something could not be applied.
     """
+    from suite.targets.registry import runtime_hooks
+
+    hooks = runtime_hooks(family)
     applied: dict[str, Any] = {"threads": resolved_threads(profile)}
     warnings = []
-    n = applied["threads"]
     cores = profile.affinity
-    if cores is None and framework in ("jax", "keras", "keras-jax") and profile.device == "cpu" and profile.threads:
-        allowed = sorted(available_cores())
-        if profile.threads < len(allowed):
-            cores = tuple(allowed[:profile.threads])  # the only limit XLA CPU honours (module doc)
+    if cores is None:
+        cores = hooks.pin_cores(profile, family, sorted(available_cores()))
+        if cores is not None:
             applied["affinity_derived"] = True
-        if "jax" in sys.modules:
-            warnings.append("jax was imported before apply_in_process; its CPU thread pool may ignore the limit")
     if cores is not None:
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(cores))
             applied["affinity"] = sorted(os.sched_getaffinity(0))
         else:
             warnings.append("affinity not supported on this OS")
-    if framework in ("torch", "keras-torch"):
-        import torch
-
-        torch.set_num_threads(n)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:  # only settable once, before any inter-op work has started
-            warnings.append("torch inter-op threads already set")
-        applied["torch_threads"] = torch.get_num_threads()
-        applied["torch_interop_threads"] = torch.get_num_interop_threads()
-    elif framework in ("tensorflow", "keras-tensorflow"):
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # raised once the TF runtime is initialised; env vars already apply
-            warnings.append("tensorflow runtime already initialised; thread counts from env only")
-        applied["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
-        applied["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+    done, more = hooks.apply_threads(family, applied["threads"])
+    applied.update(done)
+    warnings += more
     if warnings:
         applied["warning"] = "; ".join(warnings)
     return applied

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runtime names the executing software; variant says how (was: one column for both)
 
 _S, _F, _I32, _I64, _B = pa.string(), pa.float64(), pa.int32(), pa.int64(), pa.bool_()
 
@@ -55,7 +55,8 @@ _COLUMNS: list[tuple[str, pa.DataType, bool]] = [
     ("framework", _S, True),
     ("framework_version", _S, True),
     ("format", _S, True),
-    ("runtime", _S, True),
+    ("runtime", _S, True),           # what executes the model: torch, jax (keras[jax]), onnxruntime, litert, ...
+    ("variant", _S, True),           # how it executes it: eager, compile, function, xla, jit, xnnpack, ... (schema 2)
     ("runtime_version", _S, True),
     ("profile", _S, False),
     ("device", _S, True),

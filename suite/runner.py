@@ -66,7 +66,7 @@ def base_record(cell: Cell, run_id: str, meta: dict) -> dict:
         "suite_version": meta.get("suite_version"), "git_commit": meta.get("git_commit"),
         "host": meta.get("host"), "cpu_model": meta.get("cpu_model"),
         "workload": wl.name, "workload_hash": wl.hash, "params": cell.params_json, "batch_size": params["batch"],
-        "target": info.id, "framework": info.framework, "format": info.format, "runtime": info.runtime,
+        "target": info.id, "framework": info.framework, "format": info.format, "runtime": info.runtime, "variant": info.variant,
         "profile": cell.profile.name, "device": cell.profile.device, "threads": resolved_threads(cell.profile),
         "dtype": cell.profile.precision, "mode": cell.mode, "flops": wl.flops(params),
     }

@@ -137,7 +137,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             task = {"workload_path": cell.workload.path, "params": cell.params_dict, "target": cell.target.id,
                     "mode": "run" if cell.timed else "verify", "quick": quick,
                     "train": cell.mode == "train",
-                    "dtype": cell.target.options.get("dtype", "float32")}
+                    "dtype": cell.target.dtype}
             if art:
                 task["artifact"] = art["artifact"]
             jobs.append((cell, task))
@@ -163,8 +163,8 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
     timeout, with the converter's message) and it never reaches the runtime.
     """
     from suite.plan import missing_module
-    from suite.targets.artifacts import cell_dir, is_export_target, lookup
-    from suite.worker import cache_root
+    from suite.targets.common.artifacts import cell_dir, is_export_target, lookup
+    from suite.paths import cache_root
 
     root = Path(artifacts_dir) if artifacts_dir else cache_root() / "artifacts"
     ready: list[tuple[Cell, dict]] = []
@@ -182,7 +182,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
             ready.append((cell, {"artifact": str(folder), "export_s": man.get("export_s"),
                                  "artifact_bytes": man.get("artifact_bytes")}))
             continue
-        missing = missing_module(cell.target.options.get("export_requires", ()))
+        missing = missing_module(cell.target.export.requires)
         if missing:
             on_result(cell, {"status": "skipped", "status_reason": f"no exported artifact under {root} and it "
                                                                    f"cannot be exported here: {missing}"})
@@ -193,7 +193,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
         first = same[0]
         task = {"kind": "export", "workload_path": first.workload.path, "params": first.params_dict,
                 "target": first.target.id, "artifact": str(folder)}
-        groups.setdefault(first.target.options["export_family"], []).append((first, task))
+        groups.setdefault(first.target.export.family, []).append((first, task))
 
     def exported(cell, rec):
         folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)

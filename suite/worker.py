@@ -21,12 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from suite.paths import cache_root
+
 PROTOCOL_PREFIX = "@@bench-record "
-
-
-def cache_root() -> Path:
-    """Where references and exported artifacts are cached: $BENCH_CACHE_DIR or ~/.cache/bench-suite."""
-    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench-suite")
 
 
 class CellState:
@@ -339,7 +336,7 @@ def main(argv=None) -> int:
         else:
             try:
                 if task.get("kind") == "export":  # export phase: produce an artifact, nothing is timed
-                    from suite.targets.artifacts import run_export
+                    from suite.targets.common.artifacts import run_export
 
                     rec = run_export(task, state, profile)
                 else:

@@ -2,6 +2,7 @@
 the suite's own worker subprocesses, one per framework family, exactly as `bench verify` runs them."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from opcases import CASES  # noqa: E402
+
+# The test-only targets (suite/targets/testing) exist only behind this switch; worker subprocesses inherit it.
+os.environ["BENCH_TESTING_TARGETS"] = "1"
 
 
 @pytest.fixture(scope="session")

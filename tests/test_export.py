@@ -6,6 +6,7 @@ disturbed by a developer's cache; the worker subprocesses inherit it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -79,7 +80,7 @@ profile = load_profiles({str(REPO / 'hardware_profiles')!r})["mobile-runtime"]
 task = {{"workload_path": {str(MLP)!r}, "params": {{"batch": 1}}, "target": {target!r}, "mode": "run",
         "quick": True, "artifact": {str(folder)!r}}}
 from suite.targets.registry import get_target
-task["dtype"] = get_target({target!r}).options.get("dtype", "float32")
+task["dtype"] = get_target({target!r}).dtype
 rec = run_task(task, CellState(), profile)
 bad = [m for m in ("torch", "tensorflow", "jax", "keras") if m in sys.modules]
 print("RESULT " + json.dumps({{"status": rec["status"], "reason": rec.get("status_reason"), "bad": bad,
@@ -119,7 +120,8 @@ def test_missing_artifact_on_runtime_only_box_is_skipped(tmp_path, cpu_profile, 
     from suite.targets.registry import get_target
 
     info = get_target("torch>onnx@onnxruntime")
-    monkeypatch.setitem(info.options, "export_requires", (("surely_not_installed_mod", "torch"),))
+    info = dataclasses.replace(info, export=dataclasses.replace(info.export,
+                                                                requires=(("surely_not_installed_mod", "torch"),)))
     cells = make_plan([load_workload(MLP)], [info], {"cpu": cpu_profile}, {"cpu": (True, "")})
     got = []
     ready = export_phase(cells, lambda c, r: got.append(r), artifacts_dir=str(tmp_path))
@@ -133,7 +135,7 @@ def test_failed_conversion_is_a_row_with_the_converters_message(cache, cpu_profi
     from suite.plan import missing_module
     from suite.targets.registry import get_target
 
-    if missing_module(get_target(target).options["export_requires"]):
+    if missing_module(get_target(target).export.requires):
         pytest.skip("exporter not installed")
     recs = run_cells([load_workload(MLP)], [target], cpu_profile)
     for rec in recs.values():

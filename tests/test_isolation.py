@@ -20,7 +20,7 @@ print("IMPORTED:" + ",".join(bad))
 @pytest.mark.parametrize("body,argv", [
     ("import suite, suite.spec, suite.reference, suite.verify, suite.plan, suite.scheduler, suite.runner, "
      "suite.engine, suite.profiles, suite.results, suite.targets.registry", ["x"]),
-    ("import suite.targets.torch_native, suite.targets.tf_native, suite.targets.jax_native", ["x"]),
+    ("import suite.targets.torch.model, suite.targets.tensorflow.model, suite.targets.jax.model", ["x"]),
     ("from suite.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass", ["bench", "--help"]),
     ("from suite.cli import main\nmain(['list'])", ["bench", "list"]),
 ], ids=["import-suite", "import-target-modules", "bench-help", "bench-list"])

@@ -55,7 +55,7 @@ def test_worker_env_picks_backend_before_import(backend, cpu_profile, tmp_path, 
 
 
 def test_target_module_imports_no_framework():
-    probe = ("import sys, suite.targets.keras3\n"
+    probe = ("import sys, suite.targets.keras.model\n"
              "print([m for m in ('keras', 'torch', 'tensorflow', 'jax') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -93,9 +93,10 @@ def test_matches(shipped):
 @pytest.mark.parametrize("framework", ["torch", "tensorflow", "jax"])
 def test_worker_env_cpu_1t(shipped, framework):
     env = profiles.worker_env(shipped["cpu-1t"], framework)
-    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         assert env[key] == "1"
-    assert env["TF_NUM_INTEROP_THREADS"] == "1"
+    if framework == "tensorflow":  # the family's own variables come from its runtime hooks
+        assert env["TF_NUM_INTRAOP_THREADS"] == "1" and env["TF_NUM_INTEROP_THREADS"] == "1"
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert all(isinstance(v, str) for v in env.values())
     if framework == "jax":

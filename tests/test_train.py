@@ -204,7 +204,7 @@ def test_nan_and_missing_values(tiny_ref):
 # ---- mapping native parameters back to the canonical layout --------------------------------------
 
 def test_canonical_map_inverts_a_permuting_mapping(tiny_ref):
-    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.targets.common.train_map import CanonicalMap, index_weights
     from suite.weights import init_weights
 
     wl, _ = tiny_ref

@@ -69,7 +69,7 @@ def _load_workloads() -> list:
 def _target_ids() -> list[str]:
     from suite.targets.registry import TARGETS
 
-    return _env_list("BENCH_ASV_TARGETS") or [t.id for t in TARGETS.values() if not t.options.get("hidden")]
+    return _env_list("BENCH_ASV_TARGETS") or list(TARGETS)
 
 
 def _profile_names() -> list[str]:

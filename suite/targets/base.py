@@ -36,7 +36,7 @@ class BuildContext:
         threads: intra-op thread count from the profile (already applied to env vars by the worker).
         cache_dir: a directory the target may use for artifacts (exported files).
         artifact: for export targets, the folder holding the cell's exported artifact and its
-            manifest (``suite.targets.artifacts``); the export phase produced it before the build.
+            manifest (``suite.targets.common.artifacts``); the export phase produced it before the build.
     """
 
     workload: Any

@@ -1,17 +1,83 @@
-"""The one registry of target ids.
+"""The one registry of target ids: production targets only (test targets: ``suite.targets.testing``).
 
-Target id grammar (stable; used identically in the CLI, Parquet, the dashboard and asv):
+Target id grammar (stable; used identically in the CLI, Parquet, the dashboard and asv), parsed by
+:func:`parse_target_id`, the only parser of ids:
 
-    native run:       <framework>:<mode>                      torch:eager, jax:jit
-    export + runtime: <framework>><format>@<runtime>          torch>onnx@onnxruntime
-    keras 3:          keras[<backend>]                        keras[jax]
+    native run:       <framework>:<variant>                         torch:eager, jax:jit
+    export + runtime: <framework>><format>@<runtime>[-<variant>]    torch>onnx@onnxruntime, tensorflow>tflite@litert-noxnnpack
+    keras 3:          keras[<backend>]                              keras[jax]
 
-``parse_target_id`` splits an id into (framework, format, runtime) per that grammar.
+A :class:`TargetInfo` takes its ``framework``, ``format`` and ``runtime`` from its id through that
+parser, so the id and the fields can never disagree. Options are typed, frozen dataclasses, one class
+per kind of target, built with keywords; each field means one thing.
 """
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+
+# ---- typed options: what a target module reads from its TargetInfo ----
+
+@dataclass(frozen=True)
+class Options:
+    """No options (the base of every options class)."""
+
+    def as_key(self) -> dict:
+        """The options as plain data (artifact cache keys, ``bench list``)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TorchOptions(Options):
+    compile: bool = False  # torch.compile (inductor) instead of eager
+
+
+@dataclass(frozen=True)
+class TensorFlowOptions(Options):
+    jit_compile: bool = False  # tf.function(jit_compile=True): XLA
+
+
+@dataclass(frozen=True)
+class KerasOptions(Options):
+    backend: str = "jax"  # KERAS_BACKEND of the worker family keras-<backend>
+
+
+@dataclass(frozen=True)
+class OnnxOptions(Options):
+    opset: int = 17  # ONNX opset the TF / JAX converters target (torch.onnx picks its own)
+
+
+@dataclass(frozen=True)
+class LiteRTOptions(Options):
+    quant: str = "none"  # none | float16 | dynamic | full (suite.targets.tensorflow.export.QUANT)
+    xnnpack: bool = True  # False: builtin kernels only (BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    float_ops: tuple[str, ...] = ()  # full int8: TFLite ops kept in float (selective quantisation)
+
+
+@dataclass(frozen=True)
+class RoundTripOptions(Options):
+    load: str = ""  # torch.export | saved_model | jax.export
+
+
+@dataclass(frozen=True)
+class Export:
+    """How an export target's artifact is produced (``suite.targets.common.artifacts``).
+
+    Attributes:
+        family: the worker family that runs the exporter (torch, tensorflow, jax, or jax2tf: jax plus
+            tensorflow in one process, only ever for converting, never for timing).
+        exporter: ``"module:function"``, called as ``function(ctx, out_dir) -> manifest fields``.
+        requires: importable modules the exporter needs, each with its pip extra (the target's own
+            ``requires`` stays runtime-only, so a machine with just the runtime plans these cells).
+        converter_dists: distributions whose versions key the artifact cache ("a|b": whichever is installed).
+    """
+
+    family: str
+    exporter: str
+    requires: tuple[tuple[str, str], ...]
+    converter_dists: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -22,12 +88,17 @@ class TargetInfo:
         id: the stable target id.
         module: the module implementing the target contract (``suite.targets.base``).
         family: worker family; targets of one family share a worker process, families never do.
-        framework: framework that defines the model (torch, tensorflow, jax).
-        format: ``native`` or an export format.
-        runtime: what executes it (eager, compile, function, xla, jit, onnxruntime, litert).
+        framework: framework that defines the model (torch, tensorflow, jax, keras, numpy).
+        format: ``native`` or the export format (onnx, tflite, tflite-int8, export, savedmodel, ...).
+        runtime: the software that executes the model: the framework itself for native targets
+            (``torch``), the Keras backend for ``keras[...]``, the runtime for exported artifacts.
+        variant: how that runtime executes it (eager, compile, function, xla, jit, xnnpack, ...).
         requires: importable module names the target needs, each with the pip extra to install.
         devices: devices the target can run on.
-        options: free per-target switches read by the module (e.g. ``{"jit_compile": True}``).
+        dtype: the verification rule its outputs are judged by (a key of ``suite.verify.TOLERANCES``
+            or a quantised rule: float16-weights, int8).
+        options: the typed options the target module reads.
+        export: for export targets, how the artifact is produced; None for targets built in-process.
         description: one line for ``bench list``.
     """
 
@@ -37,145 +108,179 @@ class TargetInfo:
     framework: str
     format: str
     runtime: str
+    variant: str
     requires: tuple[tuple[str, str], ...]
     devices: tuple[str, ...] = ("cpu",)
-    options: dict = field(default_factory=dict, hash=False, compare=False)
+    dtype: str = "float32"
+    options: Options = field(default_factory=Options)
+    export: Export | None = None
     description: str = ""
 
 
-def _t(id, module, family, framework, fmt, runtime, requires, devices=("cpu",), description="", **options):
-    return TargetInfo(id, module, family, framework, fmt, runtime, tuple(requires), tuple(devices),
-                      options, description)
+_ID_RE = re.compile(r"^(?:(?P<fw>[a-z0-9_]+):(?P<mode>[a-z0-9_-]+)"
+                    r"|(?P<src>[a-z0-9_]+)>(?P<fmt>[a-z0-9_-]+)@(?P<rt>[a-z0-9_]+)(?:-(?P<rtv>[a-z0-9_-]+))?"
+                    r"|keras\[(?P<backend>[a-z0-9_]+)\])$")
+
+
+@dataclass(frozen=True)
+class TargetId:
+    """A parsed target id. ``variant`` is None where the id does not spell it (keras[backend], a runtime
+    without a suffix)."""
+
+    framework: str
+    format: str
+    runtime: str
+    variant: str | None
+
+
+def parse_target_id(target_id: str) -> TargetId:
+    """Splits a target id per the grammar in the module docstring.
+
+    Raises:
+        ValueError: the id does not follow the grammar.
+    """
+    m = _ID_RE.match(target_id)
+    if not m:
+        raise ValueError(f"malformed target id {target_id!r}: expected framework:variant, "
+                         "framework>format@runtime[-variant] or keras[backend]")
+    if m["fw"]:
+        return TargetId(m["fw"], "native", m["fw"], m["mode"])
+    if m["src"]:
+        return TargetId(m["src"], m["fmt"], m["rt"], m["rtv"])
+    return TargetId("keras", "native", m["backend"], None)
+
+
+def target(id: str, module: str, family: str, requires, *, variant: str | None = None, devices=("cpu",),
+           dtype: str = "float32", options: Options = Options(), export: Export | None = None,
+           description: str = "", framework: str | None = None, runtime: str | None = None) -> TargetInfo:
+    """A TargetInfo whose framework, format and runtime come from its id (``framework`` / ``runtime``
+    override them only for test targets whose ids name no framework, e.g. ``test:numpy``)."""
+    tid = parse_target_id(id)
+    variant = tid.variant or variant
+    if not variant:
+        raise ValueError(f"target {id}: the id does not name a variant, so one must be given")
+    return TargetInfo(id, module, family, framework or tid.framework, tid.format, runtime or tid.runtime, variant,
+                      tuple(requires), tuple(devices), dtype, options, export, description)
 
 
 _TORCH = [("torch", "torch")]
 _TF = [("tensorflow", "tensorflow")]
 _JAX = [("jax", "jax")]
+_LITERT = [("ai_edge_litert|tflite_runtime", "litert")]
+_ORT = [("onnxruntime", "onnx")]
+_TF_DISTS = ("tensorflow-cpu|tensorflow",)
+
+_TFLITE = [  # format, runtime, quantisation, judged as, XNNPACK, description
+    ("tflite", "litert", "none", "float32", True, "TFLite float32 -> LiteRT interpreter, XNNPACK on"),
+    ("tflite", "litert-noxnnpack", "none", "float32", False,
+     "TFLite float32 -> LiteRT interpreter, builtin kernels (XNNPACK off)"),
+    ("tflite-fp16", "litert", "float16", "float16-weights", True, "TFLite float16 weights -> LiteRT, XNNPACK on"),
+    ("tflite-int8", "litert", "dynamic", "int8", True, "TFLite int8 dynamic-range quantisation -> LiteRT, XNNPACK on"),
+    ("tflite-int8-full", "litert", "full", "int8", True,
+     "TFLite full-integer int8 (representative dataset, float fallback; causal attention core kept float) -> LiteRT"),
+]
 
 TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
-    _t("torch:eager", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
-       ("cpu", "cuda"), "PyTorch eager, torch.inference_mode", compile=False),
-    _t("torch:compile", "suite.targets.torch_native", "torch", "torch", "native", "compile", _TORCH,
-       ("cpu", "cuda"), "torch.compile (inductor), inference_mode", compile=True),
-    _t("tensorflow:function", "suite.targets.tf_native", "tensorflow", "tensorflow", "native", "function", _TF,
-       ("cpu", "cuda"), "tf.Module + tf.function graph from raw TensorFlow ops", jit_compile=False),
-    _t("tensorflow:xla", "suite.targets.tf_native", "tensorflow", "tensorflow", "native", "xla", _TF,
-       ("cpu", "cuda"), "tf.function(jit_compile=True): XLA", jit_compile=True),
-    _t("jax:jit", "suite.targets.jax_native", "jax", "jax", "native", "jit", _JAX,
-       ("cpu", "cuda", "tpu"), "jax.jit of a pure function over params"),
+    # --- native ---
+    target("torch:eager", "suite.targets.torch", "torch", _TORCH, devices=("cpu", "cuda"),
+           options=TorchOptions(compile=False), description="PyTorch eager, torch.inference_mode"),
+    target("torch:compile", "suite.targets.torch", "torch", _TORCH, devices=("cpu", "cuda"),
+           options=TorchOptions(compile=True), description="torch.compile (inductor), inference_mode"),
+    target("tensorflow:function", "suite.targets.tensorflow", "tensorflow", _TF, devices=("cpu", "cuda"),
+           options=TensorFlowOptions(jit_compile=False),
+           description="tf.Module + tf.function graph from raw TensorFlow ops"),
+    target("tensorflow:xla", "suite.targets.tensorflow", "tensorflow", _TF, devices=("cpu", "cuda"),
+           options=TensorFlowOptions(jit_compile=True), description="tf.function(jit_compile=True): XLA"),
+    target("jax:jit", "suite.targets.jax", "jax", _JAX, devices=("cpu", "cuda", "tpu"),
+           description="jax.jit of a pure function over params"),
     # --- export formats and runtimes ---
-    # Exported in a worker of `export_family` (suite/targets/artifacts.py), run in a worker of `family`;
-    # runtime families (onnxruntime, litert) import neither torch, tensorflow nor jax.
-    _t("torch>onnx@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "torch", "onnx", "onnxruntime",
-       [("onnxruntime", "onnx")], description="torch.onnx.export (dynamo) -> ONNX Runtime, CPU EP",
-       export_family="torch", exporter="suite.targets.export_torch:to_onnx",
-       export_requires=(("torch", "torch"), ("onnxscript", "onnx")), converter_dists=("torch", "onnx", "onnxscript")),
-    _t("tensorflow>onnx@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "tensorflow", "onnx",
-       "onnxruntime", [("onnxruntime", "onnx")], description="tf.function -> tf2onnx -> ONNX Runtime, CPU EP",
-       export_family="tensorflow", exporter="suite.targets.export_tf:to_onnx",
-       export_requires=(("tensorflow", "tensorflow"), ("tf2onnx", "onnx")),
-       converter_dists=("tensorflow-cpu|tensorflow", "tf2onnx", "onnx")),
-    _t("jax>onnx@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "jax", "onnx", "onnxruntime",
-       [("onnxruntime", "onnx")], description="jax -> jax2tf -> tf2onnx -> ONNX Runtime (where tf2onnx can)",
-       export_family="jax2tf", exporter="suite.targets.export_jax:to_onnx",
-       export_requires=(("jax", "jax"), ("tensorflow", "tensorflow"), ("tf2onnx", "onnx")),
-       converter_dists=("jax", "jaxlib", "tensorflow-cpu|tensorflow", "tf2onnx", "onnx")),
-    *[_t(f"tensorflow>{fmt}@{rt}", "suite.targets.litert_runtime", "litert", "tensorflow", fmt, rt,
-         [("ai_edge_litert|tflite_runtime", "litert")], description=desc, export_family="tensorflow",
-         exporter="suite.targets.export_tf:to_tflite", export_requires=(("tensorflow", "tensorflow"),),
-         converter_dists=("tensorflow-cpu|tensorflow",), quant=quant, dtype=dtype, xnnpack=xnn,
-         # full int8 keeps causal attention's core in float (export_tf.py); in options, so in the cache key
-         **({"float_ops": ("BATCH_MATMUL", "SOFTMAX")} if quant == "full" else {}))
-      for fmt, rt, quant, dtype, xnn, desc in [
-          ("tflite", "litert", "none", "float32", True, "TFLite float32 -> LiteRT interpreter, XNNPACK on"),
-          ("tflite", "litert-noxnnpack", "none", "float32", False,
-           "TFLite float32 -> LiteRT interpreter, builtin kernels (XNNPACK off)"),
-          ("tflite-fp16", "litert", "float16", "float16-weights", True, "TFLite float16 weights -> LiteRT, XNNPACK on"),
-          ("tflite-int8", "litert", "dynamic", "int8", True,
-           "TFLite int8 dynamic-range quantisation -> LiteRT, XNNPACK on"),
-          ("tflite-int8-full", "litert", "full", "int8", True,
-           "TFLite full-integer int8 (representative dataset, float fallback; causal attention core "
-           "kept float) -> LiteRT")]],
-    _t("jax>tflite@litert", "suite.targets.litert_runtime", "litert", "jax", "tflite", "litert",
-       [("ai_edge_litert|tflite_runtime", "litert")], description="jax -> jax2tf -> TFLite -> LiteRT (where it converts)",
-       export_family="jax2tf", exporter="suite.targets.export_jax:to_tflite",
-       export_requires=(("jax", "jax"), ("tensorflow", "tensorflow")),
-       converter_dists=("jax", "jaxlib", "tensorflow-cpu|tensorflow")),
-    _t("torch>export@torch", "suite.targets.roundtrip", "torch", "torch", "export", "torch", _TORCH,
-       description="torch.export ExportedProgram saved (.pt2), loaded back, run", export_family="torch",
-       exporter="suite.targets.export_torch:to_exported_program", load="torch.export", converter_dists=("torch",)),
-    _t("tensorflow>savedmodel@tensorflow", "suite.targets.roundtrip", "tensorflow", "tensorflow", "savedmodel",
-       "tensorflow", _TF, description="tf.saved_model saved, loaded back, run", export_family="tensorflow",
-       exporter="suite.targets.export_tf:to_saved_model", load="saved_model",
-       converter_dists=("tensorflow-cpu|tensorflow",)),
-    _t("jax>export@jax", "suite.targets.roundtrip", "jax", "jax", "export", "jax", _JAX,
-       description="jax.export serialised, deserialised, run under jit", export_family="jax",
-       exporter="suite.targets.export_jax:to_jax_export", load="jax.export", converter_dists=("jax", "jaxlib")),
-    # Test-only: an exporter that corrupts the weights it writes (NaN / scaled), proving a broken
-    # artifact is caught by verification, not timed.
-    *[_t(f"torch>onnx-{bug}@onnxruntime", "suite.targets.ort_runtime", "onnxruntime", "torch", f"onnx-{bug}",
-         "onnxruntime", [("onnxruntime", "onnx")], description=f"test-only: ONNX artifact with {bug} weights",
-         hidden=True, export_family="torch", exporter="suite.targets.export_broken:torch_onnx_" + bug,
-         export_requires=(("torch", "torch"), ("onnxscript", "onnx")), converter_dists=("torch", "onnx"))
-      for bug in ("nan", "garbage")],
-    # --- keras 3 ---
-    # One functional keras.Model, one backend per worker family (KERAS_BACKEND set by profiles.worker_env).
-    _t("keras[jax]", "suite.targets.keras3", "keras-jax", "keras", "native", "jax", [("keras", "keras"), *_JAX],
-       ("cpu", "cuda", "tpu"), "Keras 3 functional model on the jax backend, jax.jit(stateless_call)"),
-    _t("keras[tensorflow]", "suite.targets.keras3", "keras-tensorflow", "keras", "native", "tensorflow",
-       [("keras", "keras"), *_TF], ("cpu", "cuda"), "Keras 3 functional model on the tensorflow backend, "
-       "tf.function"),
-    _t("keras[torch]", "suite.targets.keras3", "keras-torch", "keras", "native", "torch", [("keras", "keras"), *_TORCH],
-       ("cpu", "cuda"), "Keras 3 functional model on the torch backend, eager inference_mode"),
-    _t("keras:bug-lstm-gates", "suite.targets.keras3", "keras-jax", "keras", "native", "jax",
-       [("keras", "keras"), *_JAX], description="test-only: Keras LSTM gates read in i,g,f,o order", hidden=True,
-       inject_bug="lstm_gate_order"),
-    # Test-only targets (hidden from `bench list` and the default matrix): see suite/targets/fault.py.
-    *[_t(f"test:{name}", "suite.targets.fault", "fault", "numpy", "native", name, [], ("cpu",),
-         f"test-only: {name}", hidden=True, fault=name)
-      for name in ("numpy", "crash", "segfault", "hang", "oom", "error", "nan", "garbage")],
-    # Test-only deliberate porting bugs, proving that verification catches a wrong mapping.
-    _t("torch:bug-dense-kernel", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
-       description="test-only: dense kernel reshaped, not transposed", hidden=True, compile=False,
-       inject_bug="dense_kernel_not_transposed"),
-    _t("torch:bug-conv-kernel", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
-       description="test-only: OIHW conv kernel read as HWIO", hidden=True, compile=False,
-       inject_bug="conv_kernel_hwio"),
-    _t("torch:bug-lstm-both-biases", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
-       description="test-only (train): torch's second LSTM bias trained too, so the bias moves twice",
-       hidden=True, compile=False, inject_bug="lstm_train_both_biases"),
-    _t("torch:bug-sgd-dampening", "suite.targets.torch_native", "torch", "torch", "native", "eager", _TORCH,
-       description="test-only (train): SGD momentum with dampening = momentum", hidden=True, compile=False,
-       inject_bug="sgd_dampening"),
-    _t("tensorflow:bug-conv-kernel", "suite.targets.tf_native", "tensorflow", "tensorflow", "native", "function",
-       _TF, description="test-only: conv kernel not transposed to HWIO", hidden=True, jit_compile=False,
-       inject_bug="conv_kernel_not_transposed"),
-    _t("jax:bug-lstm-gates", "suite.targets.jax_native", "jax", "jax", "native", "jit", _JAX,
-       description="test-only: LSTM gates read in i,g,f,o order", hidden=True, inject_bug="lstm_gate_order"),
+    # Exported in a worker of `export.family`, run in a worker of `family`; runtime families
+    # (onnxruntime, litert) import neither torch, tensorflow nor jax.
+    target("torch>onnx@onnxruntime", "suite.targets.runtimes.onnxruntime", "onnxruntime", _ORT, variant="cpu-ep",
+           options=OnnxOptions(), description="torch.onnx.export (dynamo) -> ONNX Runtime, CPU EP",
+           export=Export("torch", "suite.targets.torch.export:to_onnx", (("torch", "torch"), ("onnxscript", "onnx")),
+                         ("torch", "onnx", "onnxscript"))),
+    target("tensorflow>onnx@onnxruntime", "suite.targets.runtimes.onnxruntime", "onnxruntime", _ORT,
+           variant="cpu-ep", options=OnnxOptions(), description="tf.function -> tf2onnx -> ONNX Runtime, CPU EP",
+           export=Export("tensorflow", "suite.targets.tensorflow.export:to_onnx",
+                         (("tensorflow", "tensorflow"), ("tf2onnx", "onnx")), (*_TF_DISTS, "tf2onnx", "onnx"))),
+    target("jax>onnx@onnxruntime", "suite.targets.runtimes.onnxruntime", "onnxruntime", _ORT, variant="cpu-ep",
+           options=OnnxOptions(), description="jax -> jax2tf -> tf2onnx -> ONNX Runtime (where tf2onnx can)",
+           export=Export("jax2tf", "suite.targets.jax.export:to_onnx",
+                         (("jax", "jax"), ("tensorflow", "tensorflow"), ("tf2onnx", "onnx")),
+                         ("jax", "jaxlib", *_TF_DISTS, "tf2onnx", "onnx"))),
+    *[target(f"tensorflow>{fmt}@{rt}", "suite.targets.runtimes.litert", "litert", _LITERT,
+             variant="xnnpack" if xnn else "builtin", dtype=dtype, description=desc,
+             # full int8 keeps causal attention's core in float (tensorflow/export.py); in options, so in the cache key
+             options=LiteRTOptions(quant=quant, xnnpack=xnn,
+                                   float_ops=("BATCH_MATMUL", "SOFTMAX") if quant == "full" else ()),
+             export=Export("tensorflow", "suite.targets.tensorflow.export:to_tflite", (("tensorflow", "tensorflow"),),
+                           _TF_DISTS))
+      for fmt, rt, quant, dtype, xnn, desc in _TFLITE],
+    target("jax>tflite@litert", "suite.targets.runtimes.litert", "litert", _LITERT, variant="xnnpack",
+           options=LiteRTOptions(), description="jax -> jax2tf -> TFLite -> LiteRT (where it converts)",
+           export=Export("jax2tf", "suite.targets.jax.export:to_tflite", (("jax", "jax"), ("tensorflow", "tensorflow")),
+                         ("jax", "jaxlib", *_TF_DISTS))),
+    target("torch>export@torch", "suite.targets.runtimes.roundtrip", "torch", _TORCH, variant="load",
+           options=RoundTripOptions(load="torch.export"),
+           description="torch.export ExportedProgram saved (.pt2), loaded back, run",
+           export=Export("torch", "suite.targets.torch.export:to_exported_program", (), ("torch",))),
+    target("tensorflow>savedmodel@tensorflow", "suite.targets.runtimes.roundtrip", "tensorflow", _TF, variant="load",
+           options=RoundTripOptions(load="saved_model"), description="tf.saved_model saved, loaded back, run",
+           export=Export("tensorflow", "suite.targets.tensorflow.export:to_saved_model", (), _TF_DISTS)),
+    target("jax>export@jax", "suite.targets.runtimes.roundtrip", "jax", _JAX, variant="load",
+           options=RoundTripOptions(load="jax.export"), description="jax.export serialised, deserialised, run under jit",
+           export=Export("jax", "suite.targets.jax.export:to_jax_export", (), ("jax", "jaxlib"))),
+    # --- keras 3: one functional keras.Model, one backend per worker family (KERAS_BACKEND set before import) ---
+    target("keras[jax]", "suite.targets.keras", "keras-jax", [("keras", "keras"), *_JAX], variant="jit",
+           devices=("cpu", "cuda", "tpu"), options=KerasOptions(backend="jax"),
+           description="Keras 3 functional model on the jax backend, jax.jit(stateless_call)"),
+    target("keras[tensorflow]", "suite.targets.keras", "keras-tensorflow", [("keras", "keras"), *_TF],
+           variant="function", devices=("cpu", "cuda"), options=KerasOptions(backend="tensorflow"),
+           description="Keras 3 functional model on the tensorflow backend, tf.function"),
+    target("keras[torch]", "suite.targets.keras", "keras-torch", [("keras", "keras"), *_TORCH], variant="eager",
+           devices=("cpu", "cuda"), options=KerasOptions(backend="torch"),
+           description="Keras 3 functional model on the torch backend, eager inference_mode"),
 ]}
 
-_ID_RE = re.compile(r"^(?:(?P<fw>[a-z0-9_]+):(?P<mode>[a-z0-9_-]+)"
-                    r"|(?P<src>[a-z0-9_]+)>(?P<fmt>[a-z0-9_-]+)@(?P<rt>[a-z0-9_-]+)"
-                    r"|keras\[(?P<backend>[a-z0-9_]+)\])$")
+# Worker families -> the module of their runtime hooks (threads, env before import, in-process setup):
+# see ``suite.targets.base.RuntimeHooks``. Keras families use their backend's hooks plus KERAS_BACKEND.
+FAMILY_RUNTIMES: dict[str, str] = {
+    "torch": "suite.targets.torch.runtime",
+    "tensorflow": "suite.targets.tensorflow.runtime",
+    "jax": "suite.targets.jax.runtime",
+    "jax2tf": "suite.targets.jax.runtime",
+    "keras-jax": "suite.targets.keras.runtime",
+    "keras-tensorflow": "suite.targets.keras.runtime",
+    "keras-torch": "suite.targets.keras.runtime",
+    "onnxruntime": "suite.targets.runtimes.hooks",
+    "litert": "suite.targets.runtimes.hooks",
+    "fault": "suite.targets.runtimes.hooks",
+}
+
+TESTING_SWITCH = "BENCH_TESTING_TARGETS"
 
 
-def parse_target_id(target_id: str) -> tuple[str, str, str]:
-    """Returns (framework, format, runtime) for a target id of the documented grammar."""
-    m = _ID_RE.match(target_id)
-    if not m:
-        raise ValueError(f"malformed target id {target_id!r}: expected framework:mode, "
-                         "framework>format@runtime or keras[backend]")
-    if m["fw"]:
-        return m["fw"], "native", m["mode"]
-    if m["src"]:
-        return m["src"], m["fmt"], m["rt"]
-    return "keras", "native", m["backend"]
+def testing_enabled() -> bool:
+    """Whether the test-only targets of ``suite.targets.testing`` are registered (``$BENCH_TESTING_TARGETS=1``,
+    set by the test suite; inherited by the worker subprocesses)."""
+    return os.environ.get(TESTING_SWITCH) == "1"
+
+
+def all_targets() -> dict[str, TargetInfo]:
+    """Production targets, plus the test-only ones when :func:`testing_enabled`."""
+    if not testing_enabled():
+        return TARGETS
+    from suite.targets.testing.registry import TESTING_TARGETS
+
+    return {**TARGETS, **TESTING_TARGETS}
 
 
 def get_target(target_id: str) -> TargetInfo:
     """Looks up a target id; raises KeyError with the list of known ids."""
+    known = all_targets()
     try:
-        return TARGETS[target_id]
+        return known[target_id]
     except KeyError:
         raise KeyError(f"unknown target {target_id!r}; known: {', '.join(TARGETS)}") from None
 
@@ -185,3 +290,13 @@ def load_module(info: TargetInfo):
     import importlib
 
     return importlib.import_module(info.module)
+
+
+def runtime_hooks(family: str):
+    """The runtime hooks module of a worker family (no framework is imported by importing it)."""
+    import importlib
+
+    try:
+        return importlib.import_module(FAMILY_RUNTIMES[family])
+    except KeyError:
+        raise KeyError(f"unknown worker family {family!r}; known: {', '.join(FAMILY_RUNTIMES)}") from None

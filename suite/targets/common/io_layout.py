@@ -2,7 +2,7 @@
 
 Shared by the runtime targets (ONNX Runtime, LiteRT, the round trips). NumPy only: a runtime target
 must run where neither torch, tensorflow nor jax is installed. The manifest (see
-:mod:`suite.targets.artifacts`) says, per input, the dtype the artifact takes and whether it is NHWC,
+:mod:`suite.targets.common.artifacts`) says, per input, the dtype the artifact takes and whether it is NHWC,
 and per output whether it comes out NHWC.
 """
 from __future__ import annotations

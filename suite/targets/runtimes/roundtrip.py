@@ -4,7 +4,7 @@
 * ``tensorflow>savedmodel@tensorflow``: ``tf.saved_model.save`` -> ``tf.saved_model.load(...).forward``.
 * ``jax>export@jax``: ``jax.export`` serialised bytes -> ``jax.export.deserialize(...).call`` under jit.
 
-The export itself runs in the export phase (:mod:`suite.targets.artifacts`, exporters in
+The export itself runs in the export phase (:mod:`suite.targets.common.artifacts`, exporters in
 ``export_torch`` / ``export_tf`` / ``export_jax``); ``build`` only loads, so what is verified and
 timed is the deserialised artifact, not the in-memory model it came from.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from suite.targets import io_layout
-from suite.targets.artifacts import artifact_path
+from suite.targets.common import io_layout
+from suite.targets.common.artifacts import artifact_path
 from suite.targets.base import Built, BuildContext
 
 
@@ -23,7 +23,7 @@ def unsupported(workload, info) -> str | None:
 
 def build(ctx: BuildContext) -> Built:
     path, man = artifact_path(ctx)
-    kind = ctx.info.options["load"]
+    kind = ctx.info.options.load
     t0 = time.perf_counter()
     if kind == "torch.export":
         import torch
@@ -40,7 +40,7 @@ def build(ctx: BuildContext) -> Built:
         to_numpy = lambda outs: io_layout.canonical_outputs(man, [o.numpy() for o in outs])  # noqa: E731
         sync, versions = (lambda outs: None), {"torch": torch.__version__}
     elif kind == "saved_model":
-        from suite.targets.tf_native import _import_tf
+        from suite.targets.tensorflow.model import _import_tf
 
         tf = _import_tf()
         loaded = tf.saved_model.load(str(path))
@@ -71,7 +71,7 @@ def build(ctx: BuildContext) -> Built:
         to_numpy = lambda outs: io_layout.canonical_outputs(man, [jax.device_get(o) for o in outs])  # noqa: E731
         sync, versions = jax.block_until_ready, {"jax": jax.__version__}
     else:
-        raise ValueError(f"options['load']={kind!r}: expected torch.export, saved_model or jax.export")
+        raise ValueError(f"options.load={kind!r}: expected torch.export, saved_model or jax.export")
     load_s = time.perf_counter() - t0
     return Built(prepare=prepare, run=run, to_numpy=to_numpy, synchronize=sync, layout=man.get("layout", ""),
                  compile_s=load_s, artifact_path=str(path), artifact_bytes=man.get("artifact_bytes"),

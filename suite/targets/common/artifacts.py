@@ -1,13 +1,8 @@
 """Exported artifacts: where they live, their manifest, and the export task a source-framework worker runs.
 
-Export targets (``framework>format@runtime``) declare in their registry options:
-
-* ``export_family``: the worker family that produces the artifact (``torch``, ``tensorflow``, ``jax``,
-  or ``jax2tf`` — jax plus tensorflow in one process, only ever for converting, never for timing);
-* ``exporter``: ``"module:function"``, called as ``function(ctx, out_dir) -> manifest fields``;
-* ``export_requires``: importable modules the exporter needs (the runtime's own ``requires`` stays
-  runtime-only, so a machine with just the runtime plans these cells);
-* ``converter_dists``: distributions whose versions key the cache.
+Export targets (``framework>format@runtime``) declare how their artifact is produced in the registry:
+``TargetInfo.export`` (:class:`suite.targets.registry.Export`: the worker family that runs the
+exporter, the ``"module:function"`` exporter, the modules it needs, the distributions that key the cache).
 
 Layout on disk (the cache is ``$BENCH_CACHE_DIR/artifacts``, or the folder given to
 ``bench export --out`` / ``bench run --artifacts``)::
@@ -40,7 +35,7 @@ MANIFEST = "manifest.json"
 
 
 def is_export_target(info) -> bool:
-    return bool(info.options.get("export_family"))
+    return info.export is not None
 
 
 def slug(target_id: str) -> str:
@@ -49,7 +44,7 @@ def slug(target_id: str) -> str:
 
 def cell_dir(root: str | Path, workload, params: dict, info) -> Path:
     """The artifact folder of one cell under ``root``."""
-    opts = {k: v for k, v in sorted(info.options.items()) if k not in ("description",)}
+    opts = {**info.options.as_key(), "dtype": info.dtype}
     key = json.dumps([workload.hash, workload.seed, dict(sorted(params.items())), info.id, opts],
                      sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -59,15 +54,15 @@ def cell_dir(root: str | Path, workload, params: dict, info) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def exporter_code_hash() -> str:
-    """A fingerprint of the suite's own model-building and export code (suite/targets/*.py, suite/ops.py).
+    """A fingerprint of the suite's own model-building and export code (suite/targets/**/*.py, suite/ops.py).
 
     Part of the version key, so a fix in an exporter or a native builder re-exports instead of reusing
     an artifact the old code produced. Conservative: any change there invalidates every artifact.
     """
-    here = Path(__file__).resolve().parent
+    targets = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for f in sorted(here.glob("*.py")) + [here.parent / "ops.py"]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for f in sorted(targets.rglob("*.py")) + [targets.parent / "ops.py"]:
+        h.update(str(f.relative_to(targets.parent)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -75,7 +70,7 @@ def version_key(info) -> dict:
     """Installed versions of the target's converters (importlib.metadata only: nothing is imported),
     plus the fingerprint of the suite's export code."""
     out = {"bench-suite-export-code": exporter_code_hash()}
-    for dist in info.options.get("converter_dists", ()):
+    for dist in info.export.converter_dists:
         names = dist.split("|")  # "tensorflow-cpu|tensorflow": whichever is installed
         ver = None
         for n in names:
@@ -143,7 +138,7 @@ def run_export(task: dict, state, profile) -> dict:
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    mod_name, fn_name = info.options["exporter"].split(":")
+    mod_name, fn_name = info.export.exporter.split(":")
     try:
         weights = init_weights(wl, params)
         ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,

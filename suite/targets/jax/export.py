@@ -1,6 +1,6 @@
 """JAX exporters: ``jax.export`` (serialised StableHLO) and, through jax2tf, ONNX and TFLite.
 
-The function is the one ``jax:jit`` compiles (:mod:`suite.targets.jax_native`), with the cell's
+The function is the one ``jax:jit`` compiles (:mod:`suite.targets.jax.model`), with the cell's
 weights closed over as constants, so the artifact is self-contained. I/O keeps JAX's native layout
 (NHWC images where a spatial op reads them); the manifest says which.
 
@@ -29,7 +29,7 @@ def _closed_fn(ctx: BuildContext):
     import jax
     import jax.numpy as jnp
 
-    from suite.targets import jax_native as jn
+    from suite.targets.jax import model as jn
 
     wl = ctx.workload
     nhwc_in = jn.nhwc_inputs(wl, ctx.shapes)
@@ -88,14 +88,14 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
     """jax2tf -> tf2onnx. Refused (UnsupportedError) when tf2onnx cannot convert jax2tf's graph."""
     import tf2onnx
 
-    from suite.targets.export_tf import _first_line, check_onnx, tf_version_key
+    from suite.targets.tensorflow.export import _first_line, check_onnx, tf_version_key
 
     tf, module, concrete, tf_specs, in_nhwc, out_nhwc = _tf_function(ctx)
     ops = sorted({op.type for op in concrete.graph.get_operations()} - {"Placeholder", "Identity", "NoOp"})
     path = out_dir / "model.onnx"
     try:
         tf2onnx.convert.from_function(module.forward, input_signature=tf_specs,
-                                      opset=ctx.info.options.get("opset", 17), output_path=str(path))
+                                      opset=ctx.info.options.opset, output_path=str(path))
     except Exception as e:
         raise UnsupportedError(f"jax2tf -> tf2onnx {tf2onnx.__version__} failed on the jax2tf graph "
                                f"(TF ops: {', '.join(ops)}): {_first_line(e)}") from e
@@ -106,7 +106,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
     """jax2tf -> TFLite converter (float32). Refused (UnsupportedError) with the converter's message."""
-    from suite.targets.export_tf import _first_line, tf_version_key
+    from suite.targets.tensorflow.export import _first_line, tf_version_key
 
     tf, module, concrete, tf_specs, in_nhwc, out_nhwc = _tf_function(ctx)
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)

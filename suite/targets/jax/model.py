@@ -23,7 +23,7 @@ inputs, labels) -> (params, opt_state, loss)`` jitted with params and opt_state 
 optimiser. ``params`` holds the trainable leaves of the same pytree; batch norm's moving statistics are
 ``constants`` (Flax's separate ``batch_stats`` collection), neither differentiated nor updated, and
 batch norm normalises with the batch statistics. Gradients and parameters go back to the canonical
-layout through :mod:`suite.targets.train_map` (``map_weights`` applied once more to index weights).
+layout through :mod:`suite.targets.common.train_map` (``map_weights`` applied once more to index weights).
 """
 from __future__ import annotations
 
@@ -336,7 +336,7 @@ def build(ctx: BuildContext) -> Built:
     wl = ctx.workload
     device = _device(jax, ctx.device)
     io = _Inputs(jax, wl, ctx.shapes, device)
-    host = map_weights(wl, ctx.weights, ctx.shapes, ctx.info.options.get("inject_bug"))
+    host = map_weights(wl, ctx.weights, ctx.shapes, None)
     params = jax.device_put(host, device)
     out_nhwc: list[bool] = []
     t0 = time.perf_counter()
@@ -415,11 +415,11 @@ def build_train(ctx: BuildContext) -> BuiltTrain:
     import jax
     import optax
 
-    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.targets.common.train_map import CanonicalMap, index_weights
     from suite.training import flatten, label_shape
 
     wl = ctx.workload
-    bug = ctx.info.options.get("inject_bug")
+    bug = None
     device = _device(jax, ctx.device)
     io = _Inputs(jax, wl, ctx.shapes, device)
     train, const = split_trainable(wl, jax.device_put(map_weights(wl, ctx.weights, ctx.shapes, bug), device))

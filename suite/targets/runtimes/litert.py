@@ -2,9 +2,9 @@
 
 The interpreter comes from ``ai_edge_litert`` or, where only that is installed, ``tflite_runtime``
 (same ``Interpreter`` API). Never imports tensorflow: the artifact comes from the export phase
-(:mod:`suite.targets.artifacts`) or a folder given with ``bench run --artifacts``.
+(:mod:`suite.targets.common.artifacts`) or a folder given with ``bench run --artifacts``.
 
-* ``options["xnnpack"]``: True keeps the default delegates (XNNPACK on CPU); False builds the
+* ``options.xnnpack`` (:class:`suite.targets.registry.LiteRTOptions`): True keeps the default delegates (XNNPACK on CPU); False builds the
   interpreter with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (the reference builtin kernels).
 * ``num_threads`` = the profile's thread count (1 when the profile leaves it unset).
 * Inputs and outputs are found through the model's signature (names from the exporter's
@@ -16,8 +16,8 @@ import importlib.metadata
 import re
 import time
 
-from suite.targets import io_layout
-from suite.targets.artifacts import artifact_path
+from suite.targets.common import io_layout
+from suite.targets.common.artifacts import artifact_path
 from suite.targets.base import Built, BuildContext
 
 
@@ -46,7 +46,7 @@ def build(ctx: BuildContext) -> Built:
     interp_mod, dist = interpreter_module()
     path, man = artifact_path(ctx)
     kwargs = {"model_path": str(path), "num_threads": int(ctx.threads) if ctx.threads else 1}
-    if not ctx.info.options.get("xnnpack", True):
+    if not ctx.info.options.xnnpack:
         kwargs["experimental_op_resolver_type"] = interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     t0 = time.perf_counter()
     it = interp_mod.Interpreter(**kwargs)
@@ -70,7 +70,7 @@ def build(ctx: BuildContext) -> Built:
 
     return Built(prepare=lambda host: io_layout.host_inputs(man, host), run=run,
                  to_numpy=lambda outs: io_layout.canonical_outputs(man, outs),
-                 layout=man.get("layout", "") + ("" if ctx.info.options.get("xnnpack", True) else "; no XNNPACK")
+                 layout=man.get("layout", "") + ("" if ctx.info.options.xnnpack else "; no XNNPACK")
                  + f"; num_threads={kwargs['num_threads']}",
                  compile_s=load_s, artifact_path=str(path), artifact_bytes=man.get("artifact_bytes"),
                  versions=dict(man.get("versions", {}), **{dist: importlib.metadata.version(dist)}))

@@ -41,7 +41,7 @@ INJECTABLE_BUGS = ("dense_kernel_not_transposed", "conv_kernel_hwio", "lstm_trai
 
 def unsupported(workload, info) -> str | None:
     """Every op of workloads/README.md has a torch form; nothing is refused."""
-    bug = info.options.get("inject_bug")
+    bug = None
     if bug is not None and bug not in INJECTABLE_BUGS:
         return f"option inject_bug={bug!r}: expected one of {', '.join(INJECTABLE_BUGS)}"
     return None
@@ -234,7 +234,7 @@ def _setup(ctx: BuildContext):
     """Validates the bug option, configures threads and CUDA precision; returns (device, bug)."""
     import torch
 
-    bug = ctx.info.options.get("inject_bug")
+    bug = None
     if bug is not None and bug not in INJECTABLE_BUGS:
         raise ValueError(f"inject_bug={bug!r}: expected one of {', '.join(INJECTABLE_BUGS)}")
     device = torch.device(ctx.device)
@@ -256,7 +256,7 @@ def _graph(ctx: BuildContext, weights, bug):
     nodes = {n.name: _node_module(n, weights.get(n.name, {}), [ctx.shapes[s] for s in n.inputs], bug)
              for n in wl.nodes}
     model = Graph(wl, nodes)
-    if ctx.info.options.get("compile"):
+    if ctx.info.options.compile:
         # Dynamo keys its cache on the forward *code object* and, past recompile_limit (8) entries,
         # silently runs eager. Every cell's model would share Graph.forward's code, so from the
         # ninth cell in a worker "torch:compile" would time eager. A per-model copy of the code
@@ -303,7 +303,7 @@ def build(ctx: BuildContext) -> Built:
     prepare, synchronize = _io(ctx, device)
 
     fn, compile_s = model, None
-    if info.options.get("compile"):
+    if info.options.compile:
         # Without allow_rnn, dynamo refuses nn.LSTM and silently runs it eagerly: torch:compile would
         # time eager LSTMs. The flag only affects this worker process, which runs torch targets alone.
         torch._dynamo.config.allow_rnn = True
@@ -341,7 +341,7 @@ def build_train(ctx: BuildContext) -> BuiltTrain:
     import torch
     from torch.nn import functional as F
 
-    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.targets.common.train_map import CanonicalMap, index_weights
     from suite.training import classes_axis, label_shape
 
     wl, info, spec = ctx.workload, ctx.info, ctx.workload.train
@@ -377,7 +377,7 @@ def build_train(ctx: BuildContext) -> BuiltTrain:
         return F.mse_loss(y, labels)
 
     fn, compile_s = model, None
-    if info.options.get("compile"):
+    if info.options.compile:
         torch._dynamo.config.allow_rnn = True
         fn = torch.compile(model, dynamic=False)
 

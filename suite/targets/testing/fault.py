@@ -1,4 +1,4 @@
-"""Test-only targets (hidden from `bench list`): a NumPy model that behaves well or fails on purpose.
+"""Test-only targets (registered only for tests: suite.targets.testing): a NumPy model that behaves well or fails on purpose.
 
 `test:numpy` runs the float64 reference ops on float32 inputs; the other `test:*` ids misbehave in one
 known way each (`fault` option) so the tests can prove that the scheduler, the verifier and the results
@@ -22,8 +22,8 @@ def unsupported(workload, info) -> str | None:
 def build(ctx: BuildContext) -> Built:
     from suite.reference import reference
 
-    fault = ctx.info.options.get("fault")
-    delay = float(os.environ.get("BENCH_TEST_DELAY_MS", ctx.info.options.get("delay_ms", 0))) / 1e3
+    fault = ctx.info.options.fault
+    delay = float(os.environ.get("BENCH_TEST_DELAY_MS", ctx.info.options.delay_ms)) / 1e3
     if fault == "hang":
         while True:
             time.sleep(1)

@@ -1,9 +1,9 @@
 """PyTorch exporters, run in a torch export worker: ``torch.onnx.export`` (dynamo) and ``torch.export``.
 
-The model is the one ``torch:eager`` builds (:mod:`suite.targets.torch_native`): same modules, same
+The model is the one ``torch:eager`` builds (:mod:`suite.targets.torch.model`): same modules, same
 weight mapping, so an export target differs from the native one only by the export and the runtime.
 Each exporter writes its artifact into ``out_dir`` and returns the manifest fields that describe it
-(see :mod:`suite.targets.artifacts`); torch's layouts are canonical (NCHW), so no I/O is transposed.
+(see :mod:`suite.targets.common.artifacts`); torch's layouts are canonical (NCHW), so no I/O is transposed.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _model_and_dummy(ctx: BuildContext):
     """The ``torch:eager`` module of this cell (inference mode) and zero inputs of the cell's shapes."""
     import torch
 
-    from suite.targets import torch_native as tn
+    from suite.targets.torch import model as tn
 
     _, Graph = tn._fn_module()
     wl = ctx.workload
@@ -42,7 +42,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
     """``torch.onnx.export(..., dynamo=True)``: torch.export graph -> ONNX (onnxscript), one .onnx file."""
     import torch
 
-    from suite.targets import torch_native as tn
+    from suite.targets.torch import model as tn
 
     model, dummy = _model_and_dummy(ctx)
     path = out_dir / "model.onnx"
@@ -60,7 +60,7 @@ def to_exported_program(ctx: BuildContext, out_dir: Path) -> dict:
     """``torch.export.export`` -> ``torch.export.save`` (.pt2); the runtime loads it back with ``torch.export.load``."""
     import torch
 
-    from suite.targets import torch_native as tn
+    from suite.targets.torch import model as tn
 
     model, dummy = _model_and_dummy(ctx)
     path = out_dir / "model.pt2"

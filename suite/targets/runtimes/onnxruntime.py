@@ -2,7 +2,7 @@
 
 Imports onnxruntime and NumPy only — never torch, tensorflow or jax — so an artifact exported on a
 workstation runs on a box with just ``onnxruntime`` and ``numpy`` (``bench run --artifacts DIR``).
-The artifact was produced by the export phase (see :mod:`suite.targets.artifacts`).
+The artifact was produced by the export phase (see :mod:`suite.targets.common.artifacts`).
 
 Threads: ``intra_op_num_threads`` = the profile's thread count, ``inter_op_num_threads`` = 1 with
 sequential execution (one model's ops run one after another; the intra-op budget is the whole budget,
@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib.metadata
 import time
 
-from suite.targets import io_layout
-from suite.targets.artifacts import artifact_path
+from suite.targets.common import io_layout
+from suite.targets.common.artifacts import artifact_path
 from suite.targets.base import Built, BuildContext
 
 

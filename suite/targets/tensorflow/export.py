@@ -1,11 +1,11 @@
 """TensorFlow exporters, run in a tensorflow export worker: tf2onnx, the TFLite converter, SavedModel.
 
-The graph is the one ``tensorflow:function`` builds (:mod:`suite.targets.tf_native`): raw TF ops over
+The graph is the one ``tensorflow:function`` builds (:mod:`suite.targets.tensorflow.model`): raw TF ops over
 tf.Variables in NHWC/HWIO. The exported artifact keeps that native I/O layout (an edge app feeds NHWC
 images); the manifest records which inputs are NHWC and which outputs are, so the runtime target
 transposes outside anything timed.
 
-TFLite variants (``info.options["quant"]``):
+TFLite variants (``info.options.quant``):
 
 * ``none``: float32.
 * ``float16``: weights stored as float16 (``supported_types=[tf.float16]``), computed in float32 by
@@ -15,7 +15,7 @@ TFLite variants (``info.options["quant"]``):
 * ``full``: post-training full-integer quantisation calibrated with a representative dataset of
   ``REPRESENTATIVE_SAMPLES`` seeded input batches (seeds distinct from the verification inputs);
   ops without an int8 kernel fall back to float (the converter's default), I/O stays float.
-  Selective quantisation: in a workload with causal attention, the ops of ``options["float_ops"]``
+  Selective quantisation: in a workload with causal attention, the ops of ``options.float_ops``
   (BATCH_MATMUL, SOFTMAX) and the score scale / causal-mask MUL, ADD between q·kᵀ and the softmax
   stay float (``tf.lite.experimental.QuantizationDebugger`` denylists); the rest is int8. Measured,
   TF 2.21, gpt_block: the -inf mask ruins the int8 range of the scores (cosine 0.935); denylisting
@@ -51,7 +51,7 @@ def _dist_version(*names):
 
 def tf_function(ctx: BuildContext):
     """(module, concrete function, input specs, to_nhwc flags, output nhwc flags) of the cell's graph."""
-    from suite.targets import tf_native as tfn
+    from suite.targets.tensorflow import model as tfn
 
     tf = tfn._import_tf()
     wl, shapes = ctx.workload, ctx.shapes
@@ -85,15 +85,15 @@ def _io(ctx, to_nhwc, out_nhwc):
 
 
 def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
-    """tf2onnx ``convert.from_function`` (variables frozen to constants), opset ``options['opset']``."""
+    """tf2onnx ``convert.from_function`` (variables frozen to constants), opset ``options.opset``."""
     import tf2onnx
 
-    from suite.targets import tf_native as tfn
+    from suite.targets.tensorflow import model as tfn
 
     module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
     path = out_dir / "model.onnx"
     tf2onnx.convert.from_function(module.forward, input_signature=in_specs, custom_op_handlers=ERFC_HANDLER,
-                                  opset=ctx.info.options.get("opset", 17), output_path=str(path))
+                                  opset=ctx.info.options.opset, output_path=str(path))
     check_onnx(path, f"tf2onnx {tf2onnx.__version__}")
     return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + "; ONNX (tf2onnx)",
                 versions=dict(tf_version_key(), tf2onnx=tf2onnx.__version__))
@@ -172,7 +172,7 @@ def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> tuple[byte
                        for n, img in zip(names, to_nhwc)]
 
         conv.representative_dataset = dataset
-        float_ops = list(ctx.info.options.get("float_ops", ()))
+        float_ops = list(ctx.info.options.float_ops)
         if float_ops and any(n.op == "attention" and n.attrs.get("causal") for n in ctx.workload.nodes):
             dbg_opts = tf.lite.experimental.QuantizationDebugOptions
             dbg = tf.lite.experimental.QuantizationDebugger(
@@ -186,11 +186,11 @@ def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> tuple[byte
 
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
-    """The TFLite converter from the concrete function (float32, float16 or int8 per options['quant'])."""
-    from suite.targets import tf_native as tfn
+    """The TFLite converter from the concrete function (float32, float16 or int8 per options.quant)."""
+    from suite.targets.tensorflow import model as tfn
 
     tf = tfn._import_tf()
-    quant = ctx.info.options.get("quant", "none")
+    quant = ctx.info.options.quant
     if quant == "full" and any(n.op == "lstm" for n in ctx.workload.nodes):
         # Checked, not guessed: with TF 2.21 the converter's calibration of the LSTM's WHILE loop
         # kills the process with SIGSEGV (no Python error to catch), so refuse before starting it.
@@ -210,7 +210,7 @@ def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
 
 def to_saved_model(ctx: BuildContext, out_dir: Path) -> dict:
     """``tf.saved_model.save`` of the tf.Module (variables + the traced forward) into a directory."""
-    from suite.targets import tf_native as tfn
+    from suite.targets.tensorflow import model as tfn
 
     tf = tfn._import_tf()
     module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)

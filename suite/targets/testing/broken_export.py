@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.targets import export_torch
+from suite.targets.torch import export as export_torch
 
 
 def _corrupt(path: Path, how: str) -> None:

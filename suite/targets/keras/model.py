@@ -55,7 +55,7 @@ import numpy as np
 
 from suite.ops import same_padding
 from suite.targets.base import Built, BuildContext, BuiltTrain, UnsupportedError
-from suite.targets.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
+from suite.targets.common.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
 
 _COMPILED = {"jax": "jax.jit(stateless_call), AOT-compiled",
              "tensorflow": "tf.function(jit_compile=False)",
@@ -122,7 +122,7 @@ def build_model(keras, workload, shapes, bug=None):
     Returns:
         (model, input_nhwc, output_nhwc, assign_for) where ``assign_for(canonical weights)`` gives
         [(layer, [arrays])] to be given to ``layer.set_weights`` once the model exists (the same
-        mapping serves the real weights and, in train mode, the index weights of suite.targets.train_map).
+        mapping serves the real weights and, in train mode, the index weights of suite.targets.common.train_map).
     """
     L, ops, backend = keras.layers, keras.ops, keras.backend.backend()
     placed = []  # (layer, node) in graph order
@@ -292,11 +292,11 @@ def _compile(keras, model, backend, example, device):
 
 def _setup(ctx: BuildContext):
     """(keras, inject_bug) for the cell: checks the option and the worker's backend, pins float32 matmuls."""
-    bug = ctx.info.options.get("inject_bug")
+    bug = None
     if bug is not None and bug not in INJECTABLE_BUGS:
         raise ValueError(f"inject_bug={bug!r}: expected one of {', '.join(INJECTABLE_BUGS)}")
-    keras = _import_keras(ctx.info.runtime)
-    if ctx.device == "cuda" and ctx.info.runtime == "torch":
+    keras = _import_keras(ctx.info.options.backend)
+    if ctx.device == "cuda" and ctx.info.options.backend == "torch":
         import torch
 
         # TF32 would make float32 matmuls ~1e-3 accurate: verification would mean nothing.
@@ -327,7 +327,7 @@ def _versions(keras, backend) -> dict[str, str]:
 
 def build(ctx: BuildContext) -> Built:
     """Builds the cell's functional keras.Model, sets its weights, and compiles it per the backend."""
-    backend = ctx.info.runtime
+    backend = ctx.info.options.backend
     keras, bug = _setup(ctx)
     # No keras.utils.set_random_seed: it imports tensorflow to seed it too (TF must stay out of the
     # torch and jax workers), and every initialiser is overwritten by set_weights below anyway.
@@ -482,10 +482,10 @@ def build_train(ctx: BuildContext) -> BuiltTrain:
     and builds the optimiser; the weights and optimiser variables are then restored, so the first real
     step starts from the canonical weights with fresh optimiser state.
     """
-    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.targets.common.train_map import CanonicalMap, index_weights
     from suite.training import label_shape
 
-    backend = ctx.info.runtime
+    backend = ctx.info.options.backend
     wl = ctx.workload
     spec = wl.train
     keras, bug = _setup(ctx)

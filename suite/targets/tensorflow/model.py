@@ -26,7 +26,7 @@ Training (``build_train``): the same graph over trainable tf.Variables (batch no
 stay non-trainable and are moved with Keras' momentum 0.99), batch norm on batch statistics, the loss,
 tf.GradientTape and TensorFlow's own training kernels (tf.raw_ops.ResourceApplyMomentum /
 ResourceApplyGradientDescent / ResourceApplyAdam) in one tf.function per step. Native gradients and
-parameters go back to the canonical layout through suite.targets.train_map (the weight mapping above
+parameters go back to the canonical layout through suite.targets.common.train_map (the weight mapping above
 applied to index weights), so no mapping is written twice.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from suite.targets.base import Built, BuildContext, BuiltTrain, UnsupportedError
-from suite.targets.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
+from suite.targets.common.nhwc import NCHW_TO_NHWC, NHWC_TO_NCHW, Ops, Tracker, Val
 
 LAYOUT = ("NHWC/HWIO; depthwise (kh,kw,C,m); dense (in,out); "
           "lstm fused kernel (F,4U) gates ifgo, while_loop over time")
@@ -250,8 +250,8 @@ def build(ctx: BuildContext) -> Built:
     """Builds one cell's model as a tf.Module + tf.function with a fixed input signature."""
     tf = _import_tf()
     wl, shapes = ctx.workload, ctx.shapes
-    jit = bool(ctx.info.options.get("jit_compile", False))
-    bug = ctx.info.options.get("inject_bug")
+    jit = ctx.info.options.jit_compile
+    bug = None
     gpu, device = _device(tf, ctx)
     native = _native_weights(wl, ctx.weights, bug)
     in_specs, to_nhwc = _input_specs(tf, wl, shapes)
@@ -381,13 +381,13 @@ def _optimizer(tf, config, train_vars):
 def build_train(ctx: BuildContext) -> BuiltTrain:
     """Builds one cell's training step: forward (batch statistics), loss, tf.GradientTape backward and the
     optimiser update, in one tf.function (XLA-compiled for ``tensorflow:xla``) over tf.Variables."""
-    from suite.targets.train_map import CanonicalMap, index_weights
+    from suite.targets.common.train_map import CanonicalMap, index_weights
     from suite.training import is_trainable, label_shape
 
     tf = _import_tf()
     wl, shapes = ctx.workload, ctx.shapes
-    jit = bool(ctx.info.options.get("jit_compile", False))
-    bug = ctx.info.options.get("inject_bug")
+    jit = ctx.info.options.jit_compile
+    bug = None
     gpu, device = _device(tf, ctx)
     ops = {node.name: node.op for node in wl.nodes}
     native = _native_weights(wl, ctx.weights, bug)

@@ -1,0 +1,4 @@
+"""The jax targets: the target contract (suite.targets.base) of every native jax target id."""
+from suite.targets.jax.model import build, build_train, unsupported
+
+__all__ = ["build", "build_train", "unsupported"]

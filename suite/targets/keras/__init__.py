@@ -1,0 +1,4 @@
+"""The keras targets: the target contract (suite.targets.base) of every native keras target id."""
+from suite.targets.keras.model import build, build_train, unsupported
+
+__all__ = ["build", "build_train", "unsupported"]

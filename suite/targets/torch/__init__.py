@@ -1,0 +1,4 @@
+"""The torch targets: the target contract (suite.targets.base) of every native torch target id."""
+from suite.targets.torch.model import build, build_train, unsupported
+
+__all__ = ["build", "build_train", "unsupported"]

@@ -1,0 +1,68 @@
+"""PyTorch runtime hooks: threads, environment before import, device, sync, memory.
+
+Called by the worker (``suite.profiles.worker_env`` / ``apply_in_process``, through
+``suite.targets.registry.FAMILY_RUNTIMES``) and by this folder's model and train modules; the Keras
+torch backend uses them too. Imports torch only inside functions.
+"""
+from __future__ import annotations
+
+
+def worker_env(profile, family: str, threads: int) -> dict[str, str]:
+    """Nothing beyond the OpenMP/BLAS variables every worker gets: torch reads OMP_NUM_THREADS."""
+    return {}
+
+
+def pin_cores(profile, family: str, allowed: list[int]) -> tuple[int, ...] | None:
+    """torch honours its thread API; no pinning is derived from ``threads``."""
+    return None
+
+
+def apply_threads(family: str, threads: int) -> tuple[dict, list[str]]:
+    """torch.set_num_threads(threads), one inter-op thread; returns (applied, warnings)."""
+    import torch
+
+    warnings = []
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable once, before any inter-op work has started
+        warnings.append("torch inter-op threads already set")
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}, warnings
+
+
+def device(name: str):
+    """The torch device of a profile's device name, prepared for honest float32 numerics.
+
+    On CUDA: TF32 off (it would make float32 matmuls and convolutions ~1e-3 accurate, and verification
+    would mean nothing), and the process-wide memory peak reset so it reports this cell.
+    """
+    import torch
+
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.cuda.reset_peak_memory_stats(dev)
+    return dev
+
+
+def synchronize(dev) -> None:
+    """Blocks until the work queued on ``dev`` is done (CUDA); eager CPU work is already done."""
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def peak_memory(dev) -> int | None:
+    """Peak allocated device memory since the last reset, in bytes; None on the CPU."""
+    import torch
+
+    return int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
+
+
+def reset_peak_memory(dev) -> None:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
