@@ -88,7 +88,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
     """jax2tf -> tf2onnx. Refused (UnsupportedError) when tf2onnx cannot convert jax2tf's graph."""
     import tf2onnx
 
-    from suite.targets.tensorflow.export import _first_line, check_onnx, tf_version_key
+    from suite.targets.common.convert import check_onnx, first_line, tf_version_key
 
     tf, module, concrete, tf_specs, in_nhwc, out_nhwc = _tf_function(ctx)
     ops = sorted({op.type for op in concrete.graph.get_operations()} - {"Placeholder", "Identity", "NoOp"})
@@ -98,7 +98,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
                                       opset=ctx.info.options.opset, output_path=str(path))
     except Exception as e:
         raise UnsupportedError(f"jax2tf -> tf2onnx {tf2onnx.__version__} failed on the jax2tf graph "
-                               f"(TF ops: {', '.join(ops)}): {_first_line(e)}") from e
+                               f"(TF ops: {', '.join(ops)}): {first_line(e)}") from e
     check_onnx(path, f"jax2tf + tf2onnx {tf2onnx.__version__}")
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; ONNX (jax2tf + tf2onnx)",
                 versions=dict(jax_versions(), **tf_version_key(), tf2onnx=tf2onnx.__version__))
@@ -106,14 +106,14 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
     """jax2tf -> TFLite converter (float32). Refused (UnsupportedError) with the converter's message."""
-    from suite.targets.tensorflow.export import _first_line, tf_version_key
+    from suite.targets.common.convert import first_line, tf_version_key
 
     tf, module, concrete, tf_specs, in_nhwc, out_nhwc = _tf_function(ctx)
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
     try:
         flat = conv.convert()
     except Exception as e:
-        raise UnsupportedError(f"jax2tf -> TFLite converter failed: {_first_line(e)}") from e
+        raise UnsupportedError(f"jax2tf -> TFLite converter failed: {first_line(e)}") from e
     path = out_dir / "model.tflite"
     path.write_bytes(flat)
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; TFLite (jax2tf)",

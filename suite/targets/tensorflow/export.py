@@ -25,28 +25,15 @@ TFLite variants (``info.options.quant``):
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 from pathlib import Path
 
 import numpy as np
 
 from suite.targets.base import BuildContext, UnsupportedError
+from suite.targets.common.convert import check_onnx, first_line, tf_version_key
 
 REPRESENTATIVE_SAMPLES = 8
 QUANT = ("none", "float16", "dynamic", "full")
-
-
-def tf_version_key() -> dict:
-    return {"tensorflow": _dist_version("tensorflow-cpu", "tensorflow")}
-
-
-def _dist_version(*names):
-    for n in names:
-        try:
-            return importlib.metadata.version(n)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def tf_function(ctx: BuildContext):
@@ -110,17 +97,6 @@ def _erfc_to_onnx(ctx, node, name, args):
 
 
 ERFC_HANDLER = {"Erfc": (_erfc_to_onnx, [])}
-
-
-def check_onnx(path: Path, converter: str) -> None:
-    """Full ONNX checker (with strict type/shape inference): a converter that wrote an invalid graph is
-    refused here, with its message, rather than at runtime load."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as e:
-        raise UnsupportedError(f"{converter} wrote an invalid ONNX model: {_first_line(e)}") from e
 
 
 def representative_inputs(ctx: BuildContext, n: int = REPRESENTATIVE_SAMPLES):
@@ -201,7 +177,7 @@ def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
     try:
         flat, kept_float = convert_tflite(tf, module, concrete, ctx, to_nhwc, quant)
     except Exception as e:  # converter refusals are messages about ops, not bugs of this suite
-        raise UnsupportedError(f"TFLite converter (quant={quant}) failed: {_first_line(e)}") from e
+        raise UnsupportedError(f"TFLite converter (quant={quant}) failed: {first_line(e)}") from e
     path = out_dir / "model.tflite"
     path.write_bytes(flat)
     return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + f"; TFLite quant={quant}" + kept_float,
@@ -218,10 +194,3 @@ def to_saved_model(ctx: BuildContext, out_dir: Path) -> dict:
     tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
     return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + "; SavedModel",
                 versions=tf_version_key())
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    # TFLite converter errors put the useful "error: ..." line after a location prefix.
-    useful = [ln for ln in lines if "error:" in ln.lower()] or lines
-    return f"{type(e).__name__}: {useful[0] if useful else ''}"[:400]
