@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from suite.targets.registry import (Export, KerasOptions, OnnxOptions, Options, TargetInfo, TensorFlowOptions,
+from suite.targets.info import (Export, KerasOptions, OnnxOptions, Options, TargetInfo, TensorFlowOptions,
                                     TorchOptions, target)
 
 _TORCH = [("torch", "torch")]
