@@ -1,6 +1,7 @@
-"""The contract every target module implements, defined once.
+"""The contract every target implements, defined once.
 
-A target module (``suite/targets/<name>.py``) exposes two functions:
+A target module (the ``module`` of its registry entry: a framework package such as
+``suite.targets.torch``, or a runtime module such as ``suite.targets.runtimes.onnxruntime``) exposes:
 
 ``unsupported(workload, info) -> str | None``
     Returns a precise reason when the target cannot express the workload (e.g. ``"op lstm: ..."``),
@@ -10,7 +11,25 @@ A target module (``suite/targets/<name>.py``) exposes two functions:
     Imports the framework (inside the function), maps the canonical float64 weights to the
     framework's native layout and dtype, and returns a :class:`Built`.
 
-Layout and parameter-order mapping lives in the target module and nowhere else.
+``build_train(ctx: BuildContext) -> BuiltTrain`` (optional)
+    One training step; targets without it are ``unsupported`` in train mode.
+
+Every framework folder (``suite/targets/{torch,tensorflow,jax,keras}/``) has the same files:
+
+* ``ops.py``: ``OPS`` (op name -> one function per op, one signature within the framework) and
+  ``UNSUPPORTED`` (op -> reason); ``weights.py``: ``WEIGHTS`` (op with parameters -> canonical-to-native
+  mapping). tests/test_op_tables.py checks both against the catalogue (``suite.ops.OPS``).
+* ``model.py`` (``build``, ``unsupported``), ``train.py`` (``build_train``), ``export.py`` (exporters,
+  using model.py's public builder).
+* ``runtime.py``: the runtime hooks. Called by the worker for its family (``suite.targets.registry.
+  FAMILY_RUNTIMES``): ``worker_env(profile, family, threads) -> env`` (set before the framework is
+  imported), ``pin_cores(profile, family, allowed) -> cores | None`` (affinity derived from the thread
+  count, where the framework only honours that) and ``apply_threads(family, threads) -> (applied,
+  warnings)`` (the framework's thread API, in the worker). Called by the folder's own modules: ``device``,
+  ``synchronize``, ``peak_memory`` (and ``reset_peak_memory`` where the framework has one).
+
+Layout and parameter-order mapping lives in the framework's ``weights.py`` (shared pieces in
+``suite/targets/common/mappings.py``) and nowhere else.
 """
 from __future__ import annotations
 
