@@ -27,19 +27,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite.spec import SpecError, read_yaml
+from suite.spec import SpecError, read_yaml, validate
+from suite.spec_models import DEVICES, PRECISIONS, PROFILE_NAME_RE as NAME_RE, ProfileModel  # noqa: F401
 
-DEVICES = ("cpu", "cuda", "tpu")
-PRECISIONS = ("float32", "float16", "bfloat16")
-FIELDS = ("name", "description", "device", "threads", "affinity", "precision", "targets")
-NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+FIELDS = tuple(ProfileModel.model_fields)  # the fields a profile file may have (validated by ProfileModel)
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -68,10 +65,6 @@ class Profile:
     path: str = ""
 
 
-def _fail(path: str, where: str, msg: str):
-    raise SpecError(f"{path}: {where}: {msg}" if where else f"{path}: {msg}")
-
-
 def parse_profile(data: Any, path: str = "<profile>") -> Profile:
     """Validates a profile given as plain data (the parsed YAML).
 
@@ -83,42 +76,8 @@ def parse_profile(data: Any, path: str = "<profile>") -> Profile:
     Raises:
         SpecError: one line ``<file>: <field>: expected ...``.
     """
-    if not isinstance(data, dict):
-        _fail(path, "", f"expected a mapping at the top level, got {type(data).__name__}")
-    unknown = sorted(str(k) for k in set(data) - set(FIELDS))
-    if unknown:
-        _fail(path, unknown[0], f"unknown field; expected one of {', '.join(FIELDS)}")
-    if "name" not in data:
-        _fail(path, "name", "missing required field")
-    name = data["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        _fail(path, "name", f"expected lower-case letters, digits, '-' and '_', got {name!r}")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        _fail(path, "description", f"expected a string, got {type(description).__name__}")
-    device = data.get("device", "cpu")
-    if device not in DEVICES:
-        _fail(path, "device", f"expected one of {', '.join(DEVICES)}, got {device!r}")
-    threads = data.get("threads", 0)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        _fail(path, "threads", f"expected a non-negative integer (0 = all cores), got {threads!r}")
-    affinity = data.get("affinity")
-    if affinity is not None:
-        if not isinstance(affinity, list) or not affinity or not all(
-                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in affinity):
-            _fail(path, "affinity", f"expected null or a non-empty list of core ids, got {affinity!r}")
-        if len(set(affinity)) != len(affinity):
-            _fail(path, "affinity", f"expected distinct core ids, got {affinity!r}")
-        if threads > len(affinity):
-            _fail(path, "threads", f"expected at most {len(affinity)} (the cores in affinity), got {threads}")
-        affinity = tuple(affinity)
-    precision = data.get("precision", "float32")
-    if precision not in PRECISIONS:
-        _fail(path, "precision", f"expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    targets = data.get("targets", ["*"])
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
-        _fail(path, "targets", f"expected a non-empty list of target-id glob patterns, got {targets!r}")
-    return Profile(name, description.strip(), device, threads, affinity, precision, tuple(targets), path)
+    m = validate(ProfileModel, data, path)
+    return Profile(m.name, m.description.strip(), m.device, m.threads, m.affinity, m.precision, m.targets, path)
 
 
 def load_profile(path: str | Path) -> Profile:

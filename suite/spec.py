@@ -1,5 +1,7 @@
 """Workload files: load, validate, and freeze. Plain data; no framework imports.
 
+Each part of a file is validated by the pydantic models of :mod:`suite.spec_models` (which also
+publish ``workloads/schema.json``); what needs the whole workload (names, shapes) is checked here.
 Every validation error is a :class:`SpecError` whose message is one line:
 ``<file>: <field path>: <what was expected>``.
 """
@@ -8,26 +10,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, TypeVar, Union, get_args, get_origin
 
-from suite.ops import OPS, REQUIRED, ShapeError
+from pydantic import BaseModel, ValidationError
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-WORKLOAD_NAME_RE = re.compile(r"^[a-z0-9_]+$")
-DTYPES = ("float32", "int32", "int64")
-DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high"), "randint": ("low", "high")}
-TOP_FIELDS = {"name", "description", "tags", "seed", "inputs", "sweep", "graph", "outputs", "tolerance",
-              "classes_axis", "train"}
-LOSSES = ("softmax_cross_entropy", "mean_squared_error")
-OPTIMIZERS = {  # kind -> {hyper-parameter: default (REQUIRED: must be given)}
-    "sgd": {"learning_rate": REQUIRED, "momentum": 0.0, "nesterov": False},
-    "adam": {"learning_rate": REQUIRED, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8},
-}
-TRAIN_FIELDS = ("loss", "output", "labels", "optimizer", "steps")
+from suite.ops import OPS, ShapeError
+from suite.spec_models import STANDARD_NORMAL, KindedModel, NodeBase, SpecModel, TrainModel, WorkloadModel
 
 
 class SpecError(ValueError):
@@ -111,14 +103,179 @@ def _freeze(v):
     return v
 
 
+# ---- pydantic's first error as one line ----
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Any, path: str) -> M:
+    """``model.model_validate(data)``, with pydantic's first error as one SpecError line.
+
+    Args:
+        model: a model of suite.spec_models (WorkloadModel, ProfileModel).
+        data: the parsed YAML.
+        path: the file name the message starts with.
+    Returns:
+        the validated model.
+    Raises:
+        SpecError: ``<file>: <field path>: <what was expected>``, e.g.
+            ``bad.yaml: graph[3].units: expected a positive integer, got -4``.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        _fail(path, *first_error(e, model))
+
+
+def _strip(tp):
+    """Drops Annotated metadata and an Optional's None."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            tp = rest[0] if len(rest) == 1 else Union[tuple(rest)]
+        else:
+            return tp
+
+
+def _union_members(tp) -> list[type[BaseModel]]:
+    if get_origin(tp) in (Union, types.UnionType):
+        return [m for m in get_args(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
+    return []
+
+
+def _tag(model: type[BaseModel], discriminator: str) -> str | None:
+    field = model.model_fields.get(discriminator)
+    return get_args(field.annotation)[0] if field and get_origin(field.annotation) is Literal else None
+
+
+def _walk(root: type[BaseModel], loc: tuple) -> tuple[list, list]:
+    """Follows an error location through the model types.
+
+    Returns:
+        (parts, kinds): the path to show (union tags and dict-key markers dropped) and the type at each
+        prefix of it (``kinds[0]`` is root, ``kinds[-1]`` the type at the full path; None where unknown).
+    """
+    parts, kinds, tp = [], [root], root
+    for key in loc:
+        tp = _strip(tp)
+        members = _union_members(tp)
+        if members and isinstance(key, str):
+            member = next((m for m in members if key in (_tag(m, f) for f in m.model_fields)), None)
+            if member is not None:  # a tag step of a discriminated union: not shown
+                tp = kinds[-1] = member
+                continue
+        if key == "[key]":
+            continue
+        if get_origin(tp) is dict:  # a mapping key: shown after a dot even when YAML made it a number
+            key = str(key)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(key) if isinstance(key, str) else None
+            tp = field.annotation if field else None
+        elif get_origin(tp) in (list, tuple):
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            tp = None
+        parts.append(key)
+        kinds.append(tp)
+    return parts, kinds
+
+
+def format_path(parts: list) -> str:
+    """``['graph', 3, 'units']`` -> ``graph[3].units`` (the style of every message and of the README)."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _show(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _mapping_with(tp) -> str:
+    """'a mapping with <what it needs>' for a model or a tagged union of models."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        required = [n for n, f in tp.model_fields.items() if f.is_required()]
+        return "a mapping" + (f" with {', '.join(required)}" if required else "")
+    members = _union_members(tp)
+    if members and all(issubclass(m, NodeBase) for m in members):
+        return "a mapping with name, op, input(s)"
+    if members and all(issubclass(m, KindedModel) for m in members):
+        return f"a mapping with kind one of {', '.join(m.tag() for m in members)}"
+    return "a mapping"
+
+
+def first_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str]:
+    """The error to show for a failed ``root.model_validate``.
+
+    Returns:
+        (field path, message): e.g. ``("graph[3].units", "expected a positive integer, got -4")``; the
+        path is '' for the whole file. Missing and unknown fields are worded by the model that has them
+        (``missing_message`` / ``unknown_message`` of suite.spec_models.SpecModel).
+    """
+    errors = err.errors(include_url=False)
+    e = errors[0]
+    if e["type"] == "missing":  # a misspelt field is both missing and unknown: name the misspelling
+        e = next((x for x in errors if x["type"] == "extra_forbidden" and x["loc"][:-1] == e["loc"][:-1]), e)
+    kind, loc, ctx, value = e["type"], tuple(e["loc"]), e.get("ctx") or {}, e.get("input")
+    parts, kinds = _walk(root, loc)
+    here = _strip(kinds[-1])
+    owner = _strip(kinds[-2]) if len(kinds) > 1 else None
+    owner = owner if isinstance(owner, type) and issubclass(owner, SpecModel) else SpecModel
+    if kind == "spec":
+        parts += [int(w) if w.isdigit() else w for w in ctx["where"].split(".") if w]
+        msg = e["msg"]
+    elif kind == "value_error":
+        msg = str(ctx["error"])
+    elif kind == "missing":
+        msg = owner.missing_message(parts[-1])
+    elif kind == "extra_forbidden":
+        msg = owner.unknown_message(parts[-1])
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        disc = ctx["discriminator"].strip("'")
+        tags = [_tag(m, disc) for m in _union_members(here)]
+        got = value.get(disc) if isinstance(value, dict) else None
+        if disc == "op":  # the op names the node's type: blame the field
+            parts.append("op")
+            msg = ("missing required field" if kind == "union_tag_not_found"
+                   else f"unknown op {_show(got)}; expected one of {', '.join(sorted(tags))}")
+        else:
+            msg = f"expected a mapping with {disc} one of {', '.join(tags)}" + (
+                f", got {disc} {_show(got)}" if kind == "union_tag_invalid" else "")
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        msg = (f"expected a mapping at the top level, got {type(value).__name__}" if not loc
+               else f"expected {_mapping_with(here)}, got {_show(value)}")
+    elif kind == "invalid_key":  # a number as a field name
+        parts.pop()
+        msg = f"expected field names (strings), got {_show(loc[-1])}"
+    elif kind == "list_type":
+        msg = f"expected a list, got {_show(value)}"
+    elif kind == "string_type":
+        msg = f"expected a string, got {type(value).__name__}"
+    elif kind == "too_short" and ctx.get("min_length") == 1:
+        msg = "expected a non-empty list"
+    else:  # pydantic's own sentence, in our style
+        msg = f"{e['msg'][:1].lower()}{e['msg'][1:]}, got {_show(value)}"
+    return format_path(parts), msg
+
+
+# ---- files ----
+
 def read_yaml(path: str | Path) -> Any:
     """Reads a YAML file; any problem becomes a one-line SpecError naming the file (and line)."""
     import yaml
 
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise SpecError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {e.start} is {e.object[e.start]:#04x})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -134,269 +291,77 @@ def load_workload(path: str | Path) -> Workload:
 
 
 def parse_workload(data: Any, path: str = "<workload>") -> Workload:
-    """Validates a workload given as plain data (the parsed YAML)."""
-    if not isinstance(data, dict):
-        _fail(path, "", f"expected a mapping at the top level, got {type(data).__name__}")
-    unknown = sorted(set(data) - TOP_FIELDS)
-    if unknown:
-        _fail(path, unknown[0], f"unknown field; expected one of {', '.join(sorted(TOP_FIELDS))}")
-    for key in ("name", "inputs", "sweep", "graph", "outputs"):
-        if key not in data:
-            _fail(path, key, "missing required field")
+    """Validates a workload given as plain data (the parsed YAML).
 
-    name = data["name"]
-    if not isinstance(name, str) or not WORKLOAD_NAME_RE.match(name):
-        _fail(path, "name", f"expected lower-case letters, digits and underscores, got {name!r}")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        _fail(path, "description", "expected a string")
-    tags = data.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        _fail(path, "tags", "expected a list of strings")
-    seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        _fail(path, "seed", f"expected a non-negative integer, got {seed!r}")
-
-    sweep = _parse_sweep(data["sweep"], path)
-    inputs = _parse_inputs(data["inputs"], sweep, path)
-    names = {i.name for i in inputs}
-    nodes = _parse_graph(data["graph"], names, path)
-
-    outputs = data["outputs"]
-    if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
-        _fail(path, "outputs", "expected a non-empty list of node names")
-    known = names | {n.name for n in nodes}
-    for i, o in enumerate(outputs):
+    The pydantic models of :mod:`suite.spec_models` check each part; this function then checks what
+    needs the whole workload (names that must exist, shapes that must flow) and freezes the result.
+    """
+    model = validate(WorkloadModel, data, path)
+    sweep = dict(model.sweep)
+    inputs = _inputs(model, path)
+    nodes = _graph(model, {i.name for i in inputs}, path)
+    known = {i.name for i in inputs} | {n.name for n in nodes}
+    for i, o in enumerate(model.outputs):
         if o not in known:
             _fail(path, f"outputs[{i}]", f"unknown node {o!r}")
-
-    tolerance = data.get("tolerance")
-    if tolerance is not None:
-        if not isinstance(tolerance, dict) or set(tolerance) - {"rtol", "atol"} or not tolerance:
-            _fail(path, "tolerance", "expected a mapping with rtol and/or atol")
-        for k, v in tolerance.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                _fail(path, f"tolerance.{k}", f"expected a non-negative number, got {v!r}")
-        tolerance = {k: float(v) for k, v in tolerance.items()}
-    classes_axis = data.get("classes_axis")
-    if classes_axis is not None and (isinstance(classes_axis, bool) or not isinstance(classes_axis, int)):
-        _fail(path, "classes_axis", f"expected an integer axis, got {classes_axis!r}")
+    tolerance = None if model.tolerance is None else {
+        k: v for k, v in (("rtol", model.tolerance.rtol), ("atol", model.tolerance.atol)) if v is not None}
 
     digest = hashlib.sha256(json.dumps(
         {k: data[k] for k in sorted(data) if k not in ("description", "tags")}, sort_keys=True, default=str
     ).encode()).hexdigest()[:16]
-    train = _parse_train(data["train"], outputs, path) if "train" in data else None
-    wl = Workload(name, description, tuple(tags), seed, inputs, MappingProxyType(sweep), nodes, tuple(outputs),
-                  _freeze(tolerance), classes_axis, path, digest, train)
+    train = _train(model.train, model.outputs, path) if model.train is not None else None
+    wl = Workload(model.name, model.description, tuple(model.tags), model.seed, inputs, MappingProxyType(sweep),
+                  nodes, tuple(model.outputs), _freeze(tolerance), model.classes_axis, path, digest, train)
     # Every sweep point must flow through the graph: shape errors surface at load time.
     for params in wl.param_grid():
         _infer_shapes(wl, params)
     return wl
 
 
-def _number(v, path, where, positive=False, below_one=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (positive and v == 0) \
-            or (below_one and v >= 1):
-        what = "a number in [0, 1)" if below_one else ("a positive number" if positive else "a non-negative number")
-        _fail(path, where, f"expected {what}, got {v!r}")
-    return float(v)
-
-
-def _parse_train(train, outputs, path) -> TrainSpec:
-    if not isinstance(train, dict):
-        _fail(path, "train", "expected a mapping with loss, optimizer (and optionally output, labels, steps)")
-    extra = sorted(set(train) - set(TRAIN_FIELDS))
-    if extra:
-        _fail(path, f"train.{extra[0]}", f"unknown field; expected one of {', '.join(TRAIN_FIELDS)}")
-    for key in ("loss", "optimizer"):
-        if key not in train:
-            _fail(path, f"train.{key}", "missing required field")
-    loss = train["loss"]
-    if loss not in LOSSES:
-        _fail(path, "train.loss", f"expected one of {', '.join(LOSSES)}, got {loss!r}")
-    output = train.get("output", outputs[0])
-    if output not in outputs:
-        _fail(path, "train.output", f"expected one of the workload outputs ({', '.join(outputs)}), got {output!r}")
-    labels = train.get("labels", {})
-    if not isinstance(labels, dict) or set(labels) - {"seed", "distribution"}:
-        _fail(path, "train.labels", "expected a mapping with seed and (mean_squared_error only) distribution")
-    seed = labels.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        _fail(path, "train.labels.seed", f"expected a non-negative integer, got {seed!r}")
-    lab = {"seed": seed}
-    if "distribution" in labels:
-        if loss != "mean_squared_error":
-            _fail(path, "train.labels.distribution",
-                  "only mean_squared_error takes a label distribution; cross-entropy labels are class ids")
-        lab["distribution"] = _parse_distribution(labels["distribution"], "float32", "train.labels.distribution",
-                                                  path)
-    elif loss == "mean_squared_error":
-        lab["distribution"] = {"kind": "normal", "mean": 0.0, "std": 1.0}
-    opt = train["optimizer"]
-    if not isinstance(opt, dict) or opt.get("kind") not in OPTIMIZERS:
-        _fail(path, "train.optimizer", f"expected a mapping with kind one of {', '.join(OPTIMIZERS)}")
-    kind = opt["kind"]
-    allowed = OPTIMIZERS[kind]
-    extra = sorted(set(opt) - {"kind", *allowed})
-    if extra:
-        _fail(path, f"train.optimizer.{extra[0]}", f"unknown field for {kind}; expected {', '.join(allowed)}")
-    optimizer = {"kind": kind}
-    for k, default in allowed.items():
-        where = f"train.optimizer.{k}"
-        if k not in opt:
-            if default is REQUIRED:
-                _fail(path, where, f"missing required field for {kind}")
-            optimizer[k] = default
-        elif k == "nesterov":
-            if not isinstance(opt[k], bool):
-                _fail(path, where, f"expected true or false, got {opt[k]!r}")
-            optimizer[k] = opt[k]
-        else:
-            optimizer[k] = _number(opt[k], path, where, positive=k in ("learning_rate", "epsilon"),
-                                   below_one=k in ("momentum", "beta_1", "beta_2"))
-    if optimizer.get("nesterov") and not optimizer.get("momentum"):
-        _fail(path, "train.optimizer.nesterov", "nesterov needs a momentum > 0")
-    steps = train.get("steps", 2)
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100:
-        _fail(path, "train.steps", f"expected an integer from 1 to 100, got {steps!r}")
-    return TrainSpec(loss, output, list(outputs).index(output), MappingProxyType(lab), MappingProxyType(optimizer),
-                     steps)
-
-
-def _parse_sweep(sweep, path) -> dict[str, tuple[int, ...]]:
-    if not isinstance(sweep, dict) or not sweep:
-        _fail(path, "sweep", "expected a mapping of parameter name -> list of positive integers")
-    if "batch" not in sweep:
-        _fail(path, "sweep.batch", "missing required sweep parameter")
-    out = {}
-    for k, vals in sweep.items():
-        if not isinstance(k, str) or not NAME_RE.match(k):
-            _fail(path, f"sweep.{k}", "expected an identifier as parameter name")
-        if not isinstance(vals, list) or not vals or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vals):
-            _fail(path, f"sweep.{k}", f"expected a non-empty list of positive integers, got {vals!r}")
-        out[k] = tuple(vals)
-    return out
-
-
-def _parse_inputs(inputs, sweep, path) -> tuple[InputSpec, ...]:
-    if not isinstance(inputs, list) or not inputs:
-        _fail(path, "inputs", "expected a non-empty list of inputs")
+def _inputs(model: WorkloadModel, path: str) -> tuple[InputSpec, ...]:
     out, seen = [], set()
-    for i, spec in enumerate(inputs):
-        where = f"inputs[{i}]"
-        if not isinstance(spec, dict):
-            _fail(path, where, "expected a mapping with name, shape, dtype")
-        extra = sorted(set(spec) - {"name", "shape", "dtype", "distribution"})
-        if extra:
-            _fail(path, f"{where}.{extra[0]}", "unknown field; expected name, shape, dtype, distribution")
-        for key in ("name", "shape"):
-            if key not in spec:
-                _fail(path, f"{where}.{key}", "missing required field")
-        name = spec["name"]
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            _fail(path, f"{where}.name", f"expected an identifier, got {name!r}")
-        if name in seen:
-            _fail(path, f"{where}.name", f"duplicate input name {name!r}")
-        seen.add(name)
-        shape = spec["shape"]
-        if not isinstance(shape, list) or not shape or shape[0] != "batch":
-            _fail(path, f"{where}.shape", f"expected a list starting with 'batch', got {shape!r}")
-        for j, d in enumerate(shape[1:], 1):
-            if isinstance(d, str):
-                if d not in sweep:
-                    _fail(path, f"{where}.shape[{j}]", f"unknown sweep parameter {d!r}")
-            elif isinstance(d, bool) or not isinstance(d, int) or d <= 0:
-                _fail(path, f"{where}.shape[{j}]", f"expected a positive integer or a sweep name, got {d!r}")
-        dtype = spec.get("dtype", "float32")
-        if dtype not in DTYPES:
-            _fail(path, f"{where}.dtype", f"expected one of {', '.join(DTYPES)}, got {dtype!r}")
-        dist = spec.get("distribution", {"kind": "normal", "mean": 0.0, "std": 1.0})
-        dist = _parse_distribution(dist, dtype, f"{where}.distribution", path)
-        out.append(InputSpec(name, tuple(shape), dtype, MappingProxyType(dist)))
+    for i, spec in enumerate(model.inputs):
+        if spec.name in seen:
+            _fail(path, f"inputs[{i}].name", f"duplicate input name {spec.name!r}")
+        seen.add(spec.name)
+        for j, d in enumerate(spec.shape[1:], 1):
+            if isinstance(d, str) and d not in model.sweep:
+                _fail(path, f"inputs[{i}].shape[{j}]", f"unknown sweep parameter {d!r}")
+        out.append(InputSpec(spec.name, spec.shape, spec.dtype, MappingProxyType(spec.distribution.model_dump())))
     return tuple(out)
 
 
-def _parse_distribution(dist, dtype, where, path) -> dict:
-    if not isinstance(dist, dict) or not isinstance(dist.get("kind"), str) or dist["kind"] not in DISTRIBUTIONS:
-        _fail(path, where, f"expected a mapping with kind one of {', '.join(DISTRIBUTIONS)}")
-    kind = dist["kind"]
-    keys = DISTRIBUTIONS[kind]
-    extra = sorted(set(dist) - {"kind", *keys})
-    if extra:
-        _fail(path, f"{where}.{extra[0]}", f"unknown field for {kind}; expected {', '.join(keys)}")
-    for k in keys:
-        if k not in dist:
-            _fail(path, f"{where}.{k}", f"missing required field for {kind}")
-        if isinstance(dist[k], bool) or not isinstance(dist[k], (int, float)):
-            _fail(path, f"{where}.{k}", f"expected a number, got {dist[k]!r}")
-    if dtype.startswith("int") != (kind == "randint"):
-        _fail(path, f"{where}.kind", f"{dtype} inputs need {'randint' if dtype.startswith('int') else 'normal or uniform'}")
-    if kind == "normal" and dist["std"] <= 0:
-        _fail(path, f"{where}.std", "expected a positive number")
-    if kind != "normal" and dist["high"] <= dist["low"]:
-        _fail(path, f"{where}.high", "expected high > low")
-    if kind == "randint" and not all(isinstance(dist[k], int) for k in keys):
-        _fail(path, where, "randint bounds must be integers")
-    return dict(dist)
-
-
-def _parse_graph(graph, input_names, path) -> tuple[Node, ...]:
-    if not isinstance(graph, list) or not graph:
-        _fail(path, "graph", "expected a non-empty list of nodes")
+def _graph(model: WorkloadModel, input_names: set[str], path: str) -> tuple[Node, ...]:
     known = set(input_names)
     nodes = []
-    for i, spec in enumerate(graph):
+    for i, spec in enumerate(model.graph):
         where = f"graph[{i}]"
-        if not isinstance(spec, dict):
-            _fail(path, where, "expected a mapping with name, op, input(s)")
-        for key in ("name", "op"):
-            if key not in spec:
-                _fail(path, f"{where}.{key}", "missing required field")
-        name, op = spec["name"], spec["op"]
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            _fail(path, f"{where}.name", f"expected an identifier, got {name!r}")
-        if name in known:
-            _fail(path, f"{where}.name", f"duplicate name {name!r}")
-        if not isinstance(op, str) or op not in OPS:
-            _fail(path, f"{where}.op", f"unknown op {op!r}; expected one of {', '.join(sorted(OPS))}")
-        opdef = OPS[op]
-        if ("input" in spec) == ("inputs" in spec):
-            _fail(path, where, "expected exactly one of 'input' (a name) or 'inputs' (a list of names)")
-        srcs = [spec["input"]] if "input" in spec else spec["inputs"]
-        key = "input" if "input" in spec else "inputs"
-        if not isinstance(srcs, list) or not all(isinstance(s, str) for s in srcs):
-            _fail(path, f"{where}.{key}", "expected a node name or a list of node names")
-        if opdef.arity is None and len(srcs) < 2:
-            _fail(path, f"{where}.inputs", f"op {op} expects two or more inputs, got {len(srcs)}")
-        if opdef.arity is not None and len(srcs) != opdef.arity:
-            _fail(path, f"{where}.{key}", f"op {op} expects {opdef.arity} input(s), got {len(srcs)}")
+        if spec.name in known:
+            _fail(path, f"{where}.name", f"duplicate name {spec.name!r}")
+        srcs = spec.sources()
+        key = "input" if spec.input is not None else "inputs"
         for j, s in enumerate(srcs):
             if s not in known:
-                hint = " (nodes must come after the nodes they read)" if any(
-                    g.get("name") == s for g in graph if isinstance(g, dict)) else ""
+                hint = " (nodes must come after the nodes they read)" if any(g.name == s for g in model.graph) else ""
                 _fail(path, f"{where}.{key}" + (f"[{j}]" if key == "inputs" else ""), f"unknown node {s!r}{hint}")
-        attr_names = {a.name for a in opdef.attrs}
-        extra = sorted(set(spec) - {"name", "op", "input", "inputs"} - attr_names)
-        if extra:
-            expected = ", ".join(sorted(attr_names)) or "no attributes"
-            _fail(path, f"{where}.{extra[0]}", f"unknown attribute for {op}; expected {expected}")
-        attrs = {}
-        for a in opdef.attrs:
-            if a.name not in spec:
-                if a.default is REQUIRED:
-                    _fail(path, f"{where}.{a.name}", f"missing required attribute of {op}")
-                attrs[a.name] = a.default
-                continue
-            try:
-                attrs[a.name] = a.check(spec[a.name])
-            except ValueError as e:
-                _fail(path, f"{where}.{a.name}", str(e))
-        if op in ("max_pool2d", "avg_pool2d") and attrs["strides"] is None:
+        attrs = {a.name: getattr(spec, a.name) for a in OPS[spec.op].attrs}
+        if spec.op in ("max_pool2d", "avg_pool2d") and attrs["strides"] is None:
             attrs["strides"] = attrs["pool_size"]
-        known.add(name)
-        nodes.append(Node(name, op, tuple(srcs), MappingProxyType(attrs)))
+        known.add(spec.name)
+        nodes.append(Node(spec.name, spec.op, srcs, MappingProxyType(attrs)))
     return tuple(nodes)
+
+
+def _train(train: TrainModel, outputs: tuple[str, ...], path: str) -> TrainSpec:
+    output = train.output if train.output is not None else outputs[0]
+    if output not in outputs:
+        _fail(path, "train.output", f"expected one of the workload outputs ({', '.join(outputs)}), got {output!r}")
+    labels: dict[str, Any] = {"seed": train.labels.seed}
+    if train.loss == "mean_squared_error":
+        labels["distribution"] = (train.labels.distribution or STANDARD_NORMAL).model_dump()
+    return TrainSpec(train.loss, output, list(outputs).index(output), MappingProxyType(labels),
+                     MappingProxyType(train.optimizer.model_dump()), train.steps)
 
 
 def _infer_shapes(wl: Workload, params: Mapping[str, int]) -> dict[str, tuple[int, ...]]:

@@ -163,6 +163,17 @@ def test_unreadable_file_is_one_line(tmp_path):
     assert msg.startswith(f"{path}: cannot read") and "\n" not in msg
 
 
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, "name: caf\xe9\n".encode("latin-1"), b"name: a\x00b\n"],
+                         ids=["binary", "latin-1", "nul-byte"])
+def test_binary_or_non_utf8_file_is_one_line(tmp_path, content):
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_workload(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+
+
 def test_good_workload_loads_with_defaults(tmp_path):
     path = tmp_path / "good.yaml"
     path.write_text(GOOD)
