@@ -11,24 +11,12 @@ import importlib.metadata
 from pathlib import Path
 
 from suite.targets.base import BuildContext
+from suite.targets.torch.model import LAYOUT, inference_model, zero_inputs
 
 
 def _model_and_dummy(ctx: BuildContext):
     """The ``torch:eager`` module of this cell (inference mode) and zero inputs of the cell's shapes."""
-    import torch
-
-    from suite.targets.torch import model as tn
-
-    _, Graph = tn._fn_module()
-    wl = ctx.workload
-    nodes = {n.name: tn._node_module(n, ctx.weights.get(n.name, {}), [ctx.shapes[s] for s in n.inputs], None)
-             for n in wl.nodes}
-    model = Graph(wl, nodes).eval()
-    for prm in model.parameters():
-        prm.requires_grad_(False)
-    dummy = tuple(torch.zeros(ctx.shapes[s.name], dtype=torch.int64 if s.dtype.startswith("int") else torch.float32)
-                  for s in wl.inputs)
-    return model, dummy
+    return inference_model(ctx), zero_inputs(ctx)
 
 
 def _io(ctx):
@@ -42,8 +30,6 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
     """``torch.onnx.export(..., dynamo=True)``: torch.export graph -> ONNX (onnxscript), one .onnx file."""
     import torch
 
-    from suite.targets.torch import model as tn
-
     model, dummy = _model_and_dummy(ctx)
     path = out_dir / "model.onnx"
     names = [s.name for s in ctx.workload.inputs]
@@ -51,7 +37,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
         program = torch.onnx.export(model, dummy, dynamo=True, input_names=names,
                                     output_names=list(ctx.workload.outputs), verbose=False)
         program.save(str(path), external_data=False)
-    return dict(_io(ctx), artifact=path.name, layout=tn.LAYOUT + "; ONNX (torch.onnx dynamo)",
+    return dict(_io(ctx), artifact=path.name, layout=LAYOUT + "; ONNX (torch.onnx dynamo)",
                 versions={"torch": torch.__version__, "onnxscript": importlib.metadata.version("onnxscript"),
                           "onnx": importlib.metadata.version("onnx")})
 
@@ -60,12 +46,10 @@ def to_exported_program(ctx: BuildContext, out_dir: Path) -> dict:
     """``torch.export.export`` -> ``torch.export.save`` (.pt2); the runtime loads it back with ``torch.export.load``."""
     import torch
 
-    from suite.targets.torch import model as tn
-
     model, dummy = _model_and_dummy(ctx)
     path = out_dir / "model.pt2"
     with torch.no_grad():
         ep = torch.export.export(model, dummy)
     torch.export.save(ep, str(path))
-    return dict(_io(ctx), artifact=path.name, layout=tn.LAYOUT + "; torch.export ExportedProgram",
+    return dict(_io(ctx), artifact=path.name, layout=LAYOUT + "; torch.export ExportedProgram",
                 versions={"torch": torch.__version__})
