@@ -40,9 +40,9 @@ def build(ctx: BuildContext) -> Built:
         to_numpy = lambda outs: io_layout.canonical_outputs(man, [o.numpy() for o in outs])  # noqa: E731
         sync, versions = (lambda outs: None), {"torch": torch.__version__}
     elif kind == "saved_model":
-        from suite.targets.tensorflow.runtime import import_tf as _import_tf
+        from suite.targets.tensorflow.runtime import import_tf
 
-        tf = _import_tf()
+        tf = import_tf()
         loaded = tf.saved_model.load(str(path))
         fn = loaded.forward
 

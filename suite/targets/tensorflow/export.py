@@ -31,6 +31,8 @@ import numpy as np
 
 from suite.targets.base import BuildContext, UnsupportedError
 from suite.targets.common.convert import check_onnx, first_line, tf_version_key
+from suite.targets.tensorflow.model import LAYOUT, forward_module
+from suite.targets.tensorflow.runtime import import_tf
 
 REPRESENTATIVE_SAMPLES = 8
 QUANT = ("none", "float16", "dynamic", "full")
@@ -38,30 +40,8 @@ QUANT = ("none", "float16", "dynamic", "full")
 
 def tf_function(ctx: BuildContext):
     """(module, concrete function, input specs, to_nhwc flags, output nhwc flags) of the cell's graph."""
-    from suite.targets.tensorflow import model as tfn
-
-    tf = tfn._import_tf()
-    wl, shapes = ctx.workload, ctx.shapes
-    native = tfn._native_weights(wl, ctx.weights, None)
-    in_specs, to_nhwc = [], []
-    for spec in wl.inputs:
-        shape = tuple(shapes[spec.name])
-        img = len(shape) == 4 and spec.dtype == "float32"
-        to_nhwc.append(img)
-        in_specs.append(tf.TensorSpec([shape[i] for i in tfn.NCHW_TO_NHWC] if img else shape,
-                                      tf.as_dtype(spec.dtype), name=spec.name))
-    module = tf.Module(name=wl.name)
-    module.params = {node: {k: tf.Variable(v, trainable=False, name=f"{node}_{k}") for k, v in p.items()}
-                     for node, p in native.items()}
-    graph_fn = tfn._build_graph_fn(tf, wl, shapes, module.params)
-    out_nhwc: list[bool] = []
-
-    def call(*inputs):
-        outs, flags = graph_fn(*inputs)
-        out_nhwc[:] = flags
-        return outs
-
-    module.forward = tf.function(call, input_signature=in_specs, autograph=False)
+    tf = import_tf()
+    module, in_specs, to_nhwc, out_nhwc = forward_module(tf, ctx)
     concrete = module.forward.get_concrete_function()
     return module, concrete, in_specs, to_nhwc, list(out_nhwc)
 
@@ -75,14 +55,12 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
     """tf2onnx ``convert.from_function`` (variables frozen to constants), opset ``options.opset``."""
     import tf2onnx
 
-    from suite.targets.tensorflow import model as tfn
-
     module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
     path = out_dir / "model.onnx"
     tf2onnx.convert.from_function(module.forward, input_signature=in_specs, custom_op_handlers=ERFC_HANDLER,
                                   opset=ctx.info.options.opset, output_path=str(path))
     check_onnx(path, f"tf2onnx {tf2onnx.__version__}")
-    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + "; ONNX (tf2onnx)",
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=LAYOUT + "; ONNX (tf2onnx)",
                 versions=dict(tf_version_key(), tf2onnx=tf2onnx.__version__))
 
 
@@ -163,9 +141,7 @@ def convert_tflite(tf, module, concrete, ctx, to_nhwc, quant: str) -> tuple[byte
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
     """The TFLite converter from the concrete function (float32, float16 or int8 per options.quant)."""
-    from suite.targets.tensorflow import model as tfn
-
-    tf = tfn._import_tf()
+    tf = import_tf()
     quant = ctx.info.options.quant
     if quant == "full" and any(n.op == "lstm" for n in ctx.workload.nodes):
         # Checked, not guessed: with TF 2.21 the converter's calibration of the LSTM's WHILE loop
@@ -180,17 +156,15 @@ def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
         raise UnsupportedError(f"TFLite converter (quant={quant}) failed: {first_line(e)}") from e
     path = out_dir / "model.tflite"
     path.write_bytes(flat)
-    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + f"; TFLite quant={quant}" + kept_float,
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=LAYOUT + f"; TFLite quant={quant}" + kept_float,
                 versions=tf_version_key())
 
 
 def to_saved_model(ctx: BuildContext, out_dir: Path) -> dict:
     """``tf.saved_model.save`` of the tf.Module (variables + the traced forward) into a directory."""
-    from suite.targets.tensorflow import model as tfn
-
-    tf = tfn._import_tf()
+    tf = import_tf()
     module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
     path = out_dir / "saved_model"
     tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
-    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=tfn.LAYOUT + "; SavedModel",
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=LAYOUT + "; SavedModel",
                 versions=tf_version_key())
