@@ -13,8 +13,10 @@ written, fsynced and ``os.replace``d into place. Readers skip it (pyarrow ignore
 with ``.``; the ``*.parquet`` glob does not match ``.tmp``), so a crash never leaves a half file
 that a reader would see.
 
-``schema_version`` is stored in every row; bump ``SCHEMA_VERSION`` when a column changes meaning or
-type. :func:`read_results` conforms older files to the current schema (missing columns -> null).
+The columns are the fields of the dataclasses in :mod:`suite.record` (the typed, frozen record of a
+cell); :data:`SCHEMA` is generated from them. ``schema_version`` is stored in every row; bump
+``SCHEMA_VERSION`` when a column changes meaning or type. :func:`read_results` conforms older files
+to the current schema (missing columns -> null).
 """
 from __future__ import annotations
 
@@ -30,86 +32,30 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 2  # 2: runtime names the executing software; variant says how (was: one column for both)
+from suite.record import Record, columns
 
-_S, _F, _I32, _I64, _B = pa.string(), pa.float64(), pa.int32(), pa.int64(), pa.bool_()
+SCHEMA_VERSION = 2  # 2: runtime names the executing software; variant says how (was: one column for both); stage
 
-# (name, type, nullable). Identity columns are not nullable: every row names its cell and status.
-_COLUMNS: list[tuple[str, pa.DataType, bool]] = [
-    ("run_id", _S, False),
-    ("timestamp", pa.timestamp("us", tz="UTC"), False),
-    ("schema_version", _I32, False),
-    ("suite_version", _S, True),
-    ("git_commit", _S, True),
-    ("host", _S, True),
-    ("cpu_model", _S, True),
-    ("cpu_count", _I32, True),
-    ("affinity", pa.list_(_I32), True),
-    ("python_version", _S, True),
-    ("platform", _S, True),
-    ("workload", _S, False),
-    ("workload_hash", _S, True),
-    ("params", _S, False),          # JSON object of sweep values, keys sorted: '{"batch": 32}'
-    ("batch_size", _I64, True),
-    ("target", _S, False),
-    ("framework", _S, True),
-    ("framework_version", _S, True),
-    ("format", _S, True),
-    ("runtime", _S, True),           # what executes the model: torch, jax (keras[jax]), onnxruntime, litert, ...
-    ("variant", _S, True),           # how it executes it: eager, compile, function, xla, jit, xnnpack, ... (schema 2)
-    ("runtime_version", _S, True),
-    ("profile", _S, False),
-    ("device", _S, True),
-    ("threads", _I32, True),
-    ("dtype", _S, True),
-    ("layout", _S, True),
-    ("mode", _S, False),
-    ("status", _S, False),
-    ("status_reason", _S, True),
-    ("max_abs_err", _F, True),
-    ("max_rel_err", _F, True),
-    ("cosine", _F, True),
-    ("mismatch_fraction", _F, True),
-    ("top1_agreement", _F, True),
-    ("rtol", _F, True),
-    ("atol", _F, True),
-    ("first_call_s", _F, True),
-    ("compile_s", _F, True),
-    ("export_s", _F, True),
-    ("latency_median_s", _F, True),
-    ("latency_mean_s", _F, True),
-    ("latency_p90_s", _F, True),
-    ("latency_p99_s", _F, True),
-    ("latency_iqr_s", _F, True),
-    ("latency_ci_low_s", _F, True),
-    ("latency_ci_high_s", _F, True),
-    ("n_samples", _I32, True),
-    ("loops", _I64, True),
-    ("unstable", _B, True),
-    ("stop_reason", _S, True),
-    ("samples_s", pa.list_(_F), True),  # raw per-call seconds, one per sample (suite.engine)
-    ("throughput", _F, True),           # items (batch) per second at the median
-    ("peak_rss_bytes", _I64, True),
-    ("device_peak_bytes", _I64, True),
-    ("artifact_bytes", _I64, True),
-    ("flops", _I64, True),
-    ("versions", _S, True),             # JSON object: distribution -> version
-    ("thread_settings", _S, True),      # JSON object: what suite.profiles.apply_in_process applied
-    ("wall_s", _F, True),
-    # train mode (mode == "train"): the step's loss and how far each part is from the reference
-    ("loss", _F, True),                 # the target's loss at the first step
-    ("loss_abs_err", _F, True),         # worst |loss - reference| over the verified steps
-    ("grad_max_abs_err", _F, True),     # worst |gradient - reference| (first step, canonical layout)
-    ("grad_cosine", _F, True),          # lowest cosine similarity of a gradient tensor with its reference
-    ("param_max_abs_err", _F, True),    # worst |updated parameter - reference| after the last step
-    ("step_peak_bytes", _I64, True),    # peak memory while one training step runs (see suite.worker)
-    ("step_extra_bytes", _I64, True),   # that peak minus the memory in use just before the step
-]
+# The Arrow type of each type name used by suite.record's columns.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(), "float64": pa.float64(), "int32": pa.int32(), "int64": pa.int64(), "bool": pa.bool_(),
+    "timestamp[us, UTC]": pa.timestamp("us", tz="UTC"),
+    "list<int32>": pa.list_(pa.int32()), "list<float64>": pa.list_(pa.float64()),
+}
 
-SCHEMA = pa.schema([pa.field(n, t, nullable=nul) for n, t, nul in _COLUMNS],
-                   metadata={"bench.schema_version": str(SCHEMA_VERSION)})
+
+def _schema() -> pa.Schema:
+    """The Parquet schema, generated from suite.record's dataclasses (their order, types, nullability
+    and meaning, kept as each field's ``doc`` metadata). Identity columns that are not nullable name the
+    cell; ``status`` is never null either."""
+    fields = [pa.field(c.name, ARROW_TYPES[c.arrow], nullable=c.nullable, metadata={"doc": c.doc})
+              for c in columns()]
+    return pa.schema(fields, metadata={"bench.schema_version": str(SCHEMA_VERSION)})
+
+
+SCHEMA = _schema()
 COLUMNS = tuple(SCHEMA.names)
-REQUIRED = tuple(n for n, _, nul in _COLUMNS if not nul)
+REQUIRED = tuple(f.name for f in SCHEMA if not f.nullable)
 _JSON_COLUMNS = ("params", "versions", "thread_settings")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -146,9 +92,10 @@ def cell_key(record: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
             record["profile"], record.get("mode") or "inference")
 
 
-def _normalize(rec: Mapping[str, Any], now: _dt.datetime) -> dict[str, Any]:
-    out = dict(rec)
-    out.setdefault("schema_version", SCHEMA_VERSION)
+def _normalize(rec: Mapping[str, Any] | Record, now: _dt.datetime) -> dict[str, Any]:
+    out = rec.row() if isinstance(rec, Record) else dict(rec)
+    if out.get("schema_version") is None:
+        out["schema_version"] = SCHEMA_VERSION
     if out.get("mode") is None:
         out["mode"] = "inference"
     if out.get("timestamp") is None:
@@ -171,13 +118,13 @@ def _normalize(rec: Mapping[str, Any], now: _dt.datetime) -> dict[str, Any]:
 
 
 def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Converts record dicts to a table of the current schema.
+    """Converts records to a table of the current schema.
 
     Missing keys become null; ``params`` / ``versions`` / ``thread_settings`` may be dicts (stored
     as JSON); ``schema_version``, ``mode`` ("inference") and ``timestamp`` (now) are filled in.
 
     Args:
-        records: dicts whose keys are column names.
+        records: :class:`suite.record.Record` s, or dicts whose keys are column names.
     Returns:
         a pyarrow Table with :data:`SCHEMA`.
     Raises:
@@ -225,8 +172,10 @@ def write_records(records: Iterable[Mapping[str, Any]], results_dir: str | Path,
     path = result_path(results_dir, run_id, part)
     recs = []
     for r in records:
-        r = dict(r)
-        if r.setdefault("run_id", run_id) != run_id:
+        r = r.row() if isinstance(r, Record) else dict(r)
+        if r.get("run_id") is None:
+            r["run_id"] = run_id
+        if r["run_id"] != run_id:
             raise ValueError(f"record run_id {r['run_id']!r} differs from {run_id!r}")
         recs.append(r)
     table = records_to_table(recs)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from suite.plan import Cell
+from suite.record import Identity, Record, Result
 
 
 @dataclass
@@ -55,21 +56,28 @@ class Progress:
         self.stream.flush()
 
 
-def base_record(cell: Cell, run_id: str, meta: dict) -> dict:
-    """The identity columns of a cell's record, known before it runs."""
+def base_record(cell: Cell, run_id: str, meta: dict) -> Identity:
+    """The identity of a cell's record, known before it runs.
+
+    Args:
+        cell: the planned cell.
+        run_id: the run it belongs to.
+        meta: :func:`suite.envinfo.run_metadata` (its keys are Identity fields).
+    Returns:
+        the :class:`suite.record.Identity` of the cell.
+    """
     from suite.profiles import resolved_threads
 
     wl, info = cell.workload, cell.target
     params = cell.params_dict
-    return {
-        "run_id": run_id, "timestamp": dt.datetime.now(dt.timezone.utc),
-        "suite_version": meta.get("suite_version"), "git_commit": meta.get("git_commit"),
-        "host": meta.get("host"), "cpu_model": meta.get("cpu_model"),
-        "workload": wl.name, "workload_hash": wl.hash, "params": cell.params_json, "batch_size": params["batch"],
-        "target": info.id, "framework": info.framework, "format": info.format, "runtime": info.runtime, "variant": info.variant,
-        "profile": cell.profile.name, "device": cell.profile.device, "threads": resolved_threads(cell.profile),
-        "dtype": cell.profile.precision, "mode": cell.mode, "flops": wl.flops(params),
-    }
+    # quantised targets are judged by their own rule (suite.verify.TOLERANCES), whatever the profile's precision
+    dtype = info.dtype if info.dtype and info.dtype != "float32" else cell.profile.precision
+    return Identity(
+        run_id=run_id, timestamp=dt.datetime.now(dt.timezone.utc), **meta,
+        workload=wl.name, workload_hash=wl.hash, params=cell.params_json, batch_size=params["batch"],
+        target=info.id, framework=info.framework, format=info.format, runtime=info.runtime, variant=info.variant,
+        profile=cell.profile.name, device=cell.profile.device, threads=resolved_threads(cell.profile),
+        dtype=dtype, mode=cell.mode, flops=wl.flops(params))
 
 
 class RunWriter:
@@ -97,7 +105,8 @@ class RunWriter:
 
 def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, quick: bool, timeout_s: float,
                  memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None) -> list[dict]:
-    """Runs the cells and returns the full records (also written to results_dir when given)."""
+    """Runs the cells and returns the full records, one dict of every column per cell (also written to
+    results_dir when given)."""
     from suite.envinfo import run_metadata as collect_metadata
     from suite.scheduler import execute
 
@@ -107,10 +116,11 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, qui
     records: list[dict] = []
 
     def on_result(cell: Cell, measured: dict) -> None:
-        rec = base_record(cell, run_id, meta)
-        rec.update(measured)
-        if rec.get("framework_version") and not rec.get("runtime_version") and cell.target.format == "native":
-            rec["runtime_version"] = rec["framework_version"]
+        result = Result.from_row(measured)
+        sw = result.software
+        if sw.framework_version and not sw.runtime_version and cell.target.format == "native":
+            result = replace(result, software=replace(sw, runtime_version=sw.framework_version))
+        rec = Record(identity=base_record(cell, run_id, meta), result=result).row()
         records.append(rec)
         writer.add(cell, rec)
         progress.finish(cell, rec)

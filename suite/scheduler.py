@@ -2,7 +2,8 @@
 
 torch, tensorflow and jax never share a process. Each cell has a deadline; a worker that crashes
 (segfault, abort, out of memory) or hangs turns its current cell into `crashed` / `timeout` with the
-tail of its stderr, is replaced by a fresh worker, and the remaining cells go on.
+tail of its stderr and the stage the worker last announced for it (null if none), is replaced by a fresh
+worker, and the remaining cells go on.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from suite.plan import Cell
-from suite.worker import PROTOCOL_PREFIX
+from suite.record import Outcome, Result
+from suite.worker import PROTOCOL_PREFIX, STAGE_PREFIX
 
 STDERR_TAIL_CHARS = 2000
 
@@ -62,31 +64,45 @@ class Worker:
         cmd = [sys.executable, "-m", "suite.worker", "--family", family, "--profile-json", profile_json,
                "--memory-limit", str(memory_limit)]
         self._stderr = open(self.stderr_path, "wb")
+        self.task_id = None
+        self._pending = b""  # bytes read from the worker's result channel, not yet a whole line
+        self.stage: str | None = None  # the last stage the worker announced for the task in flight
         # A new session so that a kill reaches the worker's own children (e.g. inductor compile workers).
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                      env=env, start_new_session=True)
 
     def send(self, task: dict) -> None:
+        self.task_id, self.stage = task.get("id"), None
         self.proc.stdin.write((json.dumps(task) + "\n").encode())
         self.proc.stdin.flush()
 
     def receive(self, deadline: float) -> tuple[str, dict | None]:
         """Waits for the next record. Returns ("ok", record), ("timeout", None) or ("crashed", None)."""
+        # Lines are split from raw reads here: a buffered readline could pull a record into Python's buffer
+        # behind a stage line, and select() on the fd would then wait for data that already arrived.
         fd = self.proc.stdout.fileno()
+        eof = False
         while True:
+            while b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text.startswith(PROTOCOL_PREFIX):
+                    return "ok", json.loads(text[len(PROTOCOL_PREFIX):])
+                if text.startswith(STAGE_PREFIX):
+                    msg = json.loads(text[len(STAGE_PREFIX):])
+                    if msg.get("id") == self.task_id:
+                        self.stage = msg.get("stage")
+            if eof:
+                self.proc.wait(timeout=10)
+                return "crashed", None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timeout", None
             ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
-            if not ready:
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.wait(timeout=10)
-                return "crashed", None
-            text = line.decode(errors="replace")
-            if text.startswith(PROTOCOL_PREFIX):
-                return "ok", json.loads(text[len(PROTOCOL_PREFIX):])
+            if ready:
+                chunk = os.read(fd, 1 << 16)
+                eof = not chunk
+                self._pending += chunk
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -122,8 +138,8 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
     """
     pending = []
     for cell in cells:
-        if cell.status:
-            on_result(cell, {"status": cell.status, "status_reason": cell.reason})
+        if cell.status:  # decided by the plan: no stage was reached
+            on_result(cell, Result(outcome=Outcome(status=cell.status, status_reason=cell.reason)).row())
         else:
             pending.append(cell)
     ready = export_phase(pending, on_result, artifacts_dir=artifacts_dir, timeout_s=timeout_s,
@@ -176,7 +192,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
         folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
         man = lookup(folder, cell.target, artifacts_dir is None if check_versions is None else check_versions)
         if man and man.get("refused"):  # the converter refused this cell before, same versions
-            on_result(cell, dict(man["refused"]))
+            on_result(cell, dict(man["refused"], stage="export"))
             continue
         if man:
             ready.append((cell, {"artifact": str(folder), "export_s": man.get("export_s"),
@@ -184,8 +200,8 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
             continue
         missing = missing_module(cell.target.export.requires)
         if missing:
-            on_result(cell, {"status": "skipped", "status_reason": f"no exported artifact under {root} and it "
-                                                                   f"cannot be exported here: {missing}"})
+            why = f"no exported artifact under {root} and it cannot be exported here: {missing}"
+            on_result(cell, Result(outcome=Outcome(status="skipped", status_reason=why)).row())  # not attempted
             continue
         needed.setdefault(folder, []).append(cell)
     groups: dict[str, list[tuple[Cell, dict]]] = {}
@@ -201,8 +217,8 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
             if rec.get("status") == "exported":
                 ready.append((c, {"artifact": str(folder), "export_s": rec.get("export_s"),
                                   "artifact_bytes": rec.get("artifact_bytes")}))
-            else:
-                on_result(c, dict(rec))
+            else:  # failed, refused, crashed or timed out while exporting
+                on_result(c, dict(rec, stage="export"))
 
     for family, jobs in groups.items():
         _run_group(family, jobs[0][0].profile, jobs, exported, timeout_s, memory_limit, None)
@@ -239,7 +255,9 @@ def _run_group(family: str, profile, jobs: list[tuple[Cell, dict]], on_record: C
             if task.get("kind") == "export":
                 reason = f"export ({family} worker): {reason}"
             tail = _stderr_tail(worker.stderr_path)
-            on_record(cell, {"status": outcome, "status_reason": f"{reason}\n{tail}" if tail else reason})
+            # the stage the worker announced before it died; null when it never said (do not guess)
+            text = f"{reason}\n{tail}" if tail else reason
+            on_record(cell, Result(outcome=Outcome(status=outcome, status_reason=text, stage=worker.stage)).row())
             worker.close()
             worker = None
     finally:

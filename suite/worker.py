@@ -4,9 +4,11 @@ Run as ``python -m suite.worker --family F --profile-json J``. It reads one JSON
 stdin and answers one JSON record per line on its private result channel (the original stdout; the
 process's fd 1 is pointed at stderr so that whatever a framework prints cannot corrupt the protocol).
 
-Per task: weights = init(workload, seed); inputs = make_inputs(...); ref = reference(...) (cached on
-disk); model = target.build(...); first call; verify; then, in ``run`` mode and only if the numerics
-pass, the timing engine measures it.
+Per task (:func:`run_task`, one path for inference and train): weights = init(workload, seed); inputs =
+make_inputs(...); ref = reference(...) (cached on disk); model = target.build(...) [stage build, or load
+for an export target]; first call and verify [stage verify]; then, in ``run`` mode and only if the
+numerics pass, the timing engine measures it [stage time]. The record is a :class:`suite.record.Result`;
+each stage is announced on the channel as it starts, so a crash or hang still has a stage.
 """
 from __future__ import annotations
 
@@ -17,13 +19,17 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 from suite.paths import cache_root
+from suite.record import Export, Numerics, Outcome, Resources, Result, Software, Timing, Train
 
-PROTOCOL_PREFIX = "@@bench-record "
+PROTOCOL_PREFIX = "@@bench-record "  # a task's result: {"id", "record"[, "exiting"]}
+STAGE_PREFIX = "@@bench-stage "  # the task entered a stage: {"id", "stage"} (so a crash says where)
 
 
 class CellState:
@@ -70,62 +76,208 @@ def _cached_reference(wl, weights, inputs, params_key: str) -> list[np.ndarray]:
     return refs
 
 
-def run_task(task: dict, state: CellState, profile) -> dict:
-    """Runs one cell; returns the measured fields of its record (never raises for model errors)."""
-    if task.get("train"):
-        return run_train_task(task, state, profile)
+@dataclass
+class _Cell:
+    """One task's context, built once, and the parts of its result measured so far.
+
+    The parts are the typed groups of :mod:`suite.record`, replaced step by step, so a misspelt field
+    fails where it is written; what was measured before a step failed stays in the record.
+    """
+
+    task: dict
+    info: Any
+    workload: Any
+    params: dict
+    ctx: Any = None  # BuildContext
+    inputs: Any = None
+    refs: Any = None  # inference: the output references; train: the TrainReference
+    labels: Any = None  # train only
+    software: Software = Software()
+    numerics: Numerics = Numerics()
+    timing: Timing = Timing()
+    export: Export = Export()
+    train: Train = Train()
+    device_peak_bytes: int | None = None
+
+
+class _Inference:
+    """Inference: build the model, first call, compare the outputs; the timed call is ``run``."""
+
+    def check(self, cell: _Cell, module) -> None:
+        pass
+
+    def load_data(self, cell: _Cell, refs) -> None:
+        cell.refs = refs
+
+    def build(self, module, cell: _Cell):
+        return module.build(cell.ctx)
+
+    def prepare(self, built, cell: _Cell):
+        return built.prepare(cell.inputs)
+
+    def verify(self, built, prepared, cell: _Cell):
+        """Returns (Numerics of suite.verify, the callable to time)."""
+        from suite import engine
+        from suite.verify import verify_outputs
+
+        first_s, outputs = engine.first_call(lambda: built.run(prepared), built.synchronize)
+        cell.timing = replace(cell.timing, first_call_s=first_s)
+        # the rule the verifier judges by: quantised targets use their own (suite.verify.TOLERANCES)
+        dtype = cell.task.get("dtype") or "float32"
+        numerics = verify_outputs(cell.workload, built.to_numpy(outputs), cell.refs, dtype)
+        del outputs
+        return numerics, lambda: built.run(prepared)
+
+
+class _Train:
+    """Train mode: build the step, verify loss / gradients / updated parameters; the timed call is ``step``.
+
+    Verification order, from the identical starting weights: the target's gradients at the initial
+    parameters, then ``train.steps`` steps (each returning its loss; before each later step the target's
+    gradients at its current parameters), then the parameters. Memory of a step (``step_peak_bytes``): on
+    CUDA the framework's device peak over one step; on CPU the process's peak resident memory over one
+    step (VmHWM reset just before it), and ``step_extra_bytes`` the part of it above the resident memory
+    before the step: activations, gradients and temporaries that the allocator had to find memory for.
+    """
+
+    def check(self, cell: _Cell, module) -> None:
+        from suite.targets.base import UnsupportedError
+        from suite.training import unsupported_point
+
+        why = unsupported_point(cell.workload, cell.params)
+        if why is None and not hasattr(module, "build_train"):
+            why = f"{cell.info.id} has no training step (export formats and runtimes are inference artifacts)"
+        if why:
+            raise UnsupportedError(why)
+
+    def load_data(self, cell: _Cell, refs) -> None:
+        from suite.training import make_labels
+
+        cell.labels = make_labels(cell.workload, cell.params)
+        cell.refs = _cached_train_reference(cell.workload, cell.ctx.weights, cell.inputs, cell.labels,
+                                            json.dumps(cell.params, sort_keys=True))
+
+    def build(self, module, cell: _Cell):
+        return module.build_train(cell.ctx)
+
+    def prepare(self, built, cell: _Cell):
+        return built.prepare(cell.inputs, cell.labels)
+
+    def verify(self, built, prepared, cell: _Cell):
+        """Returns (Numerics of suite.verify, the callable to time)."""
+        from suite import engine
+        from suite.verify import TrainResult, verify_train
+
+        grads = built.gradients(prepared)
+        losses, step_grads = [], [grads]
+        for i in range(cell.workload.train.steps):
+            if i > 0:  # the target's own gradients before this step: the optimiser is replayed on them
+                step_grads.append(built.gradients(prepared))
+            if i == 0:  # the first step: time it (first_call_s) and measure its memory
+                if built.reset_peak_memory is not None:
+                    built.reset_peak_memory()
+                rss = _rss_fields()
+                reset = _reset_rss_peak()
+                first_s, out = engine.first_call(lambda: built.step(prepared), built.synchronize)
+                cell.timing = replace(cell.timing, first_call_s=first_s)
+                after = _rss_fields()
+                dev = built.device_memory() if built.device_memory is not None else None
+                if dev is not None:
+                    cell.train = replace(cell.train, step_peak_bytes=dev)
+                elif reset and "VmHWM" in after and "VmRSS" in rss:
+                    cell.train = replace(cell.train, step_peak_bytes=after["VmHWM"],
+                                         step_extra_bytes=max(after["VmHWM"] - rss["VmRSS"], 0))
+            else:
+                out = built.step(prepared)
+                built.synchronize(out)
+            losses.append(built.loss_value(out))
+        numerics, extra = verify_train(cell.workload, TrainResult(losses, grads, built.parameters(), step_grads),
+                                       cell.refs)
+        cell.train = replace(cell.train, **extra)
+        return numerics, lambda: built.step(prepared)
+
+
+_MODES = {False: _Inference(), True: _Train()}
+
+
+def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], None] | None = None) -> dict:
+    """Runs one cell, inference or train, and returns the measured fields of its record.
+
+    One path for both modes: the cell's context (workload, weights, inputs, reference, BuildContext) is
+    built once, then build -> verify -> time. Each stage is announced through ``on_stage`` before it
+    starts, so a worker that dies mid-cell still tells the scheduler where. A model error never raises:
+    ``UnsupportedError`` becomes `unsupported`, any other exception `error`, each with the stage it
+    stopped at (:data:`suite.record.STAGES`); a MemoryError propagates (see :func:`main`).
+
+    Args:
+        task: the scheduler's task (workload_path, params, target, mode, quick, train, dtype, artifact).
+        state: what the cells of this worker share.
+        profile: the worker's hardware profile.
+        on_stage: called with each stage name as the cell enters it.
+    Returns:
+        :meth:`suite.record.Result.row` of the cell (null fields left out).
+    """
     from suite import engine
     from suite.profiles import resolved_threads
     from suite.targets.base import BuildContext, UnsupportedError
     from suite.targets.registry import get_target, load_module
-    from suite.verify import verify_outputs
 
     t_start = time.perf_counter()
     info = get_target(task["target"])
     wl = state.workload(task["workload_path"])
-    params = task["params"]
-    rec: dict = {}
+    steps = _MODES[bool(task.get("train"))]
+    cell = _Cell(task=task, info=info, workload=wl, params=task["params"])
+    stage = None
+
+    def enter(name: str) -> None:
+        nonlocal stage
+        stage = name
+        if on_stage is not None:
+            on_stage(name)
+
     try:
-        weights, inputs, refs = state.data_for(wl, params)
+        enter("load" if info.export is not None else "build")  # an export target's build loads its artifact
         module = load_module(info)
-        ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
-                           device=profile.device, threads=resolved_threads(profile),
-                           cache_dir=str(cache_root() / "artifacts"), artifact=task.get("artifact", ""))
+        steps.check(cell, module)
+        weights, cell.inputs, refs = state.data_for(wl, cell.params)
+        cell.ctx = BuildContext(workload=wl, weights=weights, params=cell.params, shapes=wl.shapes(cell.params),
+                                info=info, device=profile.device, threads=resolved_threads(profile),
+                                cache_dir=str(cache_root() / "artifacts"), artifact=task.get("artifact", ""))
+        steps.load_data(cell, refs)
         t0 = time.perf_counter()
-        built = module.build(ctx)
+        built = steps.build(module, cell)
         build_s = time.perf_counter() - t0
-        rec.update(layout=built.layout, versions=json.dumps(built.versions, sort_keys=True),
-                   framework_version=built.versions.get(info.framework),
-                   # keras[jax]: framework keras, runtime jax; None (eager, jit, ...) falls back to the framework's
-                   runtime_version=built.versions.get(info.runtime),
-                   compile_s=built.compile_s if built.compile_s is not None else build_s,
-                   artifact_bytes=built.artifact_bytes)
-        prepared = built.prepare(inputs)
-        first_s, outputs = engine.first_call(lambda: built.run(prepared), built.synchronize)
-        rec["first_call_s"] = first_s
-        dtype = task.get("dtype") or "float32"
-        if dtype != "float32":
-            rec["dtype"] = dtype  # what the verifier judged by: quantised targets use their own rules
-        numerics = verify_outputs(wl, built.to_numpy(outputs), refs, dtype)
-        del outputs
-        rec.update({k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
-        rec["status"], rec["status_reason"] = numerics.status, numerics.reason
+        cell.software = Software(
+            layout=built.layout, versions=json.dumps(built.versions, sort_keys=True),
+            framework_version=built.versions.get(info.framework),
+            # keras[jax]: framework keras, runtime jax; None (eager, jit, ...) falls back to the framework's
+            runtime_version=built.versions.get(info.runtime))
+        cell.timing = replace(cell.timing, compile_s=built.compile_s if built.compile_s is not None else build_s)
+        cell.export = replace(cell.export, artifact_bytes=getattr(built, "artifact_bytes", None))
+        prepared = steps.prepare(built, cell)
+        enter("verify")
+        numerics, timed_call = steps.verify(built, prepared, cell)
+        cell.numerics = Numerics(**{k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
         if task["mode"] == "run" and numerics.status == "pass":
+            enter("time")
             config = engine.TimingConfig.quick() if task.get("quick") else engine.TimingConfig()
-            timing = engine.measure(lambda: built.run(prepared), built.synchronize, config)
-            rec.update(timing.as_record(), throughput=timing.throughput(params["batch"]))
+            timing = engine.measure(timed_call, built.synchronize, config)
+            cell.timing = replace(cell.timing, **timing.as_record(), throughput=timing.throughput(cell.params["batch"]))
         if built.device_memory is not None:
-            rec["device_peak_bytes"] = built.device_memory()
+            cell.device_peak_bytes = built.device_memory()
+        outcome = Outcome(status=numerics.status, status_reason=numerics.reason,
+                          stage=None if numerics.status == "pass" else stage)
     except UnsupportedError as e:
-        rec.update(status="unsupported", status_reason=str(e))
+        outcome = Outcome(status="unsupported", status_reason=str(e), stage=stage)
     except MemoryError:
         raise
     except Exception as e:  # the target raised: keep the message, the run goes on
-        rec.update(status="error", status_reason=_error_line(e))
+        outcome = Outcome(status="error", status_reason=_error_line(e), stage=stage)
         print(traceback.format_exc(), file=sys.stderr, flush=True)
-    rec["peak_rss_bytes"] = engine.peak_rss_bytes()
-    rec["wall_s"] = time.perf_counter() - t_start
-    return rec
+    resources = Resources(peak_rss_bytes=engine.peak_rss_bytes(), device_peak_bytes=cell.device_peak_bytes,
+                          wall_s=time.perf_counter() - t_start)
+    return Result(outcome=outcome, software=cell.software, numerics=cell.numerics, timing=cell.timing,
+                  export=cell.export, resources=resources, train=cell.train).row()
 
 
 def _cached_train_reference(wl, weights, inputs, labels, params_key: str):
@@ -180,96 +332,6 @@ def _reset_rss_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def run_train_task(task: dict, state: CellState, profile) -> dict:
-    """Train mode: build the step, verify loss / gradients / updated parameters, then time the step.
-
-    Verification order, from the identical starting weights: the target's gradients at the initial
-    parameters, then ``train.steps`` steps (each returning its loss; before each later step the target's
-    gradients at its current parameters), then the parameters. Memory of a
-    step (``step_peak_bytes``): on CUDA the framework's device peak over one step; on CPU the process's
-    peak resident memory over one step (VmHWM reset just before it), and ``step_extra_bytes`` the part of
-    it above the resident memory before the step: activations, gradients and temporaries that the
-    allocator had to find memory for.
-    """
-    from suite import engine
-    from suite.profiles import resolved_threads
-    from suite.targets.base import BuildContext, UnsupportedError
-    from suite.targets.registry import get_target, load_module
-    from suite.training import make_labels, unsupported_point
-    from suite.verify import TrainResult, verify_train
-
-    t_start = time.perf_counter()
-    info = get_target(task["target"])
-    wl = state.workload(task["workload_path"])
-    params = task["params"]
-    rec: dict = {}
-    try:
-        why = unsupported_point(wl, params)
-        module = load_module(info)
-        if why is None and not hasattr(module, "build_train"):
-            why = f"{info.id} has no training step (export formats and runtimes are inference artifacts)"
-        if why:
-            raise UnsupportedError(why)
-        weights, inputs, _ = state.data_for(wl, params)
-        labels = make_labels(wl, params)
-        ref = _cached_train_reference(wl, weights, inputs, labels, json.dumps(params, sort_keys=True))
-        ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
-                           device=profile.device, threads=resolved_threads(profile),
-                           cache_dir=str(cache_root() / "artifacts"), artifact=task.get("artifact", ""))
-        t0 = time.perf_counter()
-        built = module.build_train(ctx)
-        build_s = time.perf_counter() - t0
-        rec.update(layout=built.layout, versions=json.dumps(built.versions, sort_keys=True),
-                   framework_version=built.versions.get(info.framework),
-                   runtime_version=built.versions.get(info.runtime),
-                   compile_s=built.compile_s if built.compile_s is not None else build_s)
-        prepared = built.prepare(inputs, labels)
-        grads = built.gradients(prepared)
-        losses, step_grads = [], [grads]
-        for i in range(wl.train.steps):
-            if i > 0:  # the target's own gradients before this step: the optimiser is replayed on them
-                step_grads.append(built.gradients(prepared))
-            if i == 0:  # the first step: time it (first_call_s) and measure its memory
-                if built.reset_peak_memory is not None:
-                    built.reset_peak_memory()
-                rss = _rss_fields()
-                reset = _reset_rss_peak()
-                first_s, out = engine.first_call(lambda: built.step(prepared), built.synchronize)
-                rec["first_call_s"] = first_s
-                after = _rss_fields()
-                dev = built.device_memory() if built.device_memory is not None else None
-                if dev is not None:
-                    rec["step_peak_bytes"] = dev
-                elif reset and "VmHWM" in after and "VmRSS" in rss:
-                    rec["step_peak_bytes"] = after["VmHWM"]
-                    rec["step_extra_bytes"] = max(after["VmHWM"] - rss["VmRSS"], 0)
-            else:
-                out = built.step(prepared)
-                built.synchronize(out)
-            losses.append(built.loss_value(out))
-        result = TrainResult(losses, grads, built.parameters(), step_grads)
-        numerics, extra = verify_train(wl, result, ref)
-        rec.update({k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
-        rec.update(extra)
-        rec["status"], rec["status_reason"] = numerics.status, numerics.reason
-        if task["mode"] == "run" and numerics.status == "pass":
-            config = engine.TimingConfig.quick() if task.get("quick") else engine.TimingConfig()
-            timing = engine.measure(lambda: built.step(prepared), built.synchronize, config)
-            rec.update(timing.as_record(), throughput=timing.throughput(params["batch"]))
-        if built.device_memory is not None and built.device_memory() is not None:
-            rec["device_peak_bytes"] = built.device_memory()
-    except UnsupportedError as e:
-        rec.update(status="unsupported", status_reason=str(e))
-    except MemoryError:
-        raise
-    except Exception as e:  # the target raised: keep the message, the run goes on
-        rec.update(status="error", status_reason=_error_line(e))
-        print(traceback.format_exc(), file=sys.stderr, flush=True)
-    rec["peak_rss_bytes"] = engine.peak_rss_bytes()
-    rec["wall_s"] = time.perf_counter() - t_start
-    return rec
 
 
 def _error_line(e: BaseException) -> str:
@@ -327,28 +389,45 @@ def main(argv=None) -> int:
     else:
         startup_error = None
     state = CellState()
+    settings = json.dumps(applied, sort_keys=True, default=str)
     for line in sys.stdin:
         if not line.strip():
             continue
         task = json.loads(line)
-        if startup_error:
-            rec = {"status": "error", "status_reason": f"worker start-up failed: {startup_error}"}
+        stage: list[str | None] = [None]  # the stage of this task reached so far
+
+        def on_stage(name: str, task_id=task["id"]) -> None:
+            stage[0] = name
+            channel.write(STAGE_PREFIX + json.dumps({"id": task_id, "stage": name}) + "\n")
+
+        if startup_error:  # no stage was reached: the framework did not start
+            res = Result(outcome=Outcome(status="error", status_reason=f"worker start-up failed: {startup_error}"))
         else:
             try:
-                if task.get("kind") == "export":  # export phase: produce an artifact, nothing is timed
-                    from suite.targets.common.artifacts import run_export
-
-                    rec = run_export(task, state, profile)
-                else:
-                    rec = run_task(task, state, profile)
-                rec["thread_settings"] = json.dumps(applied, sort_keys=True, default=str)
+                res = Result.from_row(_run_one(task, state, profile, on_stage))
+                res = replace(res, software=replace(res.software, thread_settings=settings))
             except MemoryError:
-                rec = {"status": "crashed", "status_reason": "out of memory (MemoryError in the worker)",
-                       "peak_rss_bytes": None}
-                channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec, "exiting": True}) + "\n")
+                why = "out of memory (MemoryError in the worker)"
+                res = Result(outcome=Outcome(status="crashed", status_reason=why, stage=stage[0]))
+                channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": res.row(), "exiting": True})
+                              + "\n")
                 return 3  # the heap may be unusable: let the parent start a fresh worker
-        channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": rec}, default=_json_default) + "\n")
+        channel.write(PROTOCOL_PREFIX + json.dumps({"id": task["id"], "record": res.row()}, default=_json_default)
+                      + "\n")
     return 0
+
+
+def _run_one(task: dict, state: CellState, profile, on_stage: Callable[[str], None]) -> dict:
+    """One task: a cell (:func:`run_task`) or, in the export phase, an export (nothing is timed)."""
+    if task.get("kind") != "export":
+        return run_task(task, state, profile, on_stage)
+    from suite.targets.common.artifacts import run_export
+
+    on_stage("export")
+    rec = run_export(task, state, profile)
+    if rec.get("status") != "exported":  # a failed or refused export: the cell stopped there
+        rec = dict(rec, stage="export")
+    return rec
 
 
 def _json_default(o):

@@ -45,6 +45,13 @@ def test_every_cell_is_a_row_with_its_status(run_dir):
     assert df.loc[df.profile == "cuda", "status_reason"].str.contains("profile cuda not available").all()
 
 
+def test_stage_says_where_a_cell_stopped(run_dir):
+    d, _ = run_dir
+    df = pd.read_parquet(d)
+    assert (df.loc[df.status == "nan", "stage"] == "verify").all()
+    assert df.loc[df.status.isin(["pass", "skipped"]), "stage"].isna().all()  # passed, or never reached a stage
+
+
 def test_timed_rows_carry_statistics(run_dir):
     d, _ = run_dir
     df = pd.read_parquet(d)
