@@ -13,8 +13,8 @@ from opcases import _one
 from suite.spec import load_workload
 
 # Cases the shared op cases do not reach: an asymmetric SAME average pool (Keras' torch backend pads it
-# with replicated edges; keras3.py works around it) and strides > 1 with dilation > 1 (Keras refuses the
-# pair; keras3.py pads, convolves at stride 1 and subsamples), plain and depthwise.
+# with replicated edges; suite/targets/keras/ops.py works around it) and strides > 1 with dilation > 1
+# (Keras refuses the pair; ops.py pads, convolves at stride 1 and subsamples), plain and depthwise.
 WORKAROUND_CASES = [
     _one("keras_avg_pool_same_even", "avg_pool2d", [3, 8, 8], pool_size=3, strides=2, padding="same"),
     _one("keras_conv_stride_dilation", "conv2d", [3, 11, 10], filters=4, kernel_size=3, strides=[2, 3],
@@ -55,7 +55,7 @@ def test_worker_env_picks_backend_before_import(backend, cpu_profile, tmp_path, 
 
 
 def test_target_module_imports_no_framework():
-    probe = ("import sys, suite.targets.keras.model\n"
+    probe = ("import sys, suite.targets.keras, suite.targets.keras.export, suite.targets.testing.bugs_keras\n"
              "print([m for m in ('keras', 'torch', 'tensorflow', 'jax') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -1,0 +1,206 @@
+"""Keras 3's op table: ``OPS[op](keras, g, node, vals) -> Val``, one function per op of suite/ops.py.
+
+Each function adds one workload node to the functional ``keras.Model`` being built, from Keras layers and
+``keras.ops`` (the same code on every backend):
+
+* ``keras``: the keras module;
+* ``g``: the :class:`Graph` being built (layout tracker, static shapes, backend, the layers placed so far);
+* ``node``: the workload node (``node.attrs``, ``node.name``, ``node.inputs``);
+* ``vals``: the node's inputs as :class:`~suite.targets.common.nhwc.Val` (symbolic tensor + NHWC flag).
+
+A layer with parameters is called through :meth:`Graph.layer`, which records it with its node; its weights
+are set once the model exists (:mod:`suite.targets.keras.weights` maps them).
+
+Layout: images are channels_last. Values carry an NHWC flag while the graph is walked
+(:mod:`suite.targets.common.nhwc`, as in the TensorFlow target): conv, pooling and 4-D batch norm produce
+NHWC; element-wise ops keep the layout; softmax and concat remap their axis; everything that reads axis
+order (flatten, reshape, transpose, matmul, mean, dense, layer norm) first transposes back to canonical
+NCHW. Rank-4 float inputs are made NHWC in ``prepare`` and NHWC outputs NCHW in ``to_numpy``, outside
+anything timed (:mod:`suite.targets.keras.model`).
+
+``padding="same"`` is Keras' own; it was checked against the canonical TensorFlow SAME rule (odd/even
+sizes, stride 2, even kernels) on all three backends in Keras 3.15 and agrees for conv and max pool (the
+torch backend pads asymmetrically itself), so no explicit ZeroPadding2D is needed there. One deviation: on
+the torch backend an asymmetric SAME AveragePooling2D pads with replicated edge values and counts them
+(e.g. 3x3/2 on 8x8: errors ~0.4); for that case only, torch gets ZeroPadding2D + valid pooling + a constant
+rescale (see :func:`avg_pool2d`). Keras refuses strides > 1 together with dilation > 1; that case is a
+stride-1 dilated conv over the input explicitly ZeroPadding2D-ed by the SAME rule, subsampled by the
+stride (same numbers; see :func:`conv2d`).
+
+Importing this module never imports keras or a backend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from suite.ops import same_padding
+from suite.targets.common.mappings import is_depthwise
+from suite.targets.common.nhwc import Tracker, Val
+
+UNSUPPORTED: dict[str, str] = {}  # every op of workloads/README.md maps to a Keras layer or keras.ops
+
+
+@dataclass
+class Graph:
+    """What the op functions share while one functional model is built.
+
+    Attributes:
+        tracker: the NHWC layout tracker (built on keras.ops' transpose / softmax / add / ...).
+        shapes: tensor name -> static canonical shape (the cell is fixed).
+        backend: the Keras backend of this worker (``jax``, ``tensorflow`` or ``torch``).
+        placed: (layer, node) of every layer with parameters, in graph order.
+    """
+
+    tracker: Tracker
+    shapes: Mapping
+    backend: str
+    placed: list = field(default_factory=list)
+
+    def layer(self, lyr, node, x, **call):
+        """Calls a layer with parameters on ``x`` and records it with its node (calling builds the layer,
+        so its weights exist from here on)."""
+        y = lyr(x, **call)
+        self.placed.append((lyr, node))
+        return y
+
+
+def conv2d(keras, g, node, vals):
+    """Conv2D (grouped through ``groups``), or DepthwiseConv2D when groups == C; see the module docstring
+    for strides > 1 with dilation > 1."""
+    L = keras.layers
+    a, x = node.attrs, g.tracker.nhwc(vals[0])
+    s, d, k = a["strides"], a["dilation"], a["kernel_size"]
+    in_shape = g.shapes[node.inputs[0]]
+    common = dict(strides=s, padding=a["padding"], dilation_rate=d, use_bias=a["use_bias"],
+                  data_format="channels_last")
+    step = None
+    if max(s) > 1 and max(d) > 1:  # Keras refuses this pair: stride-1 conv, then subsample
+        if a["padding"] == "same":
+            _, h, w = in_shape[1:]
+            pads = [same_padding(n, k[i], s[i], d[i])[1:] for i, n in enumerate((h, w))]
+            x = L.ZeroPadding2D(pads, data_format="channels_last")(x)
+        common.update(strides=1, padding="valid")
+        step = s
+    if is_depthwise(a, in_shape[1]):
+        lyr = L.DepthwiseConv2D(k, depth_multiplier=a["filters"] // a["groups"], **common)
+    else:
+        lyr = L.Conv2D(a["filters"], k, groups=a["groups"], **common)
+    y = g.layer(lyr, node, x)
+    return Val(y[:, ::step[0], ::step[1], :] if step else y, True)
+
+
+def max_pool2d(keras, g, node, vals):
+    a = node.attrs
+    pool = keras.layers.MaxPooling2D(a["pool_size"], a["strides"], a["padding"], data_format="channels_last")
+    return Val(pool(g.tracker.nhwc(vals[0])), True)
+
+
+def avg_pool2d(keras, g, node, vals):
+    L = keras.layers
+    a, x = node.attrs, g.tracker.nhwc(vals[0])
+    k, s = a["pool_size"], a["strides"]
+    spatial = g.shapes[node.inputs[0]][2:]
+    pads = [same_padding(n, k[i], s[i], 1)[1:] for i, n in enumerate(spatial)]
+    if a["padding"] == "same" and g.backend == "torch" and any(p0 != p1 for p0, p1 in pads):
+        # Keras 3.15's torch backend pads an asymmetric SAME pool with *replicated* edge values and
+        # averages them in (right for max, wrong for mean). Workaround, torch only: zero-pad, mean over
+        # the full window, rescale by window size / real positions (a shape-only constant).
+        y = L.AveragePooling2D(k, s, "valid", data_format="channels_last")(
+            L.ZeroPadding2D(pads, data_format="channels_last")(x))
+        real = [np.array([min(o * s[i] - pads[i][0] + k[i], n) - max(o * s[i] - pads[i][0], 0)
+                          for o in range(y.shape[1 + i])]) for i, n in enumerate(spatial)]
+        scale = (k[0] * k[1] / np.outer(real[0], real[1])).astype(np.float32)
+        return Val(keras.ops.multiply(y, scale[None, :, :, None]), True)
+    return Val(L.AveragePooling2D(k, s, a["padding"], data_format="channels_last")(x), True)
+
+
+def global_avg_pool(keras, g, node, vals):
+    return Val(keras.layers.GlobalAveragePooling2D(data_format="channels_last")(g.tracker.nhwc(vals[0])))
+
+
+def batch_norm(keras, g, node, vals):
+    """Channels last in (N, C) and NHWC alike."""
+    v = vals[0]
+    x = g.tracker.nhwc(v) if len(v.t.shape) == 4 else v.t
+    y = g.layer(keras.layers.BatchNormalization(axis=-1, epsilon=node.attrs["epsilon"]), node, x, training=False)
+    return Val(y, len(y.shape) == 4)
+
+
+def _elementwise(name):
+    """An activation keeps its operand's layout."""
+    def op(keras, g, node, vals):
+        o = keras.ops
+        fn = {"relu": o.relu, "sigmoid": o.sigmoid, "tanh": o.tanh,
+              "gelu": lambda t: o.gelu(t, approximate=False)}[name]
+        return Val(fn(vals[0].t), vals[0].nhwc)
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+relu, gelu, sigmoid, tanh = (_elementwise(n) for n in ("relu", "gelu", "sigmoid", "tanh"))
+
+
+def _layout_free(keras, g, node, vals):
+    """softmax / add / multiply / concat / transpose in the inputs' own layout (common.nhwc.Tracker)."""
+    return g.tracker.layout_free(node.op, vals, node.attrs)
+
+
+softmax = add = multiply = concat = transpose = _layout_free
+
+
+def dense(keras, g, node, vals):
+    a = node.attrs
+    return Val(g.layer(keras.layers.Dense(a["units"], use_bias=a["use_bias"]), node, g.tracker.canon(vals[0])))
+
+
+def layer_norm(keras, g, node, vals):
+    lyr = keras.layers.LayerNormalization(axis=-1, epsilon=node.attrs["epsilon"])
+    return Val(g.layer(lyr, node, g.tracker.canon(vals[0])))
+
+
+def matmul(keras, g, node, vals):
+    o, c = keras.ops, g.tracker.canon
+    x, b = c(vals[0]), c(vals[1])
+    return Val(o.matmul(x, o.swapaxes(b, -1, -2) if node.attrs["transpose_b"] else b))
+
+
+def reshape(keras, g, node, vals):
+    return Val(keras.ops.reshape(g.tracker.canon(vals[0]), g.shapes[node.name]))  # static shapes: the cell is fixed
+
+
+flatten = reshape
+
+
+def mean(keras, g, node, vals):
+    a = node.attrs
+    return Val(keras.ops.mean(g.tracker.canon(vals[0]), axis=tuple(a["axis"]), keepdims=a["keepdims"]))
+
+
+def embedding(keras, g, node, vals):
+    a = node.attrs
+    return Val(g.layer(keras.layers.Embedding(a["vocab_size"], a["dim"]), node, g.tracker.canon(vals[0])))
+
+
+def attention(keras, g, node, vals):
+    """MultiHeadAttention(key_dim = D/h), self-attention; causal through ``use_causal_mask``."""
+    a, x = node.attrs, g.tracker.canon(vals[0])
+    d = g.shapes[node.inputs[0]][-1]
+    mha = keras.layers.MultiHeadAttention(a["num_heads"], key_dim=d // a["num_heads"])
+    return Val(g.layer(mha, node, x, value=x, use_causal_mask=a["causal"], training=False))
+
+
+def lstm(keras, g, node, vals):
+    a = node.attrs
+    lyr = keras.layers.LSTM(a["units"], return_sequences=a["return_sequences"])
+    return Val(g.layer(lyr, node, g.tracker.canon(vals[0]), training=False))
+
+
+OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d,
+       "global_avg_pool": global_avg_pool, "batch_norm": batch_norm, "layer_norm": layer_norm,
+       "relu": relu, "gelu": gelu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax, "add": add,
+       "multiply": multiply, "matmul": matmul, "reshape": reshape, "flatten": flatten, "transpose": transpose,
+       "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
