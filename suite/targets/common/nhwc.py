@@ -1,4 +1,4 @@
-"""Channels-last layout tracking, shared by the targets that keep images NHWC (TensorFlow, Keras 3).
+"""Channels-last layout tracking, shared by the targets that keep images NHWC (TensorFlow, Keras 3, JAX).
 
 Every traced tensor carries a flag: True for a 4-D tensor stored NHWC. Convolutions and pools produce
 NHWC; element-wise ops keep the flag; the shape-preserving ops below work in whichever layout their

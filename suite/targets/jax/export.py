@@ -12,16 +12,14 @@ its message (the cell becomes ``unsupported`` with that reason).
 """
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import numpy as np
 
 from suite.targets.base import BuildContext, UnsupportedError
-
-
-def jax_versions() -> dict:
-    return {"jax": importlib.metadata.version("jax"), "jaxlib": importlib.metadata.version("jaxlib")}
+from suite.targets.jax import runtime
+from suite.targets.jax.model import Inputs, make_apply
+from suite.targets.jax.weights import native_params
 
 
 def _closed_fn(ctx: BuildContext):
@@ -29,25 +27,18 @@ def _closed_fn(ctx: BuildContext):
     import jax
     import jax.numpy as jnp
 
-    from suite.targets.jax import model as jn
-
     wl = ctx.workload
-    nhwc_in = jn.nhwc_inputs(wl, ctx.shapes)
-    params = jax.tree_util.tree_map(jnp.asarray, jn.map_weights(wl, ctx.weights, ctx.shapes))
+    io = Inputs(wl, ctx.shapes)
+    params = jax.tree_util.tree_map(jnp.asarray, native_params(wl, ctx.weights))
     out_nhwc: list[bool] = []
-    apply = jn.make_apply(wl, nhwc_in, out_nhwc)
+    apply = make_apply(wl, io.nhwc, out_nhwc)
     names = [s.name for s in wl.inputs]
 
     def f(*xs):
         return apply(params, dict(zip(names, xs)))
 
-    specs = []
-    for s in wl.inputs:
-        shape = tuple(ctx.shapes[s.name])
-        if s.name in nhwc_in:
-            shape = tuple(shape[i] for i in jn._TO_NHWC)
-        specs.append(jax.ShapeDtypeStruct(shape, jnp.float32 if s.dtype == "float32" else jnp.int32))
-    return f, specs, [s.name in nhwc_in for s in wl.inputs], out_nhwc
+    specs = io.specs(jax)
+    return f, [specs[n] for n in names], [n in io.nhwc for n in names], out_nhwc
 
 
 def _io(ctx, in_nhwc, out_nhwc):
@@ -66,7 +57,7 @@ def to_jax_export(ctx: BuildContext, out_dir: Path) -> dict:
     path = out_dir / "model.jax_exported"
     path.write_bytes(exported.serialize())
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; jax.export StableHLO",
-                versions=jax_versions())
+                versions=runtime.versions())
 
 
 def _tf_function(ctx):
@@ -101,7 +92,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
                                f"(TF ops: {', '.join(ops)}): {first_line(e)}") from e
     check_onnx(path, f"jax2tf + tf2onnx {tf2onnx.__version__}")
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; ONNX (jax2tf + tf2onnx)",
-                versions=dict(jax_versions(), **tf_version_key(), tf2onnx=tf2onnx.__version__))
+                versions=dict(runtime.versions(), **tf_version_key(), tf2onnx=tf2onnx.__version__))
 
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
@@ -117,4 +108,4 @@ def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
     path = out_dir / "model.tflite"
     path.write_bytes(flat)
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; TFLite (jax2tf)",
-                versions=dict(jax_versions(), **tf_version_key()))
+                versions=dict(runtime.versions(), **tf_version_key()))
