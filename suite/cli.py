@@ -118,7 +118,6 @@ def _plan(args, workloads, targets, profiles, avail, timed: bool):
 
 
 def cmd_verify(args) -> int:
-    from suite.plan import make_plan
     from suite.report import status_counts, verify_table
     from suite.results import new_run_id
     from suite.runner import execute_plan
@@ -134,7 +133,6 @@ def cmd_verify(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from suite.plan import make_plan
     from suite.report import run_table, status_counts
     from suite.results import new_run_id, stored_keys
     from suite.runner import execute_plan

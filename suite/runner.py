@@ -9,7 +9,6 @@ import datetime as dt
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from suite.plan import Cell
 from suite.record import Identity, Record, Result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO, run_cells
+from conftest import REPO
 from suite.spec import load_workload
 
 # fault -> (status, text of the reason, stage): test:error and test:hang fail while building, the others

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from suite.targets.info import (Export, KerasOptions, LiteRTOptions, OnnxOptions, Options, RoundTripOptions,  # noqa: F401 (re-exported)
+from suite.targets.info import (Export, KerasOptions, LiteRTOptions, OnnxOptions, Options, RoundTripOptions,  # noqa: F401 (re-exported for callers)
                                 TargetId, TargetInfo, TensorFlowOptions, TorchOptions, parse_target_id, target)
 
 _TORCH = [("torch", "torch")]

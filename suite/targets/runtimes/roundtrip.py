@@ -5,7 +5,7 @@
 * ``jax>export@jax``: ``jax.export`` serialised bytes -> ``jax.export.deserialize(...).call`` under jit.
 
 The export itself runs in the export phase (:mod:`suite.targets.common.artifacts`, exporters in
-``export_torch`` / ``export_tf`` / ``export_jax``); ``build`` only loads, so what is verified and
+each framework's ``export.py``); ``build`` only loads, so what is verified and
 timed is the deserialised artifact, not the in-memory model it came from.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Test-only exporters that write a *broken* artifact on purpose (targets ``torch>onnx-nan@onnxruntime``
-and ``torch>onnx-garbage@onnxruntime``, hidden). A converter that silently writes NaN or wrong weights
+and ``torch>onnx-garbage@onnxruntime``, test-only). A converter that silently writes NaN or wrong weights
 must come out of verification as ``nan`` / ``fail`` with figures, never as a timed ``pass``."""
 from __future__ import annotations
 
