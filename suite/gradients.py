@@ -338,12 +338,22 @@ def _lstm(xs, p, out, gy, training, units, return_sequences):
     return [dx], {"kernel": dkernel, "recurrent_kernel": drec, "bias": dbias}
 
 
+# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+# ==== issue 12 [gru]: gru ====
+# ==== issue 12 [spatial]: conv2d_transpose, resize ====
+
+
 VJP_FUNCS = {
     "dense": _dense, "conv2d": _conv2d, "max_pool2d": _max_pool2d, "avg_pool2d": _avg_pool2d,
     "global_avg_pool": _global_avg_pool, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "relu": _relu,
     "gelu": _gelu, "sigmoid": _sigmoid, "tanh": _tanh, "softmax": _softmax, "add": _add, "multiply": _multiply,
     "matmul": _matmul, "reshape": _reshape, "flatten": _flatten, "transpose": _transpose, "concat": _concat,
     "mean": _mean, "embedding": _embedding, "attention": _attention, "lstm": _lstm,
+    # ==== issue 12 [act]: entries ====
+    # ==== issue 12 [attn]: entries ====
+    # ==== issue 12 [gru]: entries ====
+    # ==== issue 12 [spatial]: entries ====
 }
 
 

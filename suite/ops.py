@@ -301,6 +301,12 @@ def _lstm_flops(s, o, a):
     return 2 * n * t * (f + u) * 4 * u
 
 
+# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ==== (shape / params / flops helpers)
+# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ==== (shape / params / flops helpers)
+# ==== issue 12 [gru]: gru ==== (shape / params / flops helpers)
+# ==== issue 12 [spatial]: conv2d_transpose, resize ==== (shape / params / flops helpers)
+
+
 def _elementwise(name, flops_per=1, arity=1, shape=lambda s, a: s[0], attrs=()):
     return OpDef(name, arity, attrs, shape, flops=lambda s, o, a: flops_per * _prod(o))
 
@@ -344,4 +350,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           _attention_params, _attention_flops),
     OpDef("lstm", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False)), _lstm_shape,
           _lstm_params, _lstm_flops),
+    # ==== issue 12 [act]: OpDef entries ====
+    # ==== issue 12 [attn]: OpDef entries ====
+    # ==== issue 12 [gru]: OpDef entries ====
+    # ==== issue 12 [spatial]: OpDef entries ====
 ]}

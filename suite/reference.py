@@ -181,9 +181,20 @@ def lstm(x, p, units, return_sequences):
     return np.stack(seq, axis=1) if return_sequences else h
 
 
+# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+# ==== issue 12 [gru]: gru ====
+# ==== issue 12 [spatial]: conv2d_transpose, resize ====
+
+
 OP_FUNCS = {f.__name__: f for f in [
     dense, conv2d, max_pool2d, avg_pool2d, global_avg_pool, batch_norm, layer_norm, relu, gelu, sigmoid, tanh,
-    softmax, add, multiply, matmul, reshape, flatten, transpose, concat, mean, embedding, attention, lstm]}
+    softmax, add, multiply, matmul, reshape, flatten, transpose, concat, mean, embedding, attention, lstm
+    # ==== issue 12 [act]: functions ====
+    # ==== issue 12 [attn]: functions ====
+    # ==== issue 12 [gru]: functions ====
+    # ==== issue 12 [spatial]: functions ====
+]}
 
 
 def run_op(op: str, inputs: list[np.ndarray], params: Mapping[str, np.ndarray], attrs: Mapping) -> np.ndarray:

@@ -25,6 +25,10 @@ def _glorot(rng, shape, fan_in, fan_out):
 
 
 def _init_param(rng, op: str, pname: str, shape: tuple[int, ...], attrs) -> np.ndarray:
+    # ==== issue 12 [act]: initialiser rules ====
+    # ==== issue 12 [attn]: initialiser rules ====
+    # ==== issue 12 [gru]: initialiser rules ====
+    # ==== issue 12 [spatial]: initialiser rules ====
     if pname in ("bias", "beta", "moving_mean") or (op == "attention" and pname.startswith("b")):
         return rng.normal(0.0, 0.1, size=shape)
     if pname in ("gamma", "moving_var"):

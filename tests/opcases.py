@@ -85,6 +85,10 @@ CASES = [
          {"name": "r", "op": "relu", "input": "h"},
          {"name": "s", "op": "add", "inputs": ["x", "r"]},
          {"name": "y", "op": "layer_norm", "input": "s"}], outputs=["y", "h"]),
+    # ==== issue 12 [act]: op cases ====
+    # ==== issue 12 [attn]: op cases ====
+    # ==== issue 12 [gru]: op cases ====
+    # ==== issue 12 [spatial]: op cases ====
 ]
 
 

@@ -224,3 +224,8 @@ OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d":
        "relu": relu, "gelu": gelu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax, "add": add,
        "multiply": multiply, "matmul": matmul, "reshape": reshape, "flatten": flatten, "transpose": transpose,
        "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
+
+# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+# ==== issue 12 [gru]: gru ====
+# ==== issue 12 [spatial]: conv2d_transpose, resize ====

@@ -68,6 +68,11 @@ def lstm(p, a):
 WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_norm": layer_norm,
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
+# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+# ==== issue 12 [gru]: gru ====
+# ==== issue 12 [spatial]: conv2d_transpose, resize ====
+
 
 def native_params(workload, weights: Mapping) -> dict[str, dict]:
     """Canonical float64 weights -> the params pytree (node -> name -> float32 array, JAX's layout), through

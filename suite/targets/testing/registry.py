@@ -46,4 +46,8 @@ TESTING_TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            description="test-only: LSTM gates read in i,g,f,o order"),
     target("keras:bug-lstm-gates", "suite.targets.testing.bugs_keras", "keras-jax", [("keras", "keras"), *_JAX],
            runtime="jax", options=KerasOptions(backend="jax"), description="test-only: Keras LSTM gates read in i,g,f,o order"),
+    # ==== issue 12 [act]: trap targets ====
+    # ==== issue 12 [attn]: trap targets ====
+    # ==== issue 12 [gru]: trap targets ====
+    # ==== issue 12 [spatial]: trap targets ====
 ]}
