@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 from unittest import mock
 
-from suite.targets.keras import model, train, weights
+from suite.targets.keras import weights
+from suite.targets.testing.wrap import planted
 
 BUGS = {  # target id -> a context manager that plants the bug while the production build runs
     "keras:bug-lstm-gates": lambda: mock.patch.dict(
@@ -19,24 +20,4 @@ BUGS = {  # target id -> a context manager that plants the bug while the product
 }
 
 
-def _bug(info):
-    try:
-        return BUGS[info.id]
-    except KeyError:
-        raise ValueError(f"{info.id}: no injected keras bug (expected one of {', '.join(BUGS)})") from None
-
-
-def unsupported(workload, info) -> str | None:
-    if info.id not in BUGS:
-        return f"{info.id}: no injected keras bug (expected one of {', '.join(BUGS)})"
-    return model.unsupported(workload, info)
-
-
-def build(ctx):
-    with _bug(ctx.info)():
-        return model.build(ctx)
-
-
-def build_train(ctx):
-    with _bug(ctx.info)():
-        return train.build_train(ctx)
+unsupported, build, build_train = planted("keras", BUGS)

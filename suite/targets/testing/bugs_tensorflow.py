@@ -14,9 +14,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from unittest import mock
 
-from suite.targets.base import Built, BuildContext, BuiltTrain
 from suite.targets.common.mappings import f32
-from suite.targets.tensorflow import model, train, weights
+from suite.targets.tensorflow import weights
+from suite.targets.testing.wrap import planted
 
 
 def _conv_kernel_not_transposed(p, a):
@@ -43,22 +43,4 @@ BUGS = {
 }
 
 
-def _bug(ctx: BuildContext):
-    try:
-        return BUGS[ctx.info.id]()
-    except KeyError:
-        raise ValueError(f"{ctx.info.id}: no such test-only TensorFlow bug ({', '.join(BUGS)})") from None
-
-
-def unsupported(workload, info) -> str | None:
-    return model.unsupported(workload, info)
-
-
-def build(ctx: BuildContext) -> Built:
-    with _bug(ctx):
-        return model.build(ctx)
-
-
-def build_train(ctx: BuildContext) -> BuiltTrain:
-    with _bug(ctx):
-        return train.build_train(ctx)
+unsupported, build, build_train = planted("tensorflow", BUGS)
