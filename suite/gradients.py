@@ -190,8 +190,12 @@ def _relu(xs, p, out, gy, training):
     return [gy * (xs[0] > 0)], {}
 
 
-def _gelu(xs, p, out, gy, training):
+def _gelu(xs, p, out, gy, training, approximate="none"):
     x, = xs
+    if approximate == "tanh":  # y = 0.5 x (1 + t), t = tanh(c (x + 0.044715 x^3))
+        t = np.tanh(ref.GELU_TANH_C * (x + 0.044715 * x ** 3))
+        du = ref.GELU_TANH_C * (1.0 + 3 * 0.044715 * x * x)
+        return [gy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)], {}
     # d/dx [0.5 x (1 + erf(x / sqrt 2))] = Phi(x) + x phi(x)
     cdf = 0.5 * (1.0 + ref._erf(x / math.sqrt(2.0)))
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
@@ -263,37 +267,44 @@ def _embedding(xs, p, out, gy, training, vocab_size, dim):
     return [None], {"table": table}
 
 
-def _attention(xs, p, out, gy, training, num_heads, causal):
+def _attention(xs, p, out, gy, training, num_heads, causal, num_kv_heads=None, use_bias=True, rope=None):
     x, = xs
     n, l, d = x.shape
     hd = d // num_heads
+    hkv = num_kv_heads or num_heads  # issue 12 [attn]: grouped kv heads, optional biases, rope
 
     def heads(t):  # N, L, D -> N, h, L, hd
         return t.reshape(n, l, num_heads, hd).transpose(0, 2, 1, 3)
 
-    def merge(t):  # N, h, L, hd -> N, L, D
-        return t.transpose(0, 2, 1, 3).reshape(n, l, d)
+    def merge(t):  # N, h, L, hd -> N, L, h*hd
+        return t.transpose(0, 2, 1, 3).reshape(n, l, -1)
 
-    # Forward again, keeping the intermediates.
-    q, k, v = (heads(x @ p["w" + c] + p["b" + c]) for c in "qkv")
+    # Forward again, keeping the intermediates (k, v already repeated to H heads, q and k rotated).
+    q, k, v = ref.attention_qkv(x, p, num_heads, num_kv_heads, rope)
     scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd)
     if causal:
         scores = np.where(np.tril(np.ones((l, l), dtype=bool)), scores, -np.inf)
     probs = ref.softmax(scores, None, axis=-1)  # masked entries are exactly 0
     merged = merge(probs @ v)
 
-    grads = {"wo": np.einsum("nld,nle->de", merged, gy), "bo": gy.sum(axis=(0, 1))}
+    grads = {"wo": np.einsum("nld,nle->de", merged, gy)}
+    if "bo" in p:
+        grads["bo"] = gy.sum(axis=(0, 1))
     dctx = heads(gy @ p["wo"].T)
     dprobs = dctx @ v.transpose(0, 1, 3, 2)
     dv = probs.transpose(0, 1, 3, 2) @ dctx
     dscores = _softmax_back(probs, dprobs, -1) / math.sqrt(hd)  # zero where masked, as probs is
     dq = dscores @ k
     dk = dscores.transpose(0, 1, 3, 2) @ q
+    dk, dv = (_attention_unrepeat(t, hkv) for t in (dk, dv))  # a kv head gets its whole group's gradient
+    if rope is not None:  # the rotation is orthogonal: its vjp is the inverse rotation
+        dq, dk = ref.apply_rope(dq, rope, inverse=True), ref.apply_rope(dk, rope, inverse=True)
     dx = np.zeros_like(x)
     for c, dt in zip("qkv", (dq, dk, dv)):
         dt = merge(dt)
         grads["w" + c] = np.einsum("nld,nle->de", x, dt)
-        grads["b" + c] = dt.sum(axis=(0, 1))
+        if "b" + c in p:
+            grads["b" + c] = dt.sum(axis=(0, 1))
         dx += dt @ p["w" + c].T
     return [dx], grads
 
@@ -339,9 +350,150 @@ def _lstm(xs, p, out, gy, training, units, return_sequences):
 
 
 # ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+def _rms_norm(xs, p, out, gy, training, epsilon):
+    x, = xs
+    d = x.shape[-1]
+    inv = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + epsilon)
+    dxhat = gy * p["gamma"]
+    # y = x inv gamma, d inv / dx_j = -inv^3 x_j / D
+    dx = inv * dxhat - x * inv ** 3 / d * (dxhat * x).sum(axis=-1, keepdims=True)
+    return [dx], {"gamma": (gy * x * inv).sum(axis=tuple(range(x.ndim - 1)))}
+
+
+def _silu(xs, p, out, gy, training):
+    s = _sig(xs[0])
+    return [gy * (s + xs[0] * s * (1.0 - s))], {}
+
+
+def _relu6(xs, p, out, gy, training):
+    return [gy * ((xs[0] > 0) & (xs[0] < 6))], {}
+
+
+def _hard_sigmoid(xs, p, out, gy, training):
+    return [gy * ((xs[0] > -3) & (xs[0] < 3)) / 6.0], {}
+
+
+def _hard_swish(xs, p, out, gy, training):
+    x, = xs
+    return [gy * (ref.hard_sigmoid(x, None) + x * ((x > -3) & (x < 3)) / 6.0)], {}
+
+
+def _slice(xs, p, out, gy, training, axis, start, stop, step):
+    x, = xs
+    dx = np.zeros_like(x)
+    idx = [slice(None)] * x.ndim
+    idx[axis % x.ndim] = slice(start, stop, step)
+    dx[tuple(idx)] = gy
+    return [dx], {}
+
+
+def _pad(xs, p, out, gy, training, pads, value):
+    x, = xs
+    idx = (slice(None),) + tuple(slice(b, b + n) for (b, _), n in zip(pads, x.shape[1:]))
+    return [gy[idx].copy()], {}
+
+
+def _position_embedding(xs, p, out, gy, training):
+    return [gy.copy()], {"table": gy.sum(axis=0)}
+
+
+def _class_token(xs, p, out, gy, training):
+    return [gy[:, 1:].copy()], {"token": gy[:, 0].sum(axis=0)}
+
+
+def _dropout(xs, p, out, gy, training, rate):
+    return [gy.copy()], {}  # identity in both modes (reference.dropout)
+
 # ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+def _attention_unrepeat(g, hkv):
+    """The vjp of repeating each of hkv kv heads for its contiguous group: (N, H, L, hd) -> (N, Hkv, L, hd)."""
+    n, h, l, hd = g.shape
+    return g.reshape(n, hkv, h // hkv, l, hd).sum(axis=2)
+
+
 # ==== issue 12 [gru]: gru ====
+def _gru(xs, p, out, gy, training, units, return_sequences, reset_after):
+    x, = xs
+    n, t, _ = x.shape
+    u = units
+    kernel, rec = p["kernel"], p["recurrent_kernel"]
+    rbias = p["recurrent_bias"] if reset_after else np.zeros(3 * u)
+    # Forward again, keeping each step's state and gates (blocks z, r, n).
+    h = np.zeros((n, u))
+    steps = []
+    for s in range(t):
+        xz = x[:, s] @ kernel + p["bias"]
+        hz = h @ rec + rbias
+        z, r = _sig(xz[:, :u] + hz[:, :u]), _sig(xz[:, u:2 * u] + hz[:, u:2 * u])
+        if reset_after:
+            cand = np.tanh(xz[:, 2 * u:] + r * hz[:, 2 * u:])
+        else:
+            cand = np.tanh(xz[:, 2 * u:] + (r * h) @ rec[:, 2 * u:])
+        steps.append((h, z, r, cand, hz))
+        h = (1.0 - z) * cand + z * h
+
+    # Backpropagation through time.
+    dkernel, drec, dbias, drbias = (np.zeros_like(kernel), np.zeros_like(rec), np.zeros(3 * u), np.zeros(3 * u))
+    dx = np.zeros_like(x)
+    dh_next = np.zeros((n, u))
+    for s in reversed(range(t)):
+        h_prev, z, r, cand, hz = steps[s]
+        dh = dh_next + (gy[:, s] if return_sequences else (gy if s == t - 1 else 0.0))
+        dan = dh * (1.0 - z) * (1.0 - cand * cand)  # through n's pre-activation
+        daz = dh * (h_prev - cand) * z * (1.0 - z)
+        dh_prev = dh * z
+        if reset_after:
+            dar = dan * hz[:, 2 * u:] * r * (1.0 - r)
+            dhz = np.concatenate([daz, dar, dan * r], axis=1)
+            drec += h_prev.T @ dhz
+            drbias += dhz.sum(axis=0)
+            dh_prev += dhz @ rec.T
+        else:
+            drh = dan @ rec[:, 2 * u:].T  # d(r * h)
+            dar = drh * h_prev * r * (1.0 - r)
+            dzr = np.concatenate([daz, dar], axis=1)
+            drec[:, :2 * u] += h_prev.T @ dzr
+            drec[:, 2 * u:] += (r * h_prev).T @ dan
+            dh_prev += dzr @ rec[:, :2 * u].T + drh * r
+        dxz = np.concatenate([daz, dar, dan], axis=1)
+        dkernel += x[:, s].T @ dxz
+        dbias += dxz.sum(axis=0)
+        dx[:, s] = dxz @ kernel.T
+        dh_next = dh_prev
+    grads = {"kernel": dkernel, "recurrent_kernel": drec, "bias": dbias}
+    if reset_after:
+        grads["recurrent_bias"] = drbias
+    return [dx], grads
+
 # ==== issue 12 [spatial]: conv2d_transpose, resize ====
+def _conv2d_transpose(xs, p, out, gy, training, filters, kernel_size, strides, padding, output_padding,
+                      use_bias):
+    """The transposed conv's VJP is a stride-s conv: undo the crop/pad, then read full[i*s + a, j*s + b]."""
+    x, = xs
+    (kh, kw), (sh, sw) = kernel_size, strides
+    n, _, h, w = x.shape
+    (t, b), (l, r) = ref._conv_t_crops(x.shape, kernel_size, strides, padding, output_padding)
+    gfull = ref._crop_or_pad(gy, ((-t, -b), (-l, -r)))  # the adjoint of crop is pad, and of pad crop
+    k = p["kernel"]  # C, O, kh, kw
+    dx, dk = np.zeros_like(x), np.zeros_like(k)
+    for a in range(kh):
+        for c in range(kw):
+            g = gfull[:, :, a:a + (h - 1) * sh + 1:sh, c:c + (w - 1) * sw + 1:sw]  # N, O, H, W
+            dx += np.einsum("noij,co->ncij", g, k[:, :, a, c])
+            dk[:, :, a, c] = np.einsum("noij,ncij->co", g, x)
+    grads = {"kernel": dk}
+    if use_bias:
+        grads["bias"] = gy.sum(axis=(0, 2, 3))
+    return [dx], grads
+
+
+def _resize(xs, p, out, gy, training, mode, scale, align_corners):
+    """The transpose of the per-axis interpolation matrices."""
+    x, = xs
+    mh = ref.resize_matrix(x.shape[2], scale[0], mode, align_corners)
+    mw = ref.resize_matrix(x.shape[3], scale[1], mode, align_corners)
+    return [np.einsum("yh,ncyx,xw->nchw", mh, gy, mw)], {}
+
 
 
 VJP_FUNCS = {
@@ -351,9 +503,14 @@ VJP_FUNCS = {
     "matmul": _matmul, "reshape": _reshape, "flatten": _flatten, "transpose": _transpose, "concat": _concat,
     "mean": _mean, "embedding": _embedding, "attention": _attention, "lstm": _lstm,
     # ==== issue 12 [act]: entries ====
+    "rms_norm": _rms_norm, "silu": _silu, "relu6": _relu6, "hard_sigmoid": _hard_sigmoid,
+    "hard_swish": _hard_swish, "slice": _slice, "pad": _pad, "position_embedding": _position_embedding,
+    "class_token": _class_token, "dropout": _dropout,
     # ==== issue 12 [attn]: entries ====
     # ==== issue 12 [gru]: entries ====
+    "gru": _gru,
     # ==== issue 12 [spatial]: entries ====
+    "conv2d_transpose": _conv2d_transpose, "resize": _resize,
 }
 
 

@@ -270,18 +270,28 @@ def _attention_shape(s, a):
     _rank(s[0], (3,), "N, L, D")
     if s[0][2] % a["num_heads"]:
         raise ShapeError(f"model width {s[0][2]} is not divisible by num_heads {a['num_heads']}", "num_heads")
+    if a["num_heads"] % attention_kv_heads(a):  # issue 12 [attn]
+        raise ShapeError(f"num_kv_heads {a['num_kv_heads']} does not divide num_heads {a['num_heads']}",
+                         "num_kv_heads")
+    if a.get("rope") is not None and a["rope"].dims(s[0][2] // a["num_heads"]) < 2:
+        raise ShapeError(f"rope.fraction {a['rope'].fraction} of head size {s[0][2] // a['num_heads']} rotates "
+                         "no pair of dims", "rope")
     return s[0]
 
 
 def _attention_params(s, a):
     d = s[0][2]
-    return {"wq": (d, d), "wk": (d, d), "wv": (d, d), "wo": (d, d),
-            "bq": (d,), "bk": (d,), "bv": (d,), "bo": (d,)}
+    kv = d // a["num_heads"] * attention_kv_heads(a)  # issue 12 [attn]: Hkv * hd
+    p = {"wq": (d, d), "wk": (d, kv), "wv": (d, kv), "wo": (d, d)}
+    if a.get("use_bias", True):
+        p.update({"bq": (d,), "bk": (kv,), "bv": (kv,), "bo": (d,)})
+    return p
 
 
 def _attention_flops(s, o, a):
     n, l, d = s[0]
-    return 2 * n * l * d * d * 4 + 2 * 2 * n * l * l * d
+    kv = d // a["num_heads"] * attention_kv_heads(a)  # issue 12 [attn]
+    return 2 * n * l * d * (2 * d + 2 * kv) + 2 * 2 * n * l * l * d
 
 
 def _lstm_shape(s, a):
@@ -302,9 +312,195 @@ def _lstm_flops(s, o, a):
 
 
 # ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ==== (shape / params / flops helpers)
+
+def _gelu_approximate(v):
+    if v not in ("none", "tanh"):
+        raise ValueError(f"expected 'none' (exact erf form) or 'tanh', got {v!r}")
+    return v
+
+
+def _rate(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise ValueError(f"expected a number in [0, 1), got {v!r}")
+    return float(v)
+
+
+def _number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _int_or_null(v):
+    return None if v is None else _int(v)
+
+
+def _pad_pairs(v):
+    ok = isinstance(v, list) and v and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                                    for i in p) for p in v)
+    if not ok:
+        raise ValueError(f"expected a list of [before, after] pairs of non-negative integers, got {v!r}")
+    return tuple((p[0], p[1]) for p in v)
+
+
+def slice_range(size: int, start: int, stop: int | None, step: int) -> tuple[int, int, int]:
+    """Python's slicing of one axis of ``size``: (first index, end, count) after negative / out-of-range
+    start and stop are resolved (``slice(start, stop, step).indices(size)``)."""
+    begin, end, step = slice(start, stop, step).indices(size)
+    return begin, end, len(range(begin, end, step))
+
+
+def _slice_shape(s, a):
+    ax = _axis(a["axis"], len(s[0]))
+    _, _, count = slice_range(s[0][ax], a["start"], a["stop"], a["step"])
+    if count == 0:
+        raise ShapeError(f"slice {a['start']}:{a['stop']}:{a['step']} of an axis of size {s[0][ax]} is empty",
+                         "start")
+    return s[0][:ax] + (count,) + s[0][ax + 1:]
+
+
+def _pad_shape(s, a):
+    if len(a["pads"]) != len(s[0]) - 1:
+        raise ShapeError(f"pads has {len(a['pads'])} pairs; an input of shape {list(s[0])} needs one per non-batch "
+                         f"axis ({len(s[0]) - 1})", "pads")
+    return (s[0][0],) + tuple(d + b + e for d, (b, e) in zip(s[0][1:], a["pads"]))
+
+
+def _seq_shape(s, a):
+    _rank(s[0], (3,), "N, L, D")
+    return s[0]
+
+
+def _class_token_shape(s, a):
+    _rank(s[0], (3,), "N, L, D")
+    n, l, d = s[0]
+    return (n, l + 1, d)
+
 # ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ==== (shape / params / flops helpers)
+
+ROPE_STYLES = ("half", "interleaved")
+
+
+@dataclass(frozen=True)
+class Rope:
+    """A normalised ``rope`` attribute of attention (workloads/README.md): rotary position embeddings."""
+
+    base: float = 10000.0
+    style: str = "half"  # half (GPT-NeoX, Hugging Face Llama) | interleaved (GPT-J, Meta's original)
+    fraction: float = 1.0
+
+    def dims(self, head_dim: int) -> int:
+        """Rotated dims per head: the largest even number <= head_dim * fraction."""
+        return rope_dims(head_dim, self.fraction)
+
+
+def rope_dims(head_dim: int, fraction: float) -> int:
+    return int(head_dim * fraction + 1e-9) // 2 * 2
+
+
+def _rope(v):
+    if not isinstance(v, dict) or set(v) - {"base", "style", "fraction"}:
+        raise ValueError(f"expected a mapping with style (half | interleaved) and optional base, fraction, got {v!r}")
+    if v.get("style") not in ROPE_STYLES:
+        raise ValueError(f"expected rope.style 'half' or 'interleaved', got {v.get('style')!r}")
+    base = v.get("base", 10000.0)
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 1:
+        raise ValueError(f"expected rope.base a number > 1, got {base!r}")
+    fraction = v.get("fraction", 1.0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"expected rope.fraction a number in (0, 1], got {fraction!r}")
+    return Rope(float(base), v["style"], float(fraction))
+
+
+def attention_kv_heads(a) -> int:
+    """num_kv_heads of an attention node's attributes (absent or None: num_heads, plain multi-head)."""
+    return a.get("num_kv_heads") or a["num_heads"]
+
 # ==== issue 12 [gru]: gru ==== (shape / params / flops helpers)
+
+def _gru_params(s, a):
+    u = a["units"]
+    p = {"kernel": (s[0][2], 3 * u), "recurrent_kernel": (u, 3 * u), "bias": (3 * u,)}
+    if a["reset_after"]:
+        p["recurrent_bias"] = (3 * u,)
+    return p
+
+
+def _gru_flops(s, o, a):
+    n, t, f = s[0]
+    u = a["units"]
+    return 2 * n * t * (f + u) * 3 * u
+
 # ==== issue 12 [spatial]: conv2d_transpose, resize ==== (shape / params / flops helpers)
+
+def _resize_mode(v):
+    if v not in ("nearest", "bilinear"):
+        raise ValueError(f"expected 'nearest' or 'bilinear', got {v!r}")
+    return v
+
+
+def conv_transpose_out(size: int, k: int, s: int, padding: str, output_padding: int) -> tuple[int, int, int]:
+    """Output size and (crop_before, crop_after) of one transposed-convolution axis.
+
+    The full (uncropped) output has ``(size - 1) * s + k`` positions. ``valid``: all of them plus
+    ``output_padding`` zero rows at the end (negative crop_after). ``same`` (TensorFlow/Keras): ``size * s``,
+    crop ``max(k - s, 0)`` with ``// 2`` at the start; if ``k < s`` the full output is padded at the end with
+    ``s - k`` zero rows instead (crop_after negative), as TensorFlow does.
+    """
+    full = (size - 1) * s + k
+    if padding == "valid":
+        return full + output_padding, 0, -output_padding
+    out = size * s
+    total = full - out  # k - s: crop when positive, pad at the end when negative
+    before = max(total, 0) // 2
+    return out, before, total - before
+
+
+def _conv_t_shape(s, a):
+    _rank(s[0], (4,), "N, C, H, W")
+    n, c, h, w = s[0]
+    op = a["output_padding"]
+    if any(op) and a["padding"] != "valid":
+        raise ShapeError("output_padding is only allowed with padding 'valid'", "output_padding")
+    for p, st in zip(op, a["strides"]):
+        if p >= st:
+            raise ShapeError(f"output_padding {p} must be smaller than the stride {st}", "output_padding")
+    (kh, kw), (sh, sw), (ph, pw) = a["kernel_size"], a["strides"], op
+    return (n, a["filters"], conv_transpose_out(h, kh, sh, a["padding"], ph)[0],
+            conv_transpose_out(w, kw, sw, a["padding"], pw)[0])
+
+
+def _conv_t_params(s, a):
+    kh, kw = a["kernel_size"]
+    p = {"kernel": (s[0][1], a["filters"], kh, kw)}  # IOHW, as torch's ConvTranspose2d
+    if a["use_bias"]:
+        p["bias"] = (a["filters"],)
+    return p
+
+
+def _conv_t_flops(s, o, a):
+    kh, kw = a["kernel_size"]
+    return 2 * _prod(s[0]) * a["filters"] * kh * kw
+
+
+def _nonneg_pair(v):
+    if isinstance(v, list) and len(v) == 2 and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                                   for i in v):
+        return (v[0], v[1])
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return (v, v)
+    raise ValueError(f"expected a non-negative integer or a list of two, got {v!r}")
+
+
+def _resize_shape(s, a):
+    _rank(s[0], (4,), "N, C, H, W")
+    if a["align_corners"] and a["mode"] != "bilinear":
+        raise ShapeError("align_corners is only meaningful with mode 'bilinear'", "align_corners")
+    n, c, h, w = s[0]
+    sh, sw = a["scale"]
+    return (n, c, h * sh, w * sw)
+
 
 
 def _elementwise(name, flops_per=1, arity=1, shape=lambda s, a: s[0], attrs=()):
@@ -329,7 +525,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("layer_norm", 1, (Attr("epsilon", _pos_float, 1e-5),), lambda s, a: s[0],
           lambda s, a: {"gamma": (s[0][-1],), "beta": (s[0][-1],)}, lambda s, o, a: 8 * _prod(o)),
     _elementwise("relu"),
-    _elementwise("gelu", 8),
+    _elementwise("gelu", 8, attrs=(Attr("approximate", _gelu_approximate, "none"),)),  # issue 12 [act]
     _elementwise("sigmoid", 4),
     _elementwise("tanh", 4),
     _elementwise("softmax", 5, attrs=(Attr("axis", _int, -1),),
@@ -346,12 +542,35 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           flops=lambda s, o, a: _prod(s[0])),
     OpDef("embedding", 1, (Attr("vocab_size", _pos_int), Attr("dim", _pos_int)), lambda s, a: s[0] + (a["dim"],),
           lambda s, a: {"table": (a["vocab_size"], a["dim"])}, int_input=True),
-    OpDef("attention", 1, (Attr("num_heads", _pos_int), Attr("causal", _bool, False)), _attention_shape,
+    OpDef("attention", 1, (Attr("num_heads", _pos_int), Attr("causal", _bool, False),
+                           Attr("num_kv_heads", _pos_int, None), Attr("use_bias", _bool, True),  # issue 12 [attn]
+                           Attr("rope", _rope, None)), _attention_shape,
           _attention_params, _attention_flops),
     OpDef("lstm", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False)), _lstm_shape,
           _lstm_params, _lstm_flops),
     # ==== issue 12 [act]: OpDef entries ====
+    OpDef("rms_norm", 1, (Attr("epsilon", _pos_float, 1e-6),), lambda s, a: s[0],
+          lambda s, a: {"gamma": (s[0][-1],)}, lambda s, o, a: 4 * _prod(o)),
+    _elementwise("silu", 5),
+    _elementwise("relu6", 2),
+    _elementwise("hard_sigmoid", 3),
+    _elementwise("hard_swish", 4),
+    OpDef("slice", 1, (Attr("axis", _int), Attr("start", _int, 0), Attr("stop", _int_or_null, None),
+                       Attr("step", _pos_int, 1)), _slice_shape),
+    OpDef("pad", 1, (Attr("pads", _pad_pairs), Attr("value", _number, 0.0)), _pad_shape),
+    OpDef("position_embedding", 1, (), _seq_shape, lambda s, a: {"table": s[0][1:]},
+          lambda s, o, a: _prod(o)),
+    OpDef("class_token", 1, (), _class_token_shape, lambda s, a: {"token": (s[0][2],)}),
+    _elementwise("dropout", 0, attrs=(Attr("rate", _rate, 0.5),)),
     # ==== issue 12 [attn]: OpDef entries ====
     # ==== issue 12 [gru]: OpDef entries ====
+    OpDef("gru", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False),
+                     Attr("reset_after", _bool, True)), _lstm_shape, _gru_params, _gru_flops),
     # ==== issue 12 [spatial]: OpDef entries ====
+    OpDef("conv2d_transpose", 1, (Attr("filters", _pos_int), Attr("kernel_size", _pair),
+                                  Attr("strides", _pair, (1, 1)), Attr("padding", _padding, "valid"),
+                                  Attr("output_padding", _nonneg_pair, (0, 0)), Attr("use_bias", _bool, True)),
+          _conv_t_shape, _conv_t_params, _conv_t_flops),
+    OpDef("resize", 1, (Attr("mode", _resize_mode), Attr("scale", _pair), Attr("align_corners", _bool, False)),
+          _resize_shape, flops=lambda s, o, a: (4 if a["mode"] == "bilinear" else 1) * _prod(o)),
 ]}

@@ -25,6 +25,7 @@ def _one(name, op, in_shape, **attrs):
 
 
 IDS = {"kind": "randint", "low": 0, "high": 50}
+WIDE = {"kind": "normal", "mean": 0, "std": 3}  # issue 12 [act]: |x| of a few units
 
 CASES = [
     _one("dense", "dense", [7], units=5),
@@ -86,9 +87,69 @@ CASES = [
          {"name": "s", "op": "add", "inputs": ["x", "r"]},
          {"name": "y", "op": "layer_norm", "input": "s"}], outputs=["y", "h"]),
     # ==== issue 12 [act]: op cases ====
+    _one("rms_norm", "rms_norm", [5, 8]),
+    _one("rms_norm_3d_eps", "rms_norm", [3, 4, 6], epsilon=1e-2),
+    _wl("rms_norm_after_conv", [("x", [3, 5, 6], {})],  # normalises canonical W, not NHWC's channels
+        [{"name": "c", "op": "conv2d", "input": "x", "filters": 4, "kernel_size": 1},
+         {"name": "y", "op": "rms_norm", "input": "c"}]),
+    _one("gelu_tanh", "gelu", [4, 5], approximate="tanh"),
+    # |x| of a few units: exact and tanh GELU differ by up to 5e-4 there, far outside float32 tolerance
+    _wl("gelu_exact_wide", [("x", [6, 16], {"distribution": WIDE})],
+        [{"name": "y", "op": "gelu", "input": "x", "approximate": "none"}]),
+    _wl("gelu_tanh_wide", [("x", [6, 16], {"distribution": WIDE})],
+        [{"name": "y", "op": "gelu", "input": "x", "approximate": "tanh"}]),
+    _one("silu", "silu", [4, 5]),
+    _wl("relu6", [("x", [6, 8], {"distribution": {"kind": "normal", "mean": 0, "std": 4}})],
+        [{"name": "y", "op": "relu6", "input": "x"}]),
+    _wl("hard_sigmoid", [("x", [6, 8], {"distribution": WIDE})],
+        [{"name": "y", "op": "hard_sigmoid", "input": "x"}]),
+    _wl("hard_swish", [("x", [6, 8], {"distribution": WIDE})], [{"name": "y", "op": "hard_swish", "input": "x"}]),
+    _wl("hard_swish_after_conv", [("x", [3, 5, 6], {"distribution": WIDE})],  # keeps NHWC
+        [{"name": "c", "op": "conv2d", "input": "x", "filters": 4, "kernel_size": 3, "padding": "same"},
+         {"name": "y", "op": "hard_swish", "input": "c"}]),
+    _one("slice_negative", "slice", [6, 10], axis=-1, start=-7, stop=-1, step=2),
+    _one("slice_step_to_end", "slice", [8, 5], axis=1, start=1, step=3),
+    _wl("slice_channels_after_conv", [("x", [3, 5, 6], {})],
+        [{"name": "c", "op": "conv2d", "input": "x", "filters": 5, "kernel_size": 1},
+         {"name": "y", "op": "slice", "input": "c", "axis": 1, "start": 1, "stop": 4}]),
+    _one("pad_value", "pad", [3, 4], pads=[[1, 2], [0, 3]], value=-1.5),
+    _wl("pad_after_conv", [("x", [3, 5, 6], {})],
+        [{"name": "c", "op": "conv2d", "input": "x", "filters": 2, "kernel_size": 1},
+         {"name": "y", "op": "pad", "input": "c", "pads": [[0, 1], [1, 2], [2, 0]]}]),
+    _one("position_embedding", "position_embedding", [5, 8]),
+    _one("class_token", "class_token", [5, 8]),
+    _wl("class_token_then_positions", [("x", [4, 6], {})],
+        [{"name": "t", "op": "class_token", "input": "x"},
+         {"name": "y", "op": "position_embedding", "input": "t"}]),
+    _one("dropout", "dropout", [4, 5], rate=0.3),
+    _wl("dropout_after_conv", [("x", [3, 5, 6], {})],
+        [{"name": "c", "op": "conv2d", "input": "x", "filters": 2, "kernel_size": 1},
+         {"name": "y", "op": "dropout", "input": "c"}]),
     # ==== issue 12 [attn]: op cases ====
+    _one("attention_gqa_causal_rope_half", "attention", [6, 16], num_heads=4, num_kv_heads=2, causal=True,
+         rope={"style": "half"}),
+    _one("attention_mqa_rope_interleaved_nobias", "attention", [6, 16], num_heads=4, num_kv_heads=1,
+         use_bias=False, rope={"style": "interleaved", "base": 100.0}),
+    _one("attention_rope_half_fraction", "attention", [6, 16], num_heads=2, rope={"style": "half", "fraction": 0.5}),
     # ==== issue 12 [gru]: op cases ====
+    _one("gru_last", "gru", [6, 3], units=4),
+    _one("gru_sequence", "gru", [6, 3], units=4, return_sequences=True),
+    _one("gru_noreset_last", "gru", [6, 3], units=4, reset_after=False),
+    _one("gru_noreset_sequence", "gru", [5, 3], units=4, return_sequences=True, reset_after=False),
     # ==== issue 12 [spatial]: op cases ====
+    _one("conv_t_valid_s2_k3", "conv2d_transpose", [3, 4, 5], filters=4, kernel_size=3, strides=2),
+    _one("conv_t_valid_outpad", "conv2d_transpose", [3, 4, 5], filters=2, kernel_size=[3, 2], strides=[2, 3],
+         output_padding=[1, 2], use_bias=False),
+    _one("conv_t_same_s2_k4", "conv2d_transpose", [3, 4, 5], filters=4, kernel_size=4, strides=2, padding="same"),
+    _one("conv_t_same_s2_k3", "conv2d_transpose", [3, 4, 5], filters=4, kernel_size=3, strides=2, padding="same"),
+    _one("conv_t_same_s3_k2", "conv2d_transpose", [2, 3, 4], filters=3, kernel_size=2, strides=3, padding="same"),
+    _one("conv_t_same_s1_k2", "conv2d_transpose", [2, 4, 5], filters=3, kernel_size=[2, 3], padding="same"),
+    _one("resize_nearest_x2", "resize", [3, 4, 5], mode="nearest", scale=2),
+    _one("resize_bilinear_x2", "resize", [3, 4, 5], mode="bilinear", scale=2),
+    _one("resize_bilinear_x2_align", "resize", [3, 4, 5], mode="bilinear", scale=2, align_corners=True),
+    _one("resize_bilinear_2x3", "resize", [3, 4, 5], mode="bilinear", scale=[2, 3]),
+    _one("resize_bilinear_3x4_align", "resize", [2, 4, 5], mode="bilinear", scale=[3, 4], align_corners=True),
+    _one("resize_nearest_3x1", "resize", [3, 4, 5], mode="nearest", scale=[3, 1]),
 ]
 
 

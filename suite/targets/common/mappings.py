@@ -40,23 +40,30 @@ def depthwise_kernel(kernel_oihw: np.ndarray, groups: int) -> np.ndarray:
     return f32(np.asarray(kernel_oihw).reshape(groups, o // groups, kh, kw).transpose(2, 3, 0, 1))
 
 
-def attention_heads(w: Mapping[str, np.ndarray], num_heads: int) -> dict[str, np.ndarray]:
-    """Canonical attention -> per-head DenseGeneral kernels (Keras MultiHeadAttention, Flax MHDPA).
+def attention_heads(w: Mapping[str, np.ndarray], num_heads: int,
+                    num_kv_heads: int | None = None) -> dict[str, np.ndarray]:
+    """Canonical attention -> per-head DenseGeneral kernels (Keras MultiHeadAttention and
+    GroupedQueryAttention, Flax MHDPA).
 
     Output column index is ``head * hd + j`` (the reference's reshape(n, l, h, hd)), so a row-major
-    reshape of the out axis gives (heads, hd); ``wo``'s input axis splits the same way.
+    reshape of the out axis gives (heads, hd); ``wo``'s input axis splits the same way. Key and value have
+    ``num_kv_heads`` heads (default: num_heads). Biases only where the node has them (use_bias).
 
     Returns:
-        ``{"q": (D, h, hd), "bq": (h, hd), "k", "bk", "v", "bv", "o": (h, hd, D), "bo": (D,)}``.
+        ``{"q": (D, h, hd), "bq": (h, hd), "k": (D, hkv, hd), "bk": (hkv, hd), "v", "bv", "o": (h, hd, D),
+        "bo": (D,)}``.
     """
     d = w["wq"].shape[0]
     hd = d // num_heads
+    heads = {"q": num_heads, "k": num_kv_heads or num_heads, "v": num_kv_heads or num_heads}
     out = {}
-    for key in ("q", "k", "v"):
-        out[key] = f32(w[f"w{key}"].reshape(d, num_heads, hd))
-        out[f"b{key}"] = f32(w[f"b{key}"].reshape(num_heads, hd))
+    for key, h in heads.items():
+        out[key] = f32(w[f"w{key}"].reshape(d, h, hd))
+        if f"b{key}" in w:
+            out[f"b{key}"] = f32(w[f"b{key}"].reshape(h, hd))
     out["o"] = f32(w["wo"].reshape(num_heads, hd, d))
-    out["bo"] = f32(w["bo"])
+    if "bo" in w:
+        out["bo"] = f32(w["bo"])
     return out
 
 
@@ -81,3 +88,21 @@ def lstm_gate_blocks(a: np.ndarray, units: int, order=LSTM_GATES) -> dict[str, n
 def lstm_fused(blocks: Mapping[str, np.ndarray], order=LSTM_GATES) -> np.ndarray:
     """Per-gate blocks -> one fused array with the gates in ``order`` (the inverse of lstm_gate_blocks)."""
     return f32(np.concatenate([blocks[g] for g in order], axis=-1))
+
+
+# ---- issue 12 [gru]: GRU gate blocks ----
+GRU_GATES = ("z", "r", "n")  # canonical gate-block order of a GRU's kernel / recurrent_kernel / bias columns
+
+
+def gates_reordered(a: np.ndarray, units: int, order, canonical=GRU_GATES) -> np.ndarray:
+    """The last axis of a fused gate array (blocks of ``units`` in ``canonical`` order) re-blocked into
+    ``order``, e.g. a GRU's canonical z, r, n into torch's r, z, n."""
+    return lstm_fused(lstm_gate_blocks(a, units, canonical), order)
+
+
+# ---- issue 12 [spatial]: transposed-convolution kernels ----
+def conv_transpose_hwoi(kernel_iohw: np.ndarray) -> np.ndarray:
+    """Canonical conv2d_transpose kernel IOHW (C, filters, kh, kw) -> (kh, kw, filters, C): the layout of
+    ``tf.nn.conv2d_transpose``, Keras' Conv2DTranspose and ``lax.conv_transpose(transpose_kernel=True)`` with
+    'HWIO' (the kernel of the forward conv whose gradient the transposed conv is: O of that conv is C)."""
+    return f32(np.asarray(kernel_iohw).transpose(2, 3, 1, 0))

@@ -138,7 +138,8 @@ def _elementwise(name):
     def op(jx, g, node, vals, p):
         nn = jx.jax.nn
         fn = {"relu": nn.relu, "sigmoid": nn.sigmoid, "tanh": jx.jnp.tanh,
-              "gelu": lambda t: nn.gelu(t, approximate=False)}[name]
+              # jax.nn.gelu defaults to the tanh approximation: the attribute is always passed
+              "gelu": lambda t: nn.gelu(t, approximate=node.attrs["approximate"] == "tanh")}[name]
         return Val(fn(vals[0].t), vals[0].nhwc)
 
     op.__name__ = op.__qualname__ = name
@@ -181,18 +182,10 @@ def embedding(jx, g, node, vals, p):
 
 
 def attention(jx, g, node, vals, p):
-    jnp, hi = jx.jnp, jx.hi
+    """Flax-style einsums; issue 12 [attn]: grouped kv heads (:func:`attention_core`), no biases, rope."""
     x = g.tracker.canon(vals[0])
-    num_heads, causal = node.attrs["num_heads"], node.attrs["causal"]
-    proj = {n: jnp.einsum("nld,dhk->nlhk", x, p[f"{n}_kernel"], precision=hi) + p[f"{n}_bias"]
-            for n in ("query", "key", "value")}
-    hd = x.shape[-1] // num_heads
-    s = jnp.einsum("nqhk,nshk->nhqs", proj["query"], proj["key"], precision=hi) / math.sqrt(hd)
-    if causal:  # -inf as the reference; the diagonal is always kept, so no row is all -inf
-        l = x.shape[1]
-        s = jnp.where(jnp.tril(jnp.ones((l, l), bool)), s, -jnp.inf)
-    o = jnp.einsum("nhqs,nshk->nqhk", jx.jax.nn.softmax(s, axis=-1), proj["value"], precision=hi)
-    return Val(jnp.einsum("nqhk,hkd->nqd", o, p["out_kernel"], precision=hi) + p["out_bias"])
+    q, k, v = attention_qkv(jx, x, p, node.attrs)
+    return Val(attention_out(jx, attention_core(jx, q, k, v, node.attrs["causal"]), p))
 
 
 def lstm(jx, g, node, vals, p):
@@ -226,6 +219,199 @@ OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d":
        "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
 
 # ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+def rms_norm(jx, g, node, vals, p):
+    """flax.linen.RMSNorm's computation: x * rsqrt(mean(x^2) + eps) * scale."""
+    x = g.tracker.canon(vals[0])
+    ms = jx.jnp.mean(jx.jnp.square(x), axis=-1, keepdims=True)
+    return Val(x * jx.lax.rsqrt(ms + node.attrs["epsilon"]) * p["scale"])
+
+
+def _act(name):
+    """jax.nn's activation of that name (hard_sigmoid is relu6(x + 3) / 6); keeps the operand's layout."""
+    def op(jx, g, node, vals, p):
+        return Val(getattr(jx.jax.nn, name)(vals[0].t), vals[0].nhwc)
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+silu, relu6, hard_sigmoid, hard_swish = (_act(n) for n in ("silu", "relu6", "hard_sigmoid", "hard_swish"))
+
+
+def _axis_in_layout(v, axis):
+    from suite.targets.common.nhwc import TO_NHWC_AXIS
+
+    axis %= v.t.ndim
+    return TO_NHWC_AXIS[axis] if v.nhwc else axis
+
+
+def slice_(jx, g, node, vals, p):
+    """lax.slice_in_dim with the bounds resolved at trace time, in the input's own layout."""
+    from suite.ops import slice_range
+
+    a, v = node.attrs, vals[0]
+    ax = _axis_in_layout(v, a["axis"])
+    begin, _, count = slice_range(v.t.shape[ax], a["start"], a["stop"], a["step"])
+    return Val(jx.lax.slice_in_dim(v.t, begin, begin + (count - 1) * a["step"] + 1, a["step"], ax), v.nhwc)
+
+
+def pad(jx, g, node, vals, p):
+    """jnp.pad (constant), in the input's own layout (the canonical pairs permuted for NHWC)."""
+    a, v = node.attrs, vals[0]
+    pads = [(0, 0), *a["pads"]]
+    if v.nhwc:
+        pads = [pads[i] for i in (0, 2, 3, 1)]
+    return Val(jx.jnp.pad(v.t, pads, constant_values=a["value"]), v.nhwc)
+
+
+def position_embedding(jx, g, node, vals, p):
+    """The Flax ViT's AddPositionEmbs: ``x + pos_embedding`` (1, L, D)."""
+    return Val(g.tracker.canon(vals[0]) + p["pos_embedding"])
+
+
+def class_token(jx, g, node, vals, p):
+    """The Flax ViT's ``cls`` (1, 1, D), tiled over the batch and concatenated first."""
+    x = g.tracker.canon(vals[0])
+    return Val(jx.jnp.concatenate([jx.jnp.tile(p["cls"], (x.shape[0], 1, 1)), x], axis=1))
+
+
+def dropout(jx, g, node, vals, p):
+    """Identity: flax.linen.Dropout(deterministic=True), as in verification (train mode included)."""
+    return vals[0]
+
+
+OPS.update({"rms_norm": rms_norm, "silu": silu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
+            "hard_swish": hard_swish, "slice": slice_, "pad": pad, "position_embedding": position_embedding,
+            "class_token": class_token, "dropout": dropout})
 # ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+def _rope(jx, x, rope):
+    """Rotary embedding of x (N, L, h, hd): pair i of the first r dims turns by pos * base^(-2i/r). half: pairs
+    (i, i + r/2) (GPT-NeoX, Hugging Face Llama); interleaved: pairs (2i, 2i + 1) (GPT-J, Meta's Llama)."""
+    jnp = jx.jnp
+    length, hd = x.shape[1], x.shape[-1]
+    r = rope.dims(hd)
+    inv_freq = 1.0 / (rope.base ** (jnp.arange(0, r, 2, dtype=jnp.float32) / r))
+    freqs = jnp.arange(length, dtype=jnp.float32)[:, None] * inv_freq[None, :]  # L, r/2
+    cos, sin = jnp.cos(freqs)[:, None, :], jnp.sin(freqs)[:, None, :]  # broadcast over heads
+    if rope.style == "half":
+        x1, x2 = x[..., :r // 2], x[..., r // 2:r]
+        return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x[..., r:]], axis=-1)
+    x1, x2 = x[..., 0:r:2], x[..., 1:r:2]
+    rot = jnp.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).reshape(x[..., :r].shape)
+    return jnp.concatenate([rot, x[..., r:]], axis=-1)
+
+
+def attention_qkv(jx, x, p, a):
+    """q (N, L, H, hd) and k, v (N, L, Hkv, hd) through the DenseGeneral kernels, biases where present, rope
+    on q and k."""
+    jnp, hi = jx.jnp, jx.hi
+    proj = {}
+    for name in ("query", "key", "value"):
+        y = jnp.einsum("nld,dhk->nlhk", x, p[f"{name}_kernel"], precision=hi)
+        proj[name] = y + p[f"{name}_bias"] if f"{name}_bias" in p else y
+    q, k = proj["query"], proj["key"]
+    if a.get("rope") is not None:
+        q, k = _rope(jx, q, a["rope"]), _rope(jx, k, a["rope"])
+    return q, k, proj["value"]
+
+
+def attention_core(jx, q, k, v, causal):
+    """softmax(q kᵀ / sqrt(hd)) v with Hkv = k's heads: query head h = kv * G + j reads kv head h // G
+    (G = H / Hkv contiguous query heads per kv head), as jax.nn.dot_product_attention and Hugging Face's
+    repeat_kv group them. Returns (N, L, H, hd)."""
+    jnp, hi = jx.jnp, jx.hi
+    n, l, h, hd = q.shape
+    hkv = k.shape[2]
+    qg = q.reshape(n, l, hkv, h // hkv, hd)
+    s = jnp.einsum("nqkgd,nskd->nkgqs", qg, k, precision=hi) / math.sqrt(hd)
+    if causal:  # -inf as the reference; the diagonal is always kept, so no row is all -inf
+        s = jnp.where(jnp.tril(jnp.ones((l, l), bool)), s, -jnp.inf)
+    o = jnp.einsum("nkgqs,nskd->nqkgd", jx.jax.nn.softmax(s, axis=-1), v, precision=hi)
+    return o.reshape(n, l, h, hd)
+
+
+def attention_out(jx, o, p):
+    y = jx.jnp.einsum("nqhk,hkd->nqd", o, p["out_kernel"], precision=jx.hi)
+    return y + p["out_bias"] if "out_bias" in p else y
+
+
 # ==== issue 12 [gru]: gru ====
+def gru(jx, g, node, vals, p):
+    jax, jnp, hi = jx.jax, jx.jnp, jx.hi
+    x = g.tracker.canon(vals[0])
+    units, return_sequences, reset_after = (node.attrs[k] for k in ("units", "return_sequences", "reset_after"))
+    gates = ("z", "r", "n")  # canonical block order (suite.targets.common.mappings.GRU_GATES)
+    # Re-fuse the per-gate kernels and project every time step's input in one matmul outside the recurrence.
+    wi = jnp.concatenate([p[f"i{gate}"] for gate in gates], axis=1)
+    wh = jnp.concatenate([p[f"h{gate}"] for gate in gates], axis=1)
+    bi = jnp.concatenate([p[f"bi{gate}"] for gate in gates])
+    zx = jnp.einsum("ntf,fg->tng", x, wi, precision=hi) + bi  # time-major for scan
+    bh = jnp.concatenate([p[f"bh{gate}"] for gate in gates]) if reset_after else None
+
+    def step(h, z_t):
+        x_z, x_r, x_n = jnp.split(z_t, 3, axis=-1)
+        if reset_after:
+            h_z, h_r, h_n = jnp.split(jnp.matmul(h, wh, precision=hi) + bh, 3, axis=-1)
+            z, r = jax.nn.sigmoid(x_z + h_z), jax.nn.sigmoid(x_r + h_r)
+            cand = jnp.tanh(x_n + r * h_n)
+        else:
+            h_z, h_r = jnp.split(jnp.matmul(h, wh[:, :2 * units], precision=hi), 2, axis=-1)
+            z, r = jax.nn.sigmoid(x_z + h_z), jax.nn.sigmoid(x_r + h_r)
+            cand = jnp.tanh(x_n + jnp.matmul(r * h, wh[:, 2 * units:], precision=hi))
+        h = (1.0 - z) * cand + z * h
+        return h, h
+
+    h, hs = jx.lax.scan(step, jnp.zeros((x.shape[0], units), x.dtype), zx)
+    return Val(jnp.swapaxes(hs, 0, 1) if return_sequences else h)
+
+
+OPS.update({"gru": gru})
 # ==== issue 12 [spatial]: conv2d_transpose, resize ====
+def conv2d_transpose(jx, g, node, vals, p):
+    """lax.conv_transpose with ``transpose_kernel=True`` (the gradient of a conv: spatially flipped, I/O
+    swapped; Flax ConvTranspose's default ``transpose_kernel=False`` does not flip: a trap for asymmetric
+    kernels). Kernel (kh, kw, filters, C) under 'HWIO' (the forward conv's). Padding as explicit pairs on
+    the stride-dilated input: ``k - 1 - crop`` per side (a negative crop, i.e. zero rows, pads more), never
+    lax's 'SAME'/'VALID' strings, whose transposed rule is JAX's own. Asymmetric pairs are padded
+    symmetrically to the larger side and the extra row sliced off, and zero rows past the full output
+    (k - 1 + n) are a jnp.pad: jax2tf -> TFLite reads an asymmetric pair of a dilated conv as symmetric
+    (wrong shape) and refuses a pad above k - 1 ("failed to legalize mhlo.convolution")."""
+    from suite.ops import conv_transpose_out
+
+    a = node.attrs
+    x = g.tracker.nhwc(vals[0])
+    crops = [conv_transpose_out(x.shape[1 + i], a["kernel_size"][i], a["strides"][i], a["padding"],
+                                a["output_padding"][i])[1:] for i in range(2)]
+    pads = [(k - 1 - before, k - 1 - max(after, 0)) for (before, after), k in zip(crops, a["kernel_size"])]
+    sym = [(max(lo, hi),) * 2 for lo, hi in pads]
+    y = jx.lax.conv_transpose(x, p["kernel"], a["strides"], sym, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                              transpose_kernel=True, precision=jx.hi)
+    _, oh, ow, _ = y.shape
+    (t, b), (l, r) = [(s - lo, s - hi) for (s, _), (lo, hi) in zip(sym, pads)]
+    if t or b or l or r:
+        y = y[:, t:oh - b, l:ow - r, :]
+    zeros = [max(-after, 0) for _, after in crops]  # valid's output_padding, SAME with k < s: zero rows
+    if any(zeros):
+        y = jx.jnp.pad(y, [(0, 0), (0, zeros[0]), (0, zeros[1]), (0, 0)])
+    return Val(y + p["bias"] if a["use_bias"] else y, True)
+
+
+def resize(jx, g, node, vals, p):
+    """jax.image.resize (half-pixel centres; nearest reads floor(dst / s) for integer scales; upsampling, so
+    its antialiasing changes nothing). It has no align_corners: that is two gathers and a lerp per axis."""
+    a = node.attrs
+    x = g.tracker.nhwc(vals[0])
+    n, h, w, c = x.shape
+    oh, ow = h * a["scale"][0], w * a["scale"][1]
+    if not a["align_corners"]:
+        return Val(jx.jax.image.resize(x, (n, oh, ow, c), method=a["mode"]), True)
+    from suite.targets.common.resize import bilinear_taps
+
+    for axis, size, s in ((1, h, a["scale"][0]), (2, w, a["scale"][1])):
+        lo, hi, f = bilinear_taps(size, s, True)
+        f = f.reshape((1, -1, 1, 1) if axis == 1 else (1, 1, -1, 1))
+        x = jx.jnp.take(x, lo, axis=axis) * (1.0 - f) + jx.jnp.take(x, hi, axis=axis) * f
+    return Val(x, True)
+
+
+OPS.update({"conv2d_transpose": conv2d_transpose, "resize": resize})

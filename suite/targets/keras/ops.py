@@ -134,7 +134,8 @@ def _elementwise(name):
     def op(keras, g, node, vals):
         o = keras.ops
         fn = {"relu": o.relu, "sigmoid": o.sigmoid, "tanh": o.tanh,
-              "gelu": lambda t: o.gelu(t, approximate=False)}[name]
+              # keras.ops.gelu defaults to the tanh approximation: the attribute is always passed
+              "gelu": lambda t: o.gelu(t, approximate=node.attrs["approximate"] == "tanh")}[name]
         return Val(fn(vals[0].t), vals[0].nhwc)
 
     op.__name__ = op.__qualname__ = name
@@ -186,10 +187,14 @@ def embedding(keras, g, node, vals):
 
 
 def attention(keras, g, node, vals):
-    """MultiHeadAttention(key_dim = D/h), self-attention; causal through ``use_causal_mask``."""
+    """MultiHeadAttention(key_dim = D/h), self-attention; causal through ``use_causal_mask``. Grouped kv
+    heads or rope: GroupedQueryAttention (:func:`grouped_attention`, issue 12 [attn])."""
     a, x = node.attrs, g.tracker.canon(vals[0])
     d = g.shapes[node.inputs[0]][-1]
-    mha = keras.layers.MultiHeadAttention(a["num_heads"], key_dim=d // a["num_heads"])
+    if attention_kv_heads(a) != a["num_heads"] or a.get("rope") is not None:
+        return grouped_attention(keras, g, node, x, d)
+    mha = keras.layers.MultiHeadAttention(a["num_heads"], key_dim=d // a["num_heads"],
+                                          use_bias=a.get("use_bias", True))
     return Val(g.layer(mha, node, x, value=x, use_causal_mask=a["causal"], training=False))
 
 
@@ -206,6 +211,190 @@ OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d":
        "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
 
 # ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+def rms_norm(keras, g, node, vals):
+    lyr = keras.layers.RMSNormalization(axis=-1, epsilon=node.attrs["epsilon"])
+    return Val(g.layer(lyr, node, g.tracker.canon(vals[0])))
+
+
+def _act(name):
+    """keras.ops' activation of that name (Keras 3's hard_sigmoid is relu6(x + 3) / 6, not Keras 2's
+    0.2 x + 0.5); keeps the operand's layout."""
+    def op(keras, g, node, vals):
+        return Val(getattr(keras.ops, name)(vals[0].t), vals[0].nhwc)
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+silu, relu6, hard_sigmoid, hard_swish = (_act(n) for n in ("silu", "relu6", "hard_sigmoid", "hard_swish"))
+
+
+def _axis_in_layout(v, axis):
+    from suite.targets.common.nhwc import TO_NHWC_AXIS
+
+    axis %= len(v.t.shape)
+    return TO_NHWC_AXIS[axis] if v.nhwc else axis
+
+
+def slice_(keras, g, node, vals):
+    """Python slicing of one axis of the symbolic tensor (bounds resolved, non-negative), in its own layout."""
+    from suite.ops import slice_range
+
+    a, v = node.attrs, vals[0]
+    ax = _axis_in_layout(v, a["axis"])
+    begin, _, count = slice_range(v.t.shape[ax], a["start"], a["stop"], a["step"])
+    idx = (slice(None),) * ax + (slice(begin, begin + (count - 1) * a["step"] + 1, a["step"]),)
+    return Val(v.t[idx], v.nhwc)
+
+
+def pad(keras, g, node, vals):
+    """keras.ops.pad (constant), in the input's own layout (the canonical pairs permuted for NHWC)."""
+    a, v = node.attrs, vals[0]
+    pads = [(0, 0), *a["pads"]]
+    if v.nhwc:
+        pads = [pads[i] for i in (0, 2, 3, 1)]
+    return Val(keras.ops.pad(v.t, pads, mode="constant", constant_values=a["value"]), v.nhwc)
+
+
+_TOKEN_LAYERS: dict = {}  # keras module -> (PositionEmbedding, ClassToken), defined once per worker
+
+
+def _token_layers(keras):
+    """Keras has no core layer for these: keras_hub's PositionEmbedding (an ``embeddings`` weight (L, D)
+    added to the input) and its ViT class token (``class_token`` (1, 1, D), repeated over the batch and
+    concatenated first), written out."""
+    if keras in _TOKEN_LAYERS:
+        return _TOKEN_LAYERS[keras]
+
+    class PositionEmbedding(keras.layers.Layer):
+        def build(self, input_shape):
+            self.embeddings = self.add_weight(shape=tuple(input_shape[1:]), name="embeddings")
+
+        def call(self, x):
+            return x + self.embeddings
+
+    class ClassToken(keras.layers.Layer):
+        def build(self, input_shape):
+            self.class_token = self.add_weight(shape=(1, 1, input_shape[-1]), name="class_token")
+
+        def call(self, x):
+            token = keras.ops.repeat(self.class_token, keras.ops.shape(x)[0], axis=0)
+            return keras.ops.concatenate([token, x], axis=1)
+
+    return _TOKEN_LAYERS.setdefault(keras, (PositionEmbedding, ClassToken))
+
+
+def position_embedding(keras, g, node, vals):
+    return Val(g.layer(_token_layers(keras)[0](), node, g.tracker.canon(vals[0])))
+
+
+def class_token(keras, g, node, vals):
+    return Val(g.layer(_token_layers(keras)[1](), node, g.tracker.canon(vals[0])))
+
+
+def dropout(keras, g, node, vals):
+    """Identity. keras.layers.Dropout is not used: a functional model called with training=True (the train
+    step) passes that flag to every layer, overriding a training=False given when it was placed, and
+    verification compares deterministic computations (workloads/README.md)."""
+    return Val(keras.layers.Identity()(vals[0].t), vals[0].nhwc)
+
+
+OPS.update({"rms_norm": rms_norm, "silu": silu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
+            "hard_swish": hard_swish, "slice": slice_, "pad": pad, "position_embedding": position_embedding,
+            "class_token": class_token, "dropout": dropout})
 # ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
+from suite.ops import attention_kv_heads  # noqa: E402
+
+
+def _rope(keras, x, rope):
+    """Rotary embedding of x (N, L, h, hd) in keras.ops: pair i of the first r dims turns by
+    pos * base^(-2i/r). half: pairs (i, i + r/2) (GPT-NeoX, Hugging Face Llama, keras_hub's RotaryEmbedding);
+    interleaved: pairs (2i, 2i + 1) (GPT-J, Meta's Llama)."""
+    o = keras.ops
+    length, hd = x.shape[1], x.shape[-1]
+    r = rope.dims(hd)
+    inv_freq = 1.0 / o.power(rope.base, o.arange(0, r, 2, dtype="float32") / r)
+    freqs = o.einsum("l,f->lf", o.arange(length, dtype="float32"), inv_freq)  # L, r/2
+    cos, sin = o.expand_dims(o.cos(freqs), 1), o.expand_dims(o.sin(freqs), 1)  # broadcast over heads
+    if rope.style == "half":
+        x1, x2 = x[..., :r // 2], x[..., r // 2:r]
+        return o.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x[..., r:]], axis=-1)
+    x1, x2 = x[..., 0:r:2], x[..., 1:r:2]
+    rot = o.reshape(o.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1), (*x.shape[:-1], r))
+    return o.concatenate([rot, x[..., r:]], axis=-1)
+
+
+_ROPE_GQA: dict = {}  # keras module -> the GroupedQueryAttention subclass with rope, defined once per worker
+
+
+def _rope_gqa(keras):
+    """GroupedQueryAttention has no rotary embedding; its ``_compute_attention(query, key, value, ...)`` gets
+    the projected (N, L, H, hd) heads (kv already repeated per group: rotating after the repeat is the same
+    rotation), so the subclass rotates q and k there and hands over to the layer's own attention."""
+    if keras not in _ROPE_GQA:
+        class RopeGroupedQueryAttention(keras.layers.GroupQueryAttention):
+            def __init__(self, rope, **kw):
+                super().__init__(**kw)
+                self.rope = rope
+
+            def _compute_attention(self, query, key, value, attention_mask=None, training=None, **kw):
+                return super()._compute_attention(_rope(keras, query, self.rope), _rope(keras, key, self.rope),
+                                                  value, attention_mask=attention_mask, training=training, **kw)
+
+        _ROPE_GQA[keras] = RopeGroupedQueryAttention
+    return _ROPE_GQA[keras]
+
+
+def grouped_attention(keras, g, node, x, d):
+    """GroupedQueryAttention (exported as ``keras.layers.GroupQueryAttention``) with head_dim = D/h and
+    num_key_value_heads = Hkv: kv heads repeated per group of H / Hkv
+    contiguous query heads (ops.repeat), biases with use_bias; rope through :func:`_rope_gqa`."""
+    a = node.attrs
+    kw = dict(head_dim=d // a["num_heads"], num_query_heads=a["num_heads"],
+              num_key_value_heads=attention_kv_heads(a), use_bias=a.get("use_bias", True))
+    lyr = (keras.layers.GroupQueryAttention(**kw) if a.get("rope") is None
+           else _rope_gqa(keras)(a["rope"], **kw))
+    return Val(g.layer(lyr, node, x, value=x, use_causal_mask=a["causal"], training=False))
+
+
 # ==== issue 12 [gru]: gru ====
+def gru(keras, g, node, vals):
+    a = node.attrs
+    # Keras' defaults (tanh, sigmoid recurrent activation, no dropout, unroll=False) are the canonical GRU;
+    # use_cudnn="auto" only picks the fused cuDNN kernel on GPU, which computes the same reset_after form.
+    lyr = keras.layers.GRU(a["units"], return_sequences=a["return_sequences"], reset_after=a["reset_after"])
+    return Val(g.layer(lyr, node, g.tracker.canon(vals[0]), training=False))
+
+
+OPS.update({"gru": gru})
 # ==== issue 12 [spatial]: conv2d_transpose, resize ====
+def conv2d_transpose(keras, g, node, vals):
+    """Conv2DTranspose, kernel (kh, kw, filters, C). ``valid`` always passes ``output_padding`` (0 too):
+    Keras' default (None) output size is ``H * s + max(k - s, 0)``, not the full ``(H - 1) * s + k`` when
+    k < s. ``same`` leaves it None: ``H * s`` with TensorFlow's crop (total // 2 first)."""
+    a = node.attrs
+    op = a["output_padding"] if a["padding"] == "valid" else None
+    lyr = keras.layers.Conv2DTranspose(a["filters"], a["kernel_size"], strides=a["strides"], padding=a["padding"],
+                                       output_padding=op, use_bias=a["use_bias"], data_format="channels_last")
+    return Val(g.layer(lyr, node, g.tracker.nhwc(vals[0])), True)
+
+
+def resize(keras, g, node, vals):
+    """UpSampling2D (nearest repeats: floor(dst / s); bilinear is keras.ops.image.resize, half-pixel
+    centres on every backend). Keras has no align_corners: two takes and a lerp per axis in keras.ops."""
+    a, x = node.attrs, g.tracker.nhwc(vals[0])
+    if not a["align_corners"]:
+        return Val(keras.layers.UpSampling2D(a["scale"], data_format="channels_last",
+                                             interpolation=a["mode"])(x), True)
+    from suite.targets.common.resize import bilinear_taps
+
+    _, _, h, w = g.shapes[node.inputs[0]]
+    for axis, size, s in ((1, h, a["scale"][0]), (2, w, a["scale"][1])):
+        lo, hi, f = bilinear_taps(size, s, True)
+        f = f.reshape((1, -1, 1, 1) if axis == 1 else (1, 1, -1, 1))
+        ops = keras.ops
+        x = ops.add(ops.multiply(ops.take(x, lo, axis=axis), 1.0 - f), ops.multiply(ops.take(x, hi, axis=axis), f))
+    return Val(x, True)
+
+
+OPS.update({"conv2d_transpose": conv2d_transpose, "resize": resize})

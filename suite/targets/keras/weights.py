@@ -10,10 +10,15 @@ and only here:
   (kh, kw, C, m) from OIHW (C*m, 1, kh, kw) reshaped (C, m, kh, kw). Bias (O) when ``use_bias``.
 * Dense kernel (in, out) unchanged. BatchNormalization weights [gamma, beta, moving_mean,
   moving_variance]; LayerNormalization [gamma, beta]; Embedding [table] (ids fed as int32).
-* MultiHeadAttention(key_dim = D/h): query/key/value kernels (D, h, D/h) with bias (h, D/h), output
-  kernel (h, D/h, D) with bias (D).
+* MultiHeadAttention(key_dim = D/h), or GroupedQueryAttention(head_dim = D/h) with grouped kv heads or
+  rope: query kernel (D, h, D/h), key/value kernels (D, kv_heads, D/h), with biases (heads, D/h) when
+  use_bias, output kernel (h, D/h, D) with bias (D).
 * LSTM: Keras' gate order i, f, c, o is the canonical i, f, g, o (c is the cell candidate, canonical g),
   so kernel (F, 4U), recurrent kernel (U, 4U) and bias (4U) pass with their gate blocks in place.
+* RMSNormalization [scale (D)]; position_embedding's layer [embeddings (L, D)] (keras_hub's PositionEmbedding);
+  class_token's layer [class_token (1, 1, D)] (keras_hub's ViT).
+* GRU: Keras' gate order z, r, h is the canonical z, r, n: kernel (F, 3U) and recurrent kernel (U, 3U)
+  unchanged; bias (2, 3U) = [bias; recurrent_bias] with reset_after, else bias (3U).
 
 NumPy only: importing this module never imports keras or a backend.
 """
@@ -54,8 +59,10 @@ def embedding(p, a):
 
 
 def attention(p, a):
-    h = attention_heads(p, a["num_heads"])
-    return [h["q"], h["bq"], h["k"], h["bk"], h["v"], h["bv"], h["o"], h["bo"]]
+    """MultiHeadAttention / GroupedQueryAttention weights: [query, key, value, output] kernels, each followed
+    by its bias when use_bias (issue 12 [attn]: key/value with num_kv_heads heads)."""
+    h = attention_heads(p, a["num_heads"], a.get("num_kv_heads"))
+    return [h[k] for c in "qkvo" for k in (c, "b" + c) if k in h]
 
 
 def lstm(p, a, gates=KERAS_LSTM_GATES):
@@ -68,6 +75,36 @@ WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_no
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
 # ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+def rms_norm(p, a):
+    return [f32(p["gamma"])]  # RMSNormalization [scale]
+
+
+def position_embedding(p, a):
+    return [f32(p["table"])]  # ops.position_embedding's layer: [embeddings (L, D)], as keras_hub's
+
+
+def class_token(p, a):
+    return [f32(p["token"].reshape(1, 1, -1))]  # ops.class_token's layer: [class_token (1, 1, D)]
+
+
+WEIGHTS.update({"rms_norm": rms_norm, "position_embedding": position_embedding, "class_token": class_token})
 # ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 # ==== issue 12 [gru]: gru ====
+def gru(p, a):
+    """[kernel, recurrent_kernel, bias]: Keras' gate order z, r, h is the canonical z, r, n (unchanged);
+    with reset_after the bias is (2, 3U) = [bias; recurrent_bias], else (3U,)."""
+    bias = [p["bias"], p["recurrent_bias"]] if a["reset_after"] else p["bias"]  # f32 stacks the pair
+    return [f32(p["kernel"]), f32(p["recurrent_kernel"]), f32(bias)]
+
+
+WEIGHTS.update({"gru": gru})
 # ==== issue 12 [spatial]: conv2d_transpose, resize ====
+from suite.targets.common.mappings import conv_transpose_hwoi  # noqa: E402
+
+
+def conv2d_transpose(p, a):
+    """Conv2DTranspose [kernel (kh, kw, filters, C), bias]: IOHW transposed."""
+    return [conv_transpose_hwoi(p["kernel"])] + ([f32(p["bias"])] if a["use_bias"] else [])
+
+
+WEIGHTS.update({"conv2d_transpose": conv2d_transpose})

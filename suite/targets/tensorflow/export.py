@@ -143,11 +143,12 @@ def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
     """The TFLite converter from the concrete function (float32, float16 or int8 per options.quant)."""
     tf = import_tf()
     quant = ctx.info.options.quant
-    if quant == "full" and any(n.op == "lstm" for n in ctx.workload.nodes):
-        # Checked, not guessed: with TF 2.21 the converter's calibration of the LSTM's WHILE loop
-        # kills the process with SIGSEGV (no Python error to catch), so refuse before starting it.
-        raise UnsupportedError("TFLite full-integer quantisation (TF 2.21) of op lstm: the converter "
-                               "segfaults calibrating the tf.while_loop (WHILE op); use tflite-int8 "
+    recurrent = sorted({n.op for n in ctx.workload.nodes if n.op in ("lstm", "gru")})
+    if quant == "full" and recurrent:
+        # Checked, not guessed: with TF 2.21 the converter's calibration of the LSTM's (and GRU's) WHILE
+        # loop kills the process with SIGSEGV (no Python error to catch), so refuse before starting it.
+        raise UnsupportedError(f"TFLite full-integer quantisation (TF 2.21) of op {', '.join(recurrent)}: "
+                               "the converter segfaults calibrating the tf.while_loop (WHILE op); use tflite-int8 "
                                "(dynamic range) for recurrent models")
     module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
     try:

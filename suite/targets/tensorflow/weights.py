@@ -12,7 +12,10 @@ and only here:
   grouped Conv2D on CPU in graph and XLA mode, so no split/concat is needed.
 * Dense and attention kernels are (in, out): native for tf.matmul, unchanged.
 * LSTM: fused kernel (F, 4U), recurrent kernel (U, 4U) in the canonical gate order i, f, g, o (unchanged).
-* Batch norm, layer norm and embedding parameters keep their canonical names and shapes.
+* GRU: kernel (F, 3U), recurrent kernel (U, 3U), bias and recurrent_bias (3U) in the canonical gate order
+  z, r, n (unchanged).
+* Batch norm, layer norm, rms_norm, position_embedding, class_token and embedding parameters keep their
+  canonical names and shapes.
 
 NumPy only: importing this module never imports tensorflow.
 """
@@ -52,9 +55,22 @@ WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_no
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
 # ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
+WEIGHTS.update({"rms_norm": _same, "position_embedding": _same, "class_token": _same})  # canonical names, shapes
 # ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 # ==== issue 12 [gru]: gru ====
+WEIGHTS.update({"gru": _same})  # canonical z, r, n blocks, names and shapes unchanged
 # ==== issue 12 [spatial]: conv2d_transpose, resize ====
+from suite.targets.common.mappings import conv_transpose_hwoi  # noqa: E402
+
+
+def conv2d_transpose(p, a):
+    """IOHW (C, filters, kh, kw) -> (kh, kw, filters, C), tf.nn.conv2d_transpose's layout; bias unchanged."""
+    w = {k: f32(v) for k, v in p.items() if k != "kernel"}
+    w["kernel"] = conv_transpose_hwoi(p["kernel"])
+    return w
+
+
+WEIGHTS.update({"conv2d_transpose": conv2d_transpose})
 
 
 def native_weights(workload, weights: Mapping) -> dict[str, dict]:
