@@ -271,7 +271,7 @@ def _attention(xs, p, out, gy, training, num_heads, causal, num_kv_heads=None, u
     x, = xs
     n, l, d = x.shape
     hd = d // num_heads
-    hkv = num_kv_heads or num_heads  # issue 12 [attn]: grouped kv heads, optional biases, rope
+    hkv = num_kv_heads or num_heads  # grouped kv heads, optional biases, rope
 
     def heads(t):  # N, L, D -> N, h, L, hd
         return t.reshape(n, l, num_heads, hd).transpose(0, 2, 1, 3)
@@ -349,7 +349,6 @@ def _lstm(xs, p, out, gy, training, units, return_sequences):
     return [dx], {"kernel": dkernel, "recurrent_kernel": drec, "bias": dbias}
 
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def _rms_norm(xs, p, out, gy, training, epsilon):
     x, = xs
     d = x.shape[-1]
@@ -404,14 +403,12 @@ def _class_token(xs, p, out, gy, training):
 def _dropout(xs, p, out, gy, training, rate):
     return [gy.copy()], {}  # identity in both modes (reference.dropout)
 
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 def _attention_unrepeat(g, hkv):
     """The vjp of repeating each of hkv kv heads for its contiguous group: (N, H, L, hd) -> (N, Hkv, L, hd)."""
     n, h, l, hd = g.shape
     return g.reshape(n, hkv, h // hkv, l, hd).sum(axis=2)
 
 
-# ==== issue 12 [gru]: gru ====
 def _gru(xs, p, out, gy, training, units, return_sequences, reset_after):
     x, = xs
     n, t, _ = x.shape
@@ -465,7 +462,6 @@ def _gru(xs, p, out, gy, training, units, return_sequences, reset_after):
         grads["recurrent_bias"] = drbias
     return [dx], grads
 
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def _conv2d_transpose(xs, p, out, gy, training, filters, kernel_size, strides, padding, output_padding,
                       use_bias):
     """The transposed conv's VJP is a stride-s conv: undo the crop/pad, then read full[i*s + a, j*s + b]."""
@@ -502,14 +498,10 @@ VJP_FUNCS = {
     "gelu": _gelu, "sigmoid": _sigmoid, "tanh": _tanh, "softmax": _softmax, "add": _add, "multiply": _multiply,
     "matmul": _matmul, "reshape": _reshape, "flatten": _flatten, "transpose": _transpose, "concat": _concat,
     "mean": _mean, "embedding": _embedding, "attention": _attention, "lstm": _lstm,
-    # ==== issue 12 [act]: entries ====
     "rms_norm": _rms_norm, "silu": _silu, "relu6": _relu6, "hard_sigmoid": _hard_sigmoid,
     "hard_swish": _hard_swish, "slice": _slice, "pad": _pad, "position_embedding": _position_embedding,
     "class_token": _class_token, "dropout": _dropout,
-    # ==== issue 12 [attn]: entries ====
-    # ==== issue 12 [gru]: entries ====
     "gru": _gru,
-    # ==== issue 12 [spatial]: entries ====
     "conv2d_transpose": _conv2d_transpose, "resize": _resize,
 }
 

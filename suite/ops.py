@@ -270,7 +270,7 @@ def _attention_shape(s, a):
     _rank(s[0], (3,), "N, L, D")
     if s[0][2] % a["num_heads"]:
         raise ShapeError(f"model width {s[0][2]} is not divisible by num_heads {a['num_heads']}", "num_heads")
-    if a["num_heads"] % attention_kv_heads(a):  # issue 12 [attn]
+    if a["num_heads"] % attention_kv_heads(a):
         raise ShapeError(f"num_kv_heads {a['num_kv_heads']} does not divide num_heads {a['num_heads']}",
                          "num_kv_heads")
     if a.get("rope") is not None and a["rope"].dims(s[0][2] // a["num_heads"]) < 2:
@@ -281,7 +281,7 @@ def _attention_shape(s, a):
 
 def _attention_params(s, a):
     d = s[0][2]
-    kv = d // a["num_heads"] * attention_kv_heads(a)  # issue 12 [attn]: Hkv * hd
+    kv = d // a["num_heads"] * attention_kv_heads(a)  # Hkv * hd
     p = {"wq": (d, d), "wk": (d, kv), "wv": (d, kv), "wo": (d, d)}
     if a.get("use_bias", True):
         p.update({"bq": (d,), "bk": (kv,), "bv": (kv,), "bo": (d,)})
@@ -290,7 +290,7 @@ def _attention_params(s, a):
 
 def _attention_flops(s, o, a):
     n, l, d = s[0]
-    kv = d // a["num_heads"] * attention_kv_heads(a)  # issue 12 [attn]
+    kv = d // a["num_heads"] * attention_kv_heads(a)
     return 2 * n * l * d * (2 * d + 2 * kv) + 2 * 2 * n * l * l * d
 
 
@@ -311,7 +311,7 @@ def _lstm_flops(s, o, a):
     return 2 * n * t * (f + u) * 4 * u
 
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ==== (shape / params / flops helpers)
+# ==== activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ==== (shape / params / flops helpers)
 
 def _gelu_approximate(v):
     if v not in ("none", "tanh"):
@@ -377,7 +377,7 @@ def _class_token_shape(s, a):
     n, l, d = s[0]
     return (n, l + 1, d)
 
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ==== (shape / params / flops helpers)
+# ==== attention: num_kv_heads, use_bias, rope ==== (shape / params / flops helpers)
 
 ROPE_STYLES = ("half", "interleaved")
 
@@ -417,7 +417,7 @@ def attention_kv_heads(a) -> int:
     """num_kv_heads of an attention node's attributes (absent or None: num_heads, plain multi-head)."""
     return a.get("num_kv_heads") or a["num_heads"]
 
-# ==== issue 12 [gru]: gru ==== (shape / params / flops helpers)
+# ==== gru ==== (shape / params / flops helpers)
 
 def _gru_params(s, a):
     u = a["units"]
@@ -432,7 +432,7 @@ def _gru_flops(s, o, a):
     u = a["units"]
     return 2 * n * t * (f + u) * 3 * u
 
-# ==== issue 12 [spatial]: conv2d_transpose, resize ==== (shape / params / flops helpers)
+# ==== conv2d_transpose, resize ==== (shape / params / flops helpers)
 
 def _resize_mode(v):
     if v not in ("nearest", "bilinear"):
@@ -525,7 +525,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("layer_norm", 1, (Attr("epsilon", _pos_float, 1e-5),), lambda s, a: s[0],
           lambda s, a: {"gamma": (s[0][-1],), "beta": (s[0][-1],)}, lambda s, o, a: 8 * _prod(o)),
     _elementwise("relu"),
-    _elementwise("gelu", 8, attrs=(Attr("approximate", _gelu_approximate, "none"),)),  # issue 12 [act]
+    _elementwise("gelu", 8, attrs=(Attr("approximate", _gelu_approximate, "none"),)),
     _elementwise("sigmoid", 4),
     _elementwise("tanh", 4),
     _elementwise("softmax", 5, attrs=(Attr("axis", _int, -1),),
@@ -543,12 +543,11 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("embedding", 1, (Attr("vocab_size", _pos_int), Attr("dim", _pos_int)), lambda s, a: s[0] + (a["dim"],),
           lambda s, a: {"table": (a["vocab_size"], a["dim"])}, int_input=True),
     OpDef("attention", 1, (Attr("num_heads", _pos_int), Attr("causal", _bool, False),
-                           Attr("num_kv_heads", _pos_int, None), Attr("use_bias", _bool, True),  # issue 12 [attn]
+                           Attr("num_kv_heads", _pos_int, None), Attr("use_bias", _bool, True),
                            Attr("rope", _rope, None)), _attention_shape,
           _attention_params, _attention_flops),
     OpDef("lstm", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False)), _lstm_shape,
           _lstm_params, _lstm_flops),
-    # ==== issue 12 [act]: OpDef entries ====
     OpDef("rms_norm", 1, (Attr("epsilon", _pos_float, 1e-6),), lambda s, a: s[0],
           lambda s, a: {"gamma": (s[0][-1],)}, lambda s, o, a: 4 * _prod(o)),
     _elementwise("silu", 5),
@@ -562,11 +561,8 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           lambda s, o, a: _prod(o)),
     OpDef("class_token", 1, (), _class_token_shape, lambda s, a: {"token": (s[0][2],)}),
     _elementwise("dropout", 0, attrs=(Attr("rate", _rate, 0.5),)),
-    # ==== issue 12 [attn]: OpDef entries ====
-    # ==== issue 12 [gru]: OpDef entries ====
     OpDef("gru", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False),
                      Attr("reset_after", _bool, True)), _lstm_shape, _gru_params, _gru_flops),
-    # ==== issue 12 [spatial]: OpDef entries ====
     OpDef("conv2d_transpose", 1, (Attr("filters", _pos_int), Attr("kernel_size", _pair),
                                   Attr("strides", _pair, (1, 1)), Attr("padding", _padding, "valid"),
                                   Attr("output_padding", _nonneg_pair, (0, 0)), Attr("use_bias", _bool, True)),

@@ -155,7 +155,7 @@ def embedding(ids, p, vocab_size, dim):
 
 
 def attention(x, p, num_heads, causal, num_kv_heads=None, use_bias=True, rope=None):
-    """Self-attention; issue 12 [attn]: grouped kv heads (query head h reads kv head h // (H / Hkv)),
+    """Self-attention; grouped kv heads (query head h reads kv head h // (H / Hkv)),
     optional biases, rotary embeddings on q and k (see attention_qkv)."""
     n, l, d = x.shape
     hd = d // num_heads
@@ -181,7 +181,6 @@ def lstm(x, p, units, return_sequences):
     return np.stack(seq, axis=1) if return_sequences else h
 
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 GELU_TANH_C = math.sqrt(2.0 / math.pi)
 
 
@@ -234,7 +233,6 @@ def dropout(x, p, rate):
     """Identity: inference, and train-mode verification, compare deterministic computations."""
     return x.copy()
 
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 def _attention_proj(x, p, c):
     """x @ w{c} (+ b{c} when the node has biases)."""
     y = x @ p["w" + c]
@@ -287,7 +285,6 @@ def attention_qkv(x, p, num_heads, num_kv_heads=None, rope=None):
     groups = num_heads // hkv
     return q, np.repeat(k, groups, axis=1), np.repeat(v, groups, axis=1)
 
-# ==== issue 12 [gru]: gru ====
 def gru(x, p, units, return_sequences, reset_after):
     """Gate blocks z, r, n (update, reset, new: Keras' order); h' = (1 - z) * n + z * h, h0 = 0."""
     n, t, _ = x.shape
@@ -307,7 +304,6 @@ def gru(x, p, units, return_sequences, reset_after):
         seq.append(h)
     return np.stack(seq, axis=1) if return_sequences else h
 
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def _crop_or_pad(full, crops):
     """Crops (positive) or zero-pads (negative) the spatial axes of an NCHW array: crops = ((t, b), (l, r))."""
     (t, b), (l, r) = crops
@@ -371,12 +367,8 @@ def resize(x, p, mode, scale, align_corners):
 OP_FUNCS = {f.__name__: f for f in [
     dense, conv2d, max_pool2d, avg_pool2d, global_avg_pool, batch_norm, layer_norm, relu, gelu, sigmoid, tanh,
     softmax, add, multiply, matmul, reshape, flatten, transpose, concat, mean, embedding, attention, lstm,
-    # ==== issue 12 [act]: functions ====
     rms_norm, silu, relu6, hard_sigmoid, hard_swish, slice_, pad, position_embedding, class_token, dropout,
-    # ==== issue 12 [attn]: functions ====
-    # ==== issue 12 [gru]: functions ====
     gru,
-    # ==== issue 12 [spatial]: functions ====
     conv2d_transpose, resize,
 ]}
 

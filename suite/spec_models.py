@@ -205,7 +205,7 @@ ATTR_SCHEMAS: dict[Callable, dict] = {
     ops._padding: {"enum": ["same", "valid"]},
     ops._int_list: _INT_LIST,
     ops._axes: {"anyOf": [{"type": "integer"}, _INT_LIST]},
-    # issue 12 [act]
+
     ops._gelu_approximate: {"enum": ["none", "tanh"]},
     ops._rate: {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
     ops._number: {"type": "number"},
@@ -213,12 +213,12 @@ ATTR_SCHEMAS: dict[Callable, dict] = {
     ops._pad_pairs: {"type": "array", "minItems": 1,
                      "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2,
                                "maxItems": 2}},
-    # issue 12 [spatial]
+
     ops._nonneg_pair: {"anyOf": [{"type": "integer", "minimum": 0},
                                  {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2,
                                   "maxItems": 2}]},
     ops._resize_mode: {"enum": ["nearest", "bilinear"]},
-    # issue 12 [attn]
+
     ops._rope: {"type": "object", "additionalProperties": False, "required": ["style"],
                 "properties": {"style": {"enum": list(ops.ROPE_STYLES)},
                                "base": {"type": "number", "exclusiveMinimum": 1},

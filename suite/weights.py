@@ -25,16 +25,12 @@ def _glorot(rng, shape, fan_in, fan_out):
 
 
 def _init_param(rng, op: str, pname: str, shape: tuple[int, ...], attrs) -> np.ndarray:
-    # ==== issue 12 [act]: initialiser rules ====
     if op in ("position_embedding", "class_token"):  # ViT's learned position table and class token
         return rng.normal(0.0, 0.02, size=shape)
-    # ==== issue 12 [attn]: initialiser rules ====
-    # ==== issue 12 [gru]: initialiser rules ====
     if op == "gru" and pname == "recurrent_bias":  # like every bias
         return rng.normal(0.0, 0.1, size=shape)
     if op == "gru" and pname in ("kernel", "recurrent_kernel"):  # per gate block (z, r, n), like the LSTM
         return _glorot(rng, shape, shape[0], shape[1] // 3)
-    # ==== issue 12 [spatial]: initialiser rules ====
     if op == "conv2d_transpose" and pname == "kernel":  # IOHW: fan_in = C*kh*kw, fan_out = filters*kh*kw
         rf = shape[2] * shape[3]
         return _glorot(rng, shape, shape[0] * rf, shape[1] * rf)

@@ -25,7 +25,7 @@ def _one(name, op, in_shape, **attrs):
 
 
 IDS = {"kind": "randint", "low": 0, "high": 50}
-WIDE = {"kind": "normal", "mean": 0, "std": 3}  # issue 12 [act]: |x| of a few units
+WIDE = {"kind": "normal", "mean": 0, "std": 3}  # |x| of a few units
 
 CASES = [
     _one("dense", "dense", [7], units=5),
@@ -86,7 +86,6 @@ CASES = [
          {"name": "r", "op": "relu", "input": "h"},
          {"name": "s", "op": "add", "inputs": ["x", "r"]},
          {"name": "y", "op": "layer_norm", "input": "s"}], outputs=["y", "h"]),
-    # ==== issue 12 [act]: op cases ====
     _one("rms_norm", "rms_norm", [5, 8]),
     _one("rms_norm_3d_eps", "rms_norm", [3, 4, 6], epsilon=1e-2),
     _wl("rms_norm_after_conv", [("x", [3, 5, 6], {})],  # normalises canonical W, not NHWC's channels
@@ -125,18 +124,15 @@ CASES = [
     _wl("dropout_after_conv", [("x", [3, 5, 6], {})],
         [{"name": "c", "op": "conv2d", "input": "x", "filters": 2, "kernel_size": 1},
          {"name": "y", "op": "dropout", "input": "c"}]),
-    # ==== issue 12 [attn]: op cases ====
     _one("attention_gqa_causal_rope_half", "attention", [6, 16], num_heads=4, num_kv_heads=2, causal=True,
          rope={"style": "half"}),
     _one("attention_mqa_rope_interleaved_nobias", "attention", [6, 16], num_heads=4, num_kv_heads=1,
          use_bias=False, rope={"style": "interleaved", "base": 100.0}),
     _one("attention_rope_half_fraction", "attention", [6, 16], num_heads=2, rope={"style": "half", "fraction": 0.5}),
-    # ==== issue 12 [gru]: op cases ====
     _one("gru_last", "gru", [6, 3], units=4),
     _one("gru_sequence", "gru", [6, 3], units=4, return_sequences=True),
     _one("gru_noreset_last", "gru", [6, 3], units=4, reset_after=False),
     _one("gru_noreset_sequence", "gru", [5, 3], units=4, return_sequences=True, reset_after=False),
-    # ==== issue 12 [spatial]: op cases ====
     _one("conv_t_valid_s2_k3", "conv2d_transpose", [3, 4, 5], filters=4, kernel_size=3, strides=2),
     _one("conv_t_valid_outpad", "conv2d_transpose", [3, 4, 5], filters=2, kernel_size=[3, 2], strides=[2, 3],
          output_padding=[1, 2], use_bias=False),

@@ -50,9 +50,8 @@ def test_the_check_rejects_unknown_and_unexplained_entries():
 
 def test_has_params_follows_the_catalogue():
     assert {op for op in OPS if has_params(op)} == {"dense", "conv2d", "batch_norm", "layer_norm", "embedding",
-                                                    "attention", "lstm",
-                                                    "conv2d_transpose",  # issue 12 [spatial]
-                                                    "rms_norm", "position_embedding", "class_token"}  # issue 12 [act]
+                                                    "attention", "lstm", "gru", "conv2d_transpose", "rms_norm",
+                                                    "position_embedding", "class_token"}
 
 
 def test_tables_import_no_framework():

@@ -90,7 +90,7 @@ def lstm_fused(blocks: Mapping[str, np.ndarray], order=LSTM_GATES) -> np.ndarray
     return f32(np.concatenate([blocks[g] for g in order], axis=-1))
 
 
-# ---- issue 12 [gru]: GRU gate blocks ----
+# ---- GRU gate blocks ----
 GRU_GATES = ("z", "r", "n")  # canonical gate-block order of a GRU's kernel / recurrent_kernel / bias columns
 
 
@@ -100,7 +100,7 @@ def gates_reordered(a: np.ndarray, units: int, order, canonical=GRU_GATES) -> np
     return lstm_fused(lstm_gate_blocks(a, units, canonical), order)
 
 
-# ---- issue 12 [spatial]: transposed-convolution kernels ----
+# ---- transposed-convolution kernels ----
 def conv_transpose_hwoi(kernel_iohw: np.ndarray) -> np.ndarray:
     """Canonical conv2d_transpose kernel IOHW (C, filters, kh, kw) -> (kh, kw, filters, C): the layout of
     ``tf.nn.conv2d_transpose``, Keras' Conv2DTranspose and ``lax.conv_transpose(transpose_kernel=True)`` with

@@ -182,7 +182,7 @@ def embedding(jx, g, node, vals, p):
 
 
 def attention(jx, g, node, vals, p):
-    """Flax-style einsums; issue 12 [attn]: grouped kv heads (:func:`attention_core`), no biases, rope."""
+    """Flax-style einsums; grouped kv heads (:func:`attention_core`), no biases, rope."""
     x = g.tracker.canon(vals[0])
     q, k, v = attention_qkv(jx, x, p, node.attrs)
     return Val(attention_out(jx, attention_core(jx, q, k, v, node.attrs["causal"]), p))
@@ -218,7 +218,6 @@ OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d":
        "multiply": multiply, "matmul": matmul, "reshape": reshape, "flatten": flatten, "transpose": transpose,
        "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def rms_norm(jx, g, node, vals, p):
     """flax.linen.RMSNorm's computation: x * rsqrt(mean(x^2) + eps) * scale."""
     x = g.tracker.canon(vals[0])
@@ -283,7 +282,6 @@ def dropout(jx, g, node, vals, p):
 OPS.update({"rms_norm": rms_norm, "silu": silu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
             "hard_swish": hard_swish, "slice": slice_, "pad": pad, "position_embedding": position_embedding,
             "class_token": class_token, "dropout": dropout})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 def _rope(jx, x, rope):
     """Rotary embedding of x (N, L, h, hd): pair i of the first r dims turns by pos * base^(-2i/r). half: pairs
     (i, i + r/2) (GPT-NeoX, Hugging Face Llama); interleaved: pairs (2i, 2i + 1) (GPT-J, Meta's Llama)."""
@@ -335,7 +333,6 @@ def attention_out(jx, o, p):
     return y + p["out_bias"] if "out_bias" in p else y
 
 
-# ==== issue 12 [gru]: gru ====
 def gru(jx, g, node, vals, p):
     jax, jnp, hi = jx.jax, jx.jnp, jx.hi
     x = g.tracker.canon(vals[0])
@@ -366,7 +363,6 @@ def gru(jx, g, node, vals, p):
 
 
 OPS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def conv2d_transpose(jx, g, node, vals, p):
     """lax.conv_transpose with ``transpose_kernel=True`` (the gradient of a conv: spatially flipped, I/O
     swapped; Flax ConvTranspose's default ``transpose_kernel=False`` does not flip: a trap for asymmetric

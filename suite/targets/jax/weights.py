@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from suite.targets.common.mappings import attention_heads, conv_hwio, f32, lstm_gate_blocks
-from suite.targets.common.mappings import GRU_GATES  # issue 12 [gru]
+from suite.targets.common.mappings import GRU_GATES
 from suite.targets.common.optables import lookup
 
 
@@ -55,7 +55,7 @@ def embedding(p, a):
 
 
 def attention(p, a):
-    h = attention_heads(p, a["num_heads"], a.get("num_kv_heads"))  # issue 12 [attn]: kv heads, no biases
+    h = attention_heads(p, a["num_heads"], a.get("num_kv_heads"))  # kv heads, no biases
     w = {}
     for name, key in (("query", "q"), ("key", "k"), ("value", "v"), ("out", "o")):
         w[f"{name}_kernel"] = h[key]
@@ -76,7 +76,6 @@ def lstm(p, a):
 WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_norm": layer_norm,
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def rms_norm(p, a):
     return {"scale": f32(p["gamma"])}  # flax.linen.RMSNorm
 
@@ -90,8 +89,6 @@ def class_token(p, a):
 
 
 WEIGHTS.update({"rms_norm": rms_norm, "position_embedding": position_embedding, "class_token": class_token})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
-# ==== issue 12 [gru]: gru ====
 def gru(p, a):
     """Per-gate blocks as ``flax.linen.GRUCell`` names them: input kernels ``i{z,r,n} (F, U)``, hidden
     ``h{z,r,n} (U, U)``; input biases ``bi{z,r,n}`` and (reset_after) hidden biases ``bh{z,r,n}``. Flax
@@ -106,7 +103,6 @@ def gru(p, a):
 
 
 WEIGHTS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 from suite.targets.common.mappings import conv_transpose_hwoi  # noqa: E402
 
 

@@ -188,7 +188,7 @@ def embedding(keras, g, node, vals):
 
 def attention(keras, g, node, vals):
     """MultiHeadAttention(key_dim = D/h), self-attention; causal through ``use_causal_mask``. Grouped kv
-    heads or rope: GroupedQueryAttention (:func:`grouped_attention`, issue 12 [attn])."""
+    heads or rope: GroupedQueryAttention (:func:`grouped_attention`)."""
     a, x = node.attrs, g.tracker.canon(vals[0])
     d = g.shapes[node.inputs[0]][-1]
     if attention_kv_heads(a) != a["num_heads"] or a.get("rope") is not None:
@@ -210,7 +210,6 @@ OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d":
        "multiply": multiply, "matmul": matmul, "reshape": reshape, "flatten": flatten, "transpose": transpose,
        "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def rms_norm(keras, g, node, vals):
     lyr = keras.layers.RMSNormalization(axis=-1, epsilon=node.attrs["epsilon"])
     return Val(g.layer(lyr, node, g.tracker.canon(vals[0])))
@@ -302,7 +301,6 @@ def dropout(keras, g, node, vals):
 OPS.update({"rms_norm": rms_norm, "silu": silu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
             "hard_swish": hard_swish, "slice": slice_, "pad": pad, "position_embedding": position_embedding,
             "class_token": class_token, "dropout": dropout})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 from suite.ops import attention_kv_heads  # noqa: E402
 
 
@@ -357,7 +355,6 @@ def grouped_attention(keras, g, node, x, d):
     return Val(g.layer(lyr, node, x, value=x, use_causal_mask=a["causal"], training=False))
 
 
-# ==== issue 12 [gru]: gru ====
 def gru(keras, g, node, vals):
     a = node.attrs
     # Keras' defaults (tanh, sigmoid recurrent activation, no dropout, unroll=False) are the canonical GRU;
@@ -367,7 +364,6 @@ def gru(keras, g, node, vals):
 
 
 OPS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def conv2d_transpose(keras, g, node, vals):
     """Conv2DTranspose, kernel (kh, kw, filters, C). ``valid`` always passes ``output_padding`` (0 too):
     Keras' default (None) output size is ``H * s + max(k - s, 0)``, not the full ``(H - 1) * s + k`` when

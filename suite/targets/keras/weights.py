@@ -60,7 +60,7 @@ def embedding(p, a):
 
 def attention(p, a):
     """MultiHeadAttention / GroupedQueryAttention weights: [query, key, value, output] kernels, each followed
-    by its bias when use_bias (issue 12 [attn]: key/value with num_kv_heads heads)."""
+    by its bias when use_bias (key/value with num_kv_heads heads)."""
     h = attention_heads(p, a["num_heads"], a.get("num_kv_heads"))
     return [h[k] for c in "qkvo" for k in (c, "b" + c) if k in h]
 
@@ -74,7 +74,6 @@ def lstm(p, a, gates=KERAS_LSTM_GATES):
 WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_norm": layer_norm,
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def rms_norm(p, a):
     return [f32(p["gamma"])]  # RMSNormalization [scale]
 
@@ -88,8 +87,6 @@ def class_token(p, a):
 
 
 WEIGHTS.update({"rms_norm": rms_norm, "position_embedding": position_embedding, "class_token": class_token})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
-# ==== issue 12 [gru]: gru ====
 def gru(p, a):
     """[kernel, recurrent_kernel, bias]: Keras' gate order z, r, h is the canonical z, r, n (unchanged);
     with reset_after the bias is (2, 3U) = [bias; recurrent_bias], else (3U,)."""
@@ -98,7 +95,6 @@ def gru(p, a):
 
 
 WEIGHTS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 from suite.targets.common.mappings import conv_transpose_hwoi  # noqa: E402
 
 

@@ -160,7 +160,7 @@ def embedding(tf, g, node, vals, w):
 
 
 def attention(tf, g, node, vals, w):
-    """Raw ops; issue 12 [attn]: k, v project to Hkv heads, each repeated (tf.repeat) for its group of
+    """Raw ops; k, v project to Hkv heads, each repeated (tf.repeat) for its group of
     H / Hkv contiguous query heads; rope (:func:`_rope`) on q and k; biases only with use_bias."""
     x = g.tracker.canon(vals[0])
     num_heads, causal = node.attrs["num_heads"], node.attrs["causal"]
@@ -217,7 +217,6 @@ OPS = {"dense": dense, "conv2d": conv2d, "max_pool2d": max_pool2d, "avg_pool2d":
        "multiply": multiply, "matmul": matmul, "reshape": reshape, "flatten": flatten, "transpose": transpose,
        "concat": concat, "mean": mean, "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def rms_norm(tf, g, node, vals, w):
     x = g.tracker.canon(vals[0])
     ms = tf.reduce_mean(tf.square(x), axis=-1, keepdims=True)
@@ -286,7 +285,6 @@ def dropout(tf, g, node, vals, w):
 OPS.update({"rms_norm": rms_norm, "silu": silu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
             "hard_swish": hard_swish, "slice": slice_, "pad": pad, "position_embedding": position_embedding,
             "class_token": class_token, "dropout": dropout})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 from suite.ops import attention_kv_heads  # noqa: E402
 
 
@@ -306,7 +304,6 @@ def _rope(tf, x, rope):
     return tf.concat([rot, x[..., r:]], axis=-1)
 
 
-# ==== issue 12 [gru]: gru ====
 def gru(tf, g, node, vals, w):
     """Like ``lstm``: one input projection for all steps, then a tf.while_loop over time (gate blocks
     z, r, n as canonical); the output is canonical (N, U) or (N, T, U)."""
@@ -339,7 +336,6 @@ def gru(tf, g, node, vals, w):
 
 
 OPS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def conv2d_transpose(tf, g, node, vals, w):
     """tf.nn.conv2d_transpose (NHWC, kernel (kh, kw, filters, C)); its output_shape argument *is* the
     padding rule: ``valid`` with the full size (plus output_padding: zero rows at the end) and ``same`` with

@@ -54,12 +54,8 @@ dense = batch_norm = layer_norm = embedding = attention = lstm = _same
 WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_norm": layer_norm,
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 WEIGHTS.update({"rms_norm": _same, "position_embedding": _same, "class_token": _same})  # canonical names, shapes
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
-# ==== issue 12 [gru]: gru ====
 WEIGHTS.update({"gru": _same})  # canonical z, r, n blocks, names and shapes unchanged
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 from suite.targets.common.mappings import conv_transpose_hwoi  # noqa: E402
 
 

@@ -46,21 +46,17 @@ TESTING_TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            description="test-only: LSTM gates read in i,g,f,o order"),
     target("keras:bug-lstm-gates", "suite.targets.testing.bugs_keras", "keras-jax", [("keras", "keras"), *_JAX],
            runtime="jax", options=KerasOptions(backend="jax"), description="test-only: Keras LSTM gates read in i,g,f,o order"),
-    # ==== issue 12 [act]: trap targets ====
-    target("jax:bug-gelu-tanh", "suite.targets.testing.traps_act", "jax", _JAX,
+    target("jax:bug-gelu-tanh", "suite.targets.testing.bugs_jax", "jax", _JAX,
            description="test-only: jax.nn.gelu at its default (tanh approximation) where exact GELU is asked"),
-    target("torch:bug-gelu-exact", "suite.targets.testing.traps_act", "torch", _TORCH, options=TorchOptions(),
+    target("torch:bug-gelu-exact", "suite.targets.testing.bugs_torch", "torch", _TORCH, options=TorchOptions(),
            description="test-only: nn.GELU() at its default (exact erf) where the tanh approximation is asked"),
-    # ==== issue 12 [attn]: trap targets ====
-    target("torch:bug-rope-interleaved", "suite.targets.testing.traps_attn", "torch", _TORCH, options=TorchOptions(),
+    target("torch:bug-rope-interleaved", "suite.targets.testing.bugs_torch", "torch", _TORCH, options=TorchOptions(),
            description="test-only: rotary embedding applied interleaved (GPT-J) where the half split is asked"),
-    target("jax:bug-gqa-groups", "suite.targets.testing.traps_attn", "jax", _JAX,
+    target("jax:bug-gqa-groups", "suite.targets.testing.bugs_jax", "jax", _JAX,
            description="test-only: kv heads tiled (query head h reads kv head h % Hkv), not repeated per group"),
-    # ==== issue 12 [gru]: trap targets ====
-    target("torch:bug-gru-gates", "suite.targets.testing.traps_gru", "torch", _TORCH, options=TorchOptions(),
+    target("torch:bug-gru-gates", "suite.targets.testing.bugs_torch", "torch", _TORCH, options=TorchOptions(),
            description="test-only: canonical GRU gates z, r, n copied into nn.GRU (r, z, n) without reordering"),
-    # ==== issue 12 [spatial]: trap targets ====
-    target("torch:bug-resize-align-corners", "suite.targets.testing.traps_spatial", "torch", _TORCH,
+    target("torch:bug-resize-align-corners", "suite.targets.testing.bugs_torch", "torch", _TORCH,
            options=TorchOptions(),
            description="test-only: bilinear resize with align_corners=True where half-pixel centres are asked"),
 ]}

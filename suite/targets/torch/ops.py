@@ -185,7 +185,7 @@ def embedding(t, a, in_shapes, w):
 def attention(t, a, in_shapes, w):
     """nn.MultiheadAttention for plain multi-head attention with biases; otherwise (grouped kv heads, no
     biases, rope) explicit projections around F.scaled_dot_product_attention (:func:`attention_sdpa`)."""
-    if not packed_attention(a):  # issue 12 [attn]
+    if not packed_attention(a):
         return attention_sdpa(t, a, in_shapes, w)
     d, length = in_shapes[0][-1], in_shapes[0][1]
     mha = load(t.nn.MultiheadAttention(d, a["num_heads"], batch_first=True, bias=True), w)
@@ -214,7 +214,6 @@ OPS = {
     "attention": attention, "lstm": lstm,
 }
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def _with_params(t, fn, **shapes):
     """A function module with trainable parameters of the given native shapes (filled by :func:`load`)."""
     module = t.Fn(fn)
@@ -283,7 +282,6 @@ def dropout(t, a, in_shapes, w):
 OPS.update({"rms_norm": rms_norm, "silu": silu, "relu6": relu6, "hard_sigmoid": hard_sigmoid,
             "hard_swish": hard_swish, "slice": slice_, "pad": pad, "position_embedding": position_embedding,
             "class_token": class_token, "dropout": dropout})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 from suite.ops import attention_kv_heads  # noqa: E402
 
 
@@ -345,7 +343,6 @@ def attention_sdpa(t, a, in_shapes, w):
     return load(_attach(t.Fn(forward, **buffers), **layers), w)
 
 
-# ==== issue 12 [gru]: gru ====
 @functools.lru_cache(maxsize=None)
 def _gru_no_reset_after():
     """A GRU with the reset gate applied before the recurrent matmul (reset_after=false, the original
@@ -392,7 +389,6 @@ def gru(t, a, in_shapes, w):
 
 
 OPS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def _conv_t_axis(size, k, s, padding, output_padding):
     """ConvTranspose2d's (padding, output_padding) for one axis, plus rows still to crop at the end.
 

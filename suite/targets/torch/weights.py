@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from suite.targets.common.mappings import attention_packed, f32
-from suite.targets.common.mappings import gates_reordered  # issue 12 [gru]
+from suite.targets.common.mappings import gates_reordered
 
 
 def dense(p, a):
@@ -54,7 +54,7 @@ def embedding(p, a):
 
 
 def attention(p, a):
-    if not packed_attention(a):  # issue 12 [attn]: the q, k, v, o nn.Linear of ops.attention_sdpa
+    if not packed_attention(a):  # the q, k, v, o nn.Linear of ops.attention_sdpa
         return attention_linears(p, a)
     packed = attention_packed(p)
     return {"in_proj_weight": packed["in_proj_weight"], "in_proj_bias": packed["in_proj_bias"],
@@ -70,7 +70,6 @@ def lstm(p, a):
 WEIGHTS = {"dense": dense, "conv2d": conv2d, "batch_norm": batch_norm, "layer_norm": layer_norm,
            "embedding": embedding, "attention": attention, "lstm": lstm}
 
-# ==== issue 12 [act]: activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ====
 def rms_norm(p, a):
     return {"weight": f32(p["gamma"])}  # nn.RMSNorm
 
@@ -84,7 +83,6 @@ def class_token(p, a):
 
 
 WEIGHTS.update({"rms_norm": rms_norm, "position_embedding": position_embedding, "class_token": class_token})
-# ==== issue 12 [attn]: attention: num_kv_heads, use_bias, rope ====
 from suite.targets.torch.ops import packed_attention  # noqa: E402  (NumPy-only at import, like this module)
 
 
@@ -99,7 +97,6 @@ def attention_linears(p, a):
     return w
 
 
-# ==== issue 12 [gru]: gru ====
 TORCH_GRU_GATES = ("r", "z", "n")  # nn.GRU's row blocks: reset, update, new (canonical: z, r, n)
 
 
@@ -117,7 +114,6 @@ def gru(p, a):
 
 
 WEIGHTS.update({"gru": gru})
-# ==== issue 12 [spatial]: conv2d_transpose, resize ====
 def conv2d_transpose(p, a):
     w = {"weight": f32(p["kernel"])}  # IOHW: ConvTranspose2d's own layout (in, out, kh, kw)
     if a["use_bias"]:

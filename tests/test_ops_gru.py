@@ -1,4 +1,4 @@
-"""The GRU (issue 12): reference equations by hand, the canonical z, r, n gate order in every framework's
+"""The GRU: reference equations by hand, the canonical z, r, n gate order in every framework's
 weight mapping, training end to end, and the gate-order trap (``torch:bug-gru-gates``) caught."""
 from __future__ import annotations
 

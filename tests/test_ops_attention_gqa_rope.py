@@ -1,4 +1,4 @@
-"""Attention grows (issue 12): grouped-query / multi-query kv heads, optional biases, rotary embeddings.
+"""Attention: grouped-query / multi-query kv heads, optional biases, rotary embeddings.
 
 The reference by hand (per-head loops, rotations written out), the attribute checks, the weight mappings
 of every framework (NumPy only), every native target in inference and train mode, and the two traps

@@ -1,4 +1,4 @@
-"""Issue 12 [spatial]: conv2d_transpose and resize.
+"""conv2d_transpose and resize.
 
 The reference is checked against hand-computed values and against an identity that does not share its
 code (a transposed conv is the adjoint of the conv2d reference); the catalogue refuses the attribute

@@ -1,4 +1,4 @@
-"""Activations, norms, shape and embedding ops of issue 12 (rms_norm, silu, relu6, hard_sigmoid, hard_swish,
+"""Activations, norms, shape and embedding ops (rms_norm, silu, relu6, hard_sigmoid, hard_swish,
 gelu's ``approximate``, slice, pad, position_embedding, class_token, dropout): reference semantics written
 out by hand, shape checks, weight layouts, training end to end on every native target, and the GELU
 approximation trap (``jax:bug-gelu-tanh``, ``torch:bug-gelu-exact``) caught in inference and train mode."""
