@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import run_cells, skip_if_missing
+from refcover import covers
 from suite.ops import OPS, ShapeError
 from suite.reference import run_op
 from suite.spec import SpecError, load_workload, parse_workload
@@ -35,6 +36,7 @@ def _ref(op, x, p=None, **attrs):
 
 # ---- reference semantics ----------------------------------------------------------------------------
 
+@covers("rms_norm")
 def test_rms_norm_has_no_mean_and_no_beta():
     x = np.array([[1.0, 2.0, 3.0, 4.0]])
     gamma = np.array([1.0, 2.0, 0.5, 1.0])
@@ -44,6 +46,7 @@ def test_rms_norm_has_no_mean_and_no_beta():
     assert set(OPS["rms_norm"].params([(2, 5, 8)], _attrs("rms_norm"))) == {"gamma"}
 
 
+@covers("hard_sigmoid", "hard_swish")
 def test_hard_sigmoid_is_relu6_over_6_not_keras2():
     x = np.array([-4.0, -3.0, -1.5, 0.0, 1.0, 3.0, 5.0])
     want = np.clip(x + 3.0, 0.0, 6.0) / 6.0
@@ -53,12 +56,14 @@ def test_hard_sigmoid_is_relu6_over_6_not_keras2():
     np.testing.assert_allclose(_ref("hard_swish", x), x * want, rtol=1e-15)
 
 
+@covers("silu", "relu6")
 def test_silu_and_relu6():
     x = np.array([-7.0, -1.0, 0.0, 2.0, 6.5])
     np.testing.assert_allclose(_ref("silu", x), x / (1.0 + np.exp(-x)), rtol=1e-15)
     np.testing.assert_array_equal(_ref("relu6", x), [0.0, 0.0, 0.0, 2.0, 6.0])
 
 
+@covers("gelu")
 def test_gelu_approximate_forms():
     x = np.array([-3.0, -2.0, -0.5, 0.0, 1.0, 2.7])
     exact = 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
@@ -70,6 +75,7 @@ def test_gelu_approximate_forms():
     assert np.abs(exact - tanh).max() > 3e-4
 
 
+@covers("slice")
 def test_slice_follows_python_slicing():
     x = np.arange(2 * 10, dtype=np.float64).reshape(2, 10)
     for start, stop, step in ((-7, -1, 2), (1, None, 3), (0, 100, 1), (-100, 3, 2), (8, None, 1)):
@@ -89,6 +95,7 @@ def test_slice_refuses_the_batch_axis_and_empty_slices(attrs, field):
     assert e.value.field == field
 
 
+@covers("pad")
 def test_pad_constant_and_its_shape_check():
     x = np.ones((1, 2, 3))
     got = _ref("pad", x, pads=[[1, 0], [0, 2]], value=-1.5)
@@ -101,6 +108,7 @@ def test_pad_constant_and_its_shape_check():
             OPS["pad"].attrs[0].check(bad)
 
 
+@covers("position_embedding", "class_token")
 def test_position_embedding_and_class_token():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 3, 4))
@@ -114,6 +122,7 @@ def test_position_embedding_and_class_token():
     assert OPS["class_token"].params([x.shape], {}) == {"token": (4,)}
 
 
+@covers("dropout")
 def test_dropout_is_identity_and_rate_is_checked():
     x = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(_ref("dropout", x, rate=0.9), x)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import run_cells, skip_if_missing
+from refcover import covers
 from suite.ops import OPS, Rope, _rope
 from suite.reference import apply_rope, attention, softmax
 from suite.spec import SpecError, load_workload, parse_workload
@@ -71,6 +72,7 @@ def _rotate_by_hand(t, rope):
 
 # ---- reference ------------------------------------------------------------------------------------
 
+@covers("attention")
 @pytest.mark.parametrize("h,hkv", [(4, 4), (4, 2), (4, 1), (6, 3)])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("bias", [True, False])

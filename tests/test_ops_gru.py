@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import run_cells, skip_if_missing
+from refcover import covers
 from suite.ops import OPS
 from suite.reference import gru
 from suite.spec import load_workload
@@ -34,6 +35,7 @@ def _params(f, u, reset_after, seed=0):
 
 # ---- reference ------------------------------------------------------------------------------------
 
+@covers("gru")
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_reference_one_unit_by_hand(reset_after):
     """Scalar GRU over two steps, written out with the gate blocks named: z (update), r (reset), n (new)."""

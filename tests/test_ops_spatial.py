@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import run_cells, skip_if_missing
+from refcover import covers
 from suite import reference as ref
 from suite.ops import conv_transpose_out
 from suite.spec import SpecError, load_workload, parse_workload
@@ -49,6 +50,7 @@ def test_conv_transpose_is_the_adjoint_of_conv2d(k, s, padding, op):
     np.testing.assert_allclose((y * g).sum(), (x * back).sum(), rtol=1e-12)
 
 
+@covers("conv2d_transpose")
 def test_conv_transpose_by_hand():
     """One input pixel stamps the kernel at (i*s, j*s); SAME crops total // 2 = 0 rows first when
     k - s = 1 (the last row goes): TensorFlow's rule, not torch's padding=1/output_padding=1."""
@@ -83,6 +85,7 @@ def _resize_row(row, mode, scale, align_corners=False):
     return ref.resize(x, {}, mode, (1, scale), align_corners)[0, 0, 0]
 
 
+@covers("resize")
 def test_resize_by_hand():
     np.testing.assert_array_equal(_resize_row([0, 1], "nearest", 2), [0, 0, 1, 1])
     np.testing.assert_array_equal(_resize_row([0, 1, 2], "nearest", 3), [0, 0, 0, 1, 1, 1, 2, 2, 2])
