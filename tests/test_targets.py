@@ -33,9 +33,11 @@ VARIANT_CASES = ("conv_depthwise_s2", "attention_causal", "lstm_last")
 EXPECTED_UNSUPPORTED = {
     ("jax>onnx@onnxruntime", None): "XlaCallModule",
     ("tensorflow>tflite-int8-full@litert", "lstm"): "segfaults",
+    ("tensorflow>tflite-int8-full@litert", "gru"): "segfaults",
     # tf2onnx's Loop for the last-state LSTM (no TensorArray) has an int32/int64 mismatch
     ("tensorflow>onnx@onnxruntime", "lstm_classifier"): "invalid ONNX model",
     ("tensorflow>onnx@onnxruntime", "lstm_last"): "invalid ONNX model",
+    ("tensorflow>onnx@onnxruntime", "gru_classifier"): "invalid ONNX model",  # the same for the last-state GRU
 }
 # Known wrong results, kept visible as `fail` with figures (verification catching them is the point):
 # (target, workload/case) -> the text the reason must contain.
@@ -114,7 +116,8 @@ def test_shipped_workload_matches_reference(target, workload, cpu_profile, verif
     skip_if_missing(target)
     records = _shipped_records(target, cpu_profile, verified_cache)
     recs = [r for (w, _, _), r in records.items() if w == workload]
-    assert {json.loads(r["params"])["batch"] for r in recs} >= {1, 32}
+    batches = {json.loads(r["params"])["batch"] for r in recs}
+    assert 1 in batches and len(batches) >= 2, batches
     ops = {n.op for n in load_workload(REPO / "workloads" / f"{workload}.yaml").nodes}
     for rec in recs:
         _assert_pass(rec, ops)
