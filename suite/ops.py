@@ -305,13 +305,17 @@ def _lstm_params(s, a):
     return {"kernel": (s[0][2], 4 * u), "recurrent_kernel": (u, 4 * u), "bias": (4 * u,)}
 
 
-def _lstm_flops(s, o, a):
-    n, t, f = s[0]
-    u = a["units"]
-    return 2 * n * t * (f + u) * 4 * u
+def _rnn_flops(gates: int):
+    """Flops of a recurrent layer with ``gates`` gate blocks: per step, (F + U) x gates*U multiply-adds."""
+
+    def flops(s, o, a):
+        n, t, f = s[0]
+        return 2 * n * t * (f + a["units"]) * gates * a["units"]
+
+    return flops
 
 
-# ==== activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout) ==== (shape / params / flops helpers)
+# ---- activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout): shape, parameter and flop helpers
 
 def _gelu_approximate(v):
     if v not in ("none", "tanh"):
@@ -377,7 +381,7 @@ def _class_token_shape(s, a):
     n, l, d = s[0]
     return (n, l + 1, d)
 
-# ==== attention: num_kv_heads, use_bias, rope ==== (shape / params / flops helpers)
+# ---- attention: num_kv_heads, use_bias, rope: shape, parameter and flop helpers
 
 ROPE_STYLES = ("half", "interleaved")
 
@@ -417,7 +421,8 @@ def attention_kv_heads(a) -> int:
     """num_kv_heads of an attention node's attributes (absent or None: num_heads, plain multi-head)."""
     return a.get("num_kv_heads") or a["num_heads"]
 
-# ==== gru ==== (shape / params / flops helpers)
+
+# ---- gru: shape, parameter and flop helpers
 
 def _gru_params(s, a):
     u = a["units"]
@@ -427,12 +432,7 @@ def _gru_params(s, a):
     return p
 
 
-def _gru_flops(s, o, a):
-    n, t, f = s[0]
-    u = a["units"]
-    return 2 * n * t * (f + u) * 3 * u
-
-# ==== conv2d_transpose, resize ==== (shape / params / flops helpers)
+# ---- conv2d_transpose, resize: shape, parameter and flop helpers
 
 def _resize_mode(v):
     if v not in ("nearest", "bilinear"):
@@ -547,7 +547,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
                            Attr("rope", _rope, None)), _attention_shape,
           _attention_params, _attention_flops),
     OpDef("lstm", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False)), _lstm_shape,
-          _lstm_params, _lstm_flops),
+          _lstm_params, _rnn_flops(4)),
     OpDef("rms_norm", 1, (Attr("epsilon", _pos_float, 1e-6),), lambda s, a: s[0],
           lambda s, a: {"gamma": (s[0][-1],)}, lambda s, o, a: 4 * _prod(o)),
     _elementwise("silu", 5),
@@ -562,7 +562,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("class_token", 1, (), _class_token_shape, lambda s, a: {"token": (s[0][2],)}),
     _elementwise("dropout", 0, attrs=(Attr("rate", _rate, 0.5),)),
     OpDef("gru", 1, (Attr("units", _pos_int), Attr("return_sequences", _bool, False),
-                     Attr("reset_after", _bool, True)), _lstm_shape, _gru_params, _gru_flops),
+                     Attr("reset_after", _bool, True)), _lstm_shape, _gru_params, _rnn_flops(3)),
     OpDef("conv2d_transpose", 1, (Attr("filters", _pos_int), Attr("kernel_size", _pair),
                                   Attr("strides", _pair, (1, 1)), Attr("padding", _padding, "valid"),
                                   Attr("output_padding", _nonneg_pair, (0, 0)), Attr("use_bias", _bool, True)),
