@@ -14,6 +14,8 @@ from typing import Any
 from suite.targets.registry import TargetInfo, load_module
 
 
+UNAVAILABLE = "profile {} not available: "  # the reason of a cell skipped because its profile is not here
+
 @dataclass(frozen=True)
 class Cell:
     workload: Any  # suite.spec.Workload
@@ -97,7 +99,7 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
                         continue
                     status, reason = None, ""
                     if not available:
-                        status, reason = "skipped", f"profile {pname} not available: {why}"
+                        status, reason = "skipped", UNAVAILABLE.format(pname) + why
                     elif profile.device not in info.devices:
                         status, reason = "unsupported", f"{info.id} does not run on {profile.device}"
                     elif point_reason or (mode == "train" and no_step[info.id]):

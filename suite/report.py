@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from suite.plan import UNAVAILABLE
+
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
@@ -42,8 +44,9 @@ def verify_table(records: list[dict]) -> str:
             out[r["target"]] = f"{s} {_fmt_err(r.get('max_abs_err'))}" if s in ("pass", "fail") else s
         return out
 
-    multi_profile = len({r["profile"] for r in records}) > 1
-    header, rows = _matrix(records, texts, multi_profile)
+    # Cells of profiles not available here are summarised under "Not passing", not given rows.
+    shown = [r for r in records if not _profile_skipped(r)] or records
+    header, rows = _matrix(shown, texts, len({r["profile"] for r in shown}) > 1)
     return _table(header, rows) + _reasons(records)
 
 
@@ -70,7 +73,7 @@ def run_table(records: list[dict]) -> str:
 
 
 def _profile_skipped(r: dict) -> bool:
-    return r["status"] == "skipped" and (r.get("status_reason") or "").startswith("profile")
+    return r["status"] == "skipped" and (r.get("status_reason") or "").startswith(UNAVAILABLE.format(r["profile"]))
 
 
 def _reasons(records: list[dict]) -> str:

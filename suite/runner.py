@@ -10,18 +10,43 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
-from suite.plan import Cell
+from suite.plan import UNAVAILABLE, Cell
 from suite.record import Identity, Record, Result
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 @dataclass
 class Progress:
-    """A one-line progress bar on a terminal, one line per finished cell otherwise."""
+    """Progress of a run: a one-line bar on a terminal, one line per finished cell otherwise; both show
+    the time elapsed and an estimate of the time left.
 
-    total: int
+    Cells of a profile that is not available here are announced once, as one line per profile, and not
+    printed one by one (they are still records). The estimate extrapolates the mean time of the cells
+    run so far over the cells left to run; cells decided in advance (skipped, unsupported) cost nothing.
+    """
+
+    cells: list
     stream: object = sys.stderr
     done: int = 0
+    ran: int = 0
     started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.total = len(self.cells)
+        self.to_run = sum(c.status is None for c in self.cells)
+        self.quiet: set = set()
+        by_profile: dict[str, list] = {}
+        for c in self.cells:
+            if c.status == "skipped" and c.reason.startswith(UNAVAILABLE.format(c.profile.name)):
+                by_profile.setdefault(c.profile.name, []).append(c)
+        for name, skipped in by_profile.items():
+            why = skipped[0].reason[len(UNAVAILABLE.format(name)):]
+            print(f"{name}: not available here ({why}) - {len(skipped)} cells skipped", file=self.stream, flush=True)
+            self.quiet.update(c.key for c in skipped)
 
     def start(self, cell: Cell) -> None:
         if self._tty:
@@ -29,13 +54,26 @@ class Progress:
 
     def finish(self, cell: Cell, rec: dict) -> None:
         self.done += 1
+        if cell.status is None:
+            self.ran += 1
+        if cell.key in self.quiet:
+            return
         med = rec.get("latency_median_s")
         figure = f" {med * 1e3:.3f} ms" if med else ""
         msg = f"{rec['status']:<12} {cell.label}{figure}"
         if self._tty:
             self._line(msg)
         else:
-            print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {msg}", file=self.stream, flush=True)
+            print(f"[{self.done:>{len(str(self.total))}}/{self.total} {self.clock()}] {msg}", file=self.stream,
+                  flush=True)
+
+    def clock(self) -> str:
+        """``elapsed, ~left`` (the estimate once a cell has run)."""
+        elapsed = time.monotonic() - self.started
+        if not self.ran:
+            return _clock(elapsed)
+        left = elapsed / self.ran * max(self.to_run - self.ran, 0)
+        return f"{_clock(elapsed)}, ~{_clock(left)} left"
 
     def close(self) -> None:
         if self._tty:
@@ -49,8 +87,7 @@ class Progress:
     def _line(self, msg: str) -> None:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
-        elapsed = time.monotonic() - self.started
-        bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {elapsed:5.0f}s "
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.clock()} "
         self.stream.write("\r\033[K" + (bar + msg)[:160])
         self.stream.flush()
 
@@ -111,7 +148,7 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, qui
 
     meta = collect_metadata()
     writer = RunWriter(results_dir, run_id)
-    progress = Progress(len(cells), progress_stream)
+    progress = Progress(cells, progress_stream)
     records: list[dict] = []
 
     def on_result(cell: Cell, measured: dict) -> None:
