@@ -2,15 +2,16 @@
 
 The workload graph becomes a real ``torch.nn.Module``: one module per node, built by the op table
 (:mod:`suite.targets.torch.ops`) from weights mapped by the weight table (:mod:`suite.targets.torch.weights`,
-which documents torch's native layouts), both looked up at build time. Training: :mod:`suite.targets.torch.train`;
+which documents torch's native layouts), both looked up at build time, and called from a ``forward``
+generated per workload as straight-line code (:func:`forward_source`). Training: :mod:`suite.targets.torch.train`;
 exporters: :mod:`suite.targets.torch.export` (same public builder, so an export target differs from the
 native one only by the export and the runtime).
 """
 from __future__ import annotations
 
 import functools
+import linecache
 import time
-import types
 
 import numpy as np
 
@@ -33,27 +34,44 @@ def unsupported(workload, info) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def graph_class():
-    """``Graph``: runs the nodes in file (topological) order, keeping every value in a dict by name.
+    """``Graph``: the base of every generated model: the node modules in a ModuleDict ``nodes``.
 
     Defined on first use so that importing this module never imports torch.
     """
     import torch
 
     class _Graph(torch.nn.Module):
-        def __init__(self, workload, nodes):
+        def __init__(self, nodes):
             super().__init__()
             self.nodes = torch.nn.ModuleDict(nodes)
-            self.input_names = [s.name for s in workload.inputs]
-            self.order = [(n.name, list(n.inputs)) for n in workload.nodes]
-            self.output_names = list(workload.outputs)
-
-        def forward(self, *inputs):
-            values = dict(zip(self.input_names, inputs))
-            for name, srcs in self.order:
-                values[name] = self.nodes[name](*[values[s] for s in srcs])
-            return tuple(values[o] for o in self.output_names)
 
     return _Graph
+
+
+def forward_source(workload) -> str:
+    """The straight-line ``forward`` of a workload: one statement per node, in file (topological) order.
+
+    Generated code, not a loop over the graph: what runs per call is what a hand-written module of the
+    same layers runs (one submodule call per node), so torch:eager times PyTorch, not the suite's dispatch.
+    Modules are locals ``m_<node>``, values ``v_<node>``; node names are identifiers (checked by the spec).
+    """
+    args = ", ".join(f"v_{s.name}" for s in workload.inputs)
+    # the node modules as locals, in one unpacking (ModuleDict keeps the nodes' order)
+    lines = [f"def forward(self, {args}):", f"    ({''.join(f'm_{n.name}, ' for n in workload.nodes)}) = self.nodes.values()"]
+    for n in workload.nodes:
+        lines.append(f"    v_{n.name} = m_{n.name}({', '.join(f'v_{s}' for s in n.inputs)})")
+    lines.append(f"    return ({''.join(f'v_{o}, ' for o in workload.outputs)})")
+    return "\n".join(lines) + "\n"
+
+
+def graph_type(workload):
+    """A ``Graph`` subclass whose ``forward`` is generated for this workload (its own code object, so
+    each model also gets its own torch.compile cache entry)."""
+    source, filename = forward_source(workload), f"<generated forward of {workload.name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    return type(f"Graph_{workload.name}", (graph_class(),), {"forward": namespace["forward"]})
 
 
 def node_module(node, params, in_shapes):
@@ -69,31 +87,21 @@ def node_module(node, params, in_shapes):
     return build_op(native(), node.attrs, in_shapes, w)
 
 
-def graph(ctx: BuildContext, weights, *, compiled: bool = False):
-    """The workload as an nn.Module (on the CPU, in train mode as constructed).
+def graph(ctx: BuildContext, weights):
+    """The workload as an nn.Module with a generated forward (on the CPU, in train mode as constructed).
 
     Args:
         ctx: the cell (workload and shapes).
         weights: canonical weights (the cell's, or index weights for the train mapping).
-        compiled: the model will go through ``torch.compile``: give it its own forward code object.
     """
     wl = ctx.workload
-    Graph = graph_class()
     nodes = {n.name: node_module(n, weights.get(n.name, {}), [ctx.shapes[s] for s in n.inputs]) for n in wl.nodes}
-    model = Graph(wl, nodes)
-    if compiled:
-        # Dynamo keys its cache on the forward *code object* and, past recompile_limit (8) entries,
-        # silently runs eager. Every cell's model would share Graph.forward's code, so from the
-        # ninth cell in a worker "torch:compile" would time eager. A per-model copy of the code
-        # object gives each model its own cache entry.
-        code = Graph.forward.__code__.replace(co_name=f"forward_{wl.name}")
-        model.forward = types.MethodType(types.FunctionType(code, Graph.forward.__globals__), model)
-    return model
+    return graph_type(wl)(nodes)
 
 
-def inference_model(ctx: BuildContext, *, compiled: bool = False):
+def inference_model(ctx: BuildContext):
     """The ``torch:eager`` module of this cell on the CPU: eval mode, no parameter requires grad."""
-    model = graph(ctx, ctx.weights, compiled=compiled).eval()
+    model = graph(ctx, ctx.weights).eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
     return model
@@ -139,7 +147,7 @@ def build(ctx: BuildContext) -> Built:
 
     compiled = ctx.info.options.compile
     dev = setup(ctx)
-    model = inference_model(ctx, compiled=compiled).to(dev)
+    model = inference_model(ctx).to(dev)
     prepare = prepare_fn(ctx, dev)
 
     def synchronize(_outputs=None):

@@ -46,7 +46,7 @@ def build_train(ctx: BuildContext) -> BuiltTrain:
     wl, info, spec = ctx.workload, ctx.info, ctx.workload.train
     dev = setup(ctx)
     compiled = info.options.compile
-    model = graph(ctx, ctx.weights, compiled=compiled).train().to(dev)
+    model = graph(ctx, ctx.weights).train().to(dev)
     index_model = graph(ctx, index_weights(wl, ctx.weights))  # never run: names native -> canonical
     trained = [(n, p) for n, p in model.named_parameters() if not frozen(n)]
     for n, p in model.named_parameters():
