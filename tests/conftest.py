@@ -52,6 +52,21 @@ def verified_cache():
     return {}
 
 
+def available(target_id: str) -> bool:
+    """The target's framework is importable here."""
+    from suite.plan import missing_requirement
+    from suite.targets.registry import get_target
+
+    return not missing_requirement(get_target(target_id))
+
+
+def assert_passes(rec: dict, mode: str) -> None:
+    """A verification record passed; in train mode with gradients and loss close, not just inside tolerance."""
+    assert rec["status"] == "pass", rec.get("status_reason")
+    if mode == "train":
+        assert rec["grad_cosine"] > 0.9999 and rec["loss_abs_err"] < 1e-4, rec.get("status_reason")
+
+
 def skip_if_missing(target_id: str) -> None:
     """Skips on a capability (the framework is not importable), never on a framework name."""
     from suite.plan import missing_requirement

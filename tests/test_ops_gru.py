@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run_cells, skip_if_missing
+from conftest import assert_passes, available, run_cells, skip_if_missing
 from refcover import covers
 from suite.ops import OPS
 from suite.reference import gru
@@ -157,19 +157,12 @@ def train_records(cpu_profile, tmp_path_factory):
         path = d / f"{_name(reset_after)}.yaml"
         path.write_text(yaml.safe_dump(_classifier_data(reset_after), sort_keys=False))
         wls.append(load_workload(path))
-    targets = [t for t in NATIVE + ["torch:bug-gru-gates"] if _available(t)]
+    targets = [t for t in NATIVE + ["torch:bug-gru-gates"] if available(t)]
     recs = {}
     for mode in ("inference", "train"):
         for (w, p, t), r in run_cells(wls, targets, cpu_profile, mode=mode).items():
             recs[(w, t, mode)] = r
     return recs
-
-
-def _available(target_id):
-    from suite.plan import missing_requirement
-    from suite.targets.registry import get_target
-
-    return not missing_requirement(get_target(target_id))
 
 
 @pytest.mark.parametrize("target", NATIVE)
@@ -178,9 +171,7 @@ def _available(target_id):
 def test_native_gru_passes(train_records, target, reset_after, mode):
     skip_if_missing(target)
     rec = train_records[(_name(reset_after), target, mode)]
-    assert rec["status"] == "pass", rec.get("status_reason")
-    if mode == "train":
-        assert rec["grad_cosine"] > 0.9999 and rec["loss_abs_err"] < 1e-4
+    assert_passes(rec, mode)
 
 
 @pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
