@@ -315,7 +315,7 @@ def _rnn_flops(gates: int):
     return flops
 
 
-# ---- activations, norms, shape and embedding ops (rms_norm, silu, hard_swish, hard_sigmoid, relu6, gelu approximate, slice, pad, position_embedding, class_token, dropout): shape, parameter and flop helpers
+# ---- activations, norms, shape and embedding ops: shape, parameter and flop helpers
 
 def _gelu_approximate(v):
     if v not in ("none", "tanh"):

@@ -16,6 +16,12 @@ from suite.targets.registry import TargetInfo, load_module
 
 UNAVAILABLE = "profile {} not available: "  # the reason of a cell skipped because its profile is not here
 
+
+def profile_unavailable(status: str | None, reason: str | None, profile: str) -> bool:
+    """The cell (or record) was skipped because its profile is not available here."""
+    return status == "skipped" and (reason or "").startswith(UNAVAILABLE.format(profile))
+
+
 @dataclass(frozen=True)
 class Cell:
     workload: Any  # suite.spec.Workload

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from suite.plan import UNAVAILABLE
+from suite.plan import profile_unavailable
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -73,7 +73,7 @@ def run_table(records: list[dict]) -> str:
 
 
 def _profile_skipped(r: dict) -> bool:
-    return r["status"] == "skipped" and (r.get("status_reason") or "").startswith(UNAVAILABLE.format(r["profile"]))
+    return profile_unavailable(r["status"], r.get("status_reason"), r["profile"])
 
 
 def _reasons(records: list[dict]) -> str:

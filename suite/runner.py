@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
-from suite.plan import UNAVAILABLE, Cell
+from suite.plan import UNAVAILABLE, Cell, profile_unavailable
 from suite.record import Identity, Record, Result
 
 
@@ -41,7 +41,7 @@ class Progress:
         self.quiet: set = set()
         by_profile: dict[str, list] = {}
         for c in self.cells:
-            if c.status == "skipped" and c.reason.startswith(UNAVAILABLE.format(c.profile.name)):
+            if profile_unavailable(c.status, c.reason, c.profile.name):
                 by_profile.setdefault(c.profile.name, []).append(c)
         for name, skipped in by_profile.items():
             why = skipped[0].reason[len(UNAVAILABLE.format(name)):]
