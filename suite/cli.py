@@ -22,13 +22,18 @@ def _default_dir(name: str) -> str:
     return str(here if here.is_dir() else REPO_ROOT / name)
 
 
+DEFAULT_PROFILES_HELP = "the profiles marked `default: true` (cpu, and cuda / tpu where available)"
+
+
 def _add_matrix_args(p: argparse.ArgumentParser, default_profiles: str | None) -> None:
     p.add_argument("-w", "--workload", action="append", metavar="WORKLOAD",
                    help="workload name or YAML path (repeatable; default: all in workloads/)")
     p.add_argument("-t", "--target", action="append", metavar="TARGET",
                    help="target id (repeatable; default: all); see `bench list`")
     p.add_argument("-p", "--profile", action="append", metavar="PROFILE",
-                   help=f"hardware profile (repeatable; default: {default_profiles or 'every profile'})")
+                   help=f"hardware profile (repeatable; default: {default_profiles or DEFAULT_PROFILES_HELP})")
+    p.add_argument("--all-profiles", action="store_true",
+                   help="every hardware profile (those not available here: one line, skipped rows)")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="per-cell limit in seconds before the worker is killed (default 900)")
     p.add_argument("--worker-memory-gb", type=float, default=0.0, metavar="GB",
@@ -50,13 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("env", help="print the environment and which profiles are available here, and why not")
 
     v = sub.add_parser("verify", help="check every target against the NumPy float64 reference (no timing)")
-    _add_matrix_args(v, "cpu")
+    _add_matrix_args(v, None)
+    v.add_argument("--sweep", choices=("first", "all"), default="all",
+                   help="every sweep point of each workload (default), or only its first")
     v.add_argument("--artifacts", default=None, metavar="DIR",
                    help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
 
     r = sub.add_parser("run", help="verify, then time, the workload × sweep × target × profile matrix")
     _add_matrix_args(r, None)
-    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, short caps")
+    r.add_argument("--sweep", choices=("first", "all"), default="first",
+                   help="the first sweep point of each workload (its first value of each sweep parameter, "
+                        "default) or every point")
+    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, caps of 1 s per cell")
+    r.add_argument("--precise", action="store_true",
+                   help="the engine's full stop rule (judged after 0.5 s, capped at 10 s per cell) instead of "
+                        "the default's shorter windows (0.25 s, 2 s)")
+    r.add_argument("--budget", default=None, metavar="DURATION",
+                   help="plan each cell's measuring time so the run ends within DURATION (e.g. 30m, 1h, 90s)")
+    r.add_argument("--full", action="store_true", help="the whole matrix, carefully: --sweep all --all-profiles "
+                   "--precise")
+    r.add_argument("--export-workers", type=int, default=None, metavar="N",
+                   help="exports run N at a time before any cell is timed (default: one per core; 1: each "
+                        "export_s measured alone)")
     r.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
     r.add_argument("--run-id", default=None, help="run id (default: a new timestamped id)")
     r.add_argument("--resume", action="store_true", help="skip cells already stored under --run-id")
@@ -97,7 +117,10 @@ def _selection(args, default_profiles: list[str] | None):
     except KeyError as e:
         raise UsageError(e.args[0]) from None
     profiles = load_profiles(args.profiles_dir or _default_dir("hardware_profiles"))
-    names = args.profile or default_profiles or list(profiles)
+    if args.profile and args.all_profiles:
+        raise UsageError("give -p or --all-profiles, not both")
+    names = args.profile or (list(profiles) if args.all_profiles else default_profiles) \
+        or [n for n, p in profiles.items() if p.default] or list(profiles)
     unknown = [n for n in names if n not in profiles]
     if unknown:
         raise UsageError(f"unknown profile {unknown[0]!r}; known: {', '.join(profiles)}")
@@ -113,7 +136,8 @@ def _plan(args, workloads, targets, profiles, avail, timed: bool):
     cells = []
     for mode in modes:
         ts = targets if mode == "inference" or args.target else [t for t in targets if trains(t)]
-        cells += make_plan(workloads, ts, profiles, avail, mode=mode, timed=timed)
+        cells += make_plan(workloads, ts, profiles, avail, mode=mode, timed=timed,
+                           memory_limit=int(args.worker_memory_gb * 2**30), points=getattr(args, "sweep", "all"))
     return cells
 
 
@@ -123,7 +147,7 @@ def cmd_verify(args) -> int:
     from suite.runner import execute_plan
     from suite.verify import GOOD_STATUSES
 
-    workloads, targets, profiles, avail = _selection(args, ["cpu"])
+    workloads, targets, profiles, avail = _selection(args, None)
     cells = _plan(args, workloads, targets, profiles, avail, timed=False)
     records = execute_plan(cells, new_run_id(), results_dir=None, quick=True, timeout_s=args.timeout,
                            memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts)
@@ -132,7 +156,17 @@ def cmd_verify(args) -> int:
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
 
 
+def _apply_full(args) -> None:
+    """``--full``: every sweep point, every profile (unless -p names some) and the precise stop rule."""
+    if args.full:
+        args.sweep, args.precise = "all", True
+        args.all_profiles = args.all_profiles or not args.profile
+
+
 def cmd_run(args) -> int:
+    from suite.budget import Budget, parse_duration
+    from suite.engine import TimingConfig
+    from suite.envinfo import busy_warning, host_load, run_metadata
     from suite.report import run_table, status_counts
     from suite.results import new_run_id, stored_keys
     from suite.runner import execute_plan
@@ -140,6 +174,18 @@ def cmd_run(args) -> int:
 
     if args.resume and not args.run_id:
         raise UsageError("--resume needs --run-id of the run to finish")
+    _apply_full(args)
+    chosen = [f for f, on in (("--quick", args.quick), ("--precise", args.precise), ("--budget", args.budget)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join(chosen)} both say how long to measure: give one")
+    if args.export_workers is not None and args.export_workers < 1:
+        raise UsageError("--export-workers must be at least 1")
+    budget_s = None
+    if args.budget:
+        try:
+            budget_s = parse_duration(args.budget)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     results_dir = args.results or _default_dir("results")
     run_id = args.run_id or new_run_id()
     workloads, targets, profiles, avail = _selection(args, None)
@@ -149,11 +195,27 @@ def cmd_run(args) -> int:
         before = len(cells)
         cells = [c for c in cells if c.key not in done]
         print(f"resuming {run_id}: {before - len(cells)} cells already stored, {len(cells)} to go", file=sys.stderr)
-    print(f"run {run_id}: {len(cells)} cells -> {results_dir}", file=sys.stderr)
-    records = execute_plan(cells, run_id, results_dir=results_dir, quick=args.quick, timeout_s=args.timeout,
-                           memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts)
+    meta = dict(run_metadata(), **host_load())
+    busy = busy_warning(meta)
+    if busy:
+        print(f"bench: warning: {busy}", file=sys.stderr)
+    if budget_s is not None:
+        timing = Budget(budget_s, cells)
+    else:
+        timing = TimingConfig.preset("quick" if args.quick else "precise" if args.precise else "standard")
+    how = f"budget {args.budget}" if budget_s else "quick" if args.quick else "precise" if args.precise else \
+        "standard timing (--precise, --budget: see bench run -h)"
+    print(f"run {run_id}: {len(cells)} cells ({', '.join(profiles)}; {args.sweep} sweep point"
+          f"{'s' if args.sweep == 'all' else ''}; {how}) -> {results_dir}", file=sys.stderr)
+    records = execute_plan(cells, run_id, results_dir=results_dir, timing=timing, timeout_s=args.timeout,
+                           memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts, meta=meta,
+                           export_workers=args.export_workers)
     print(run_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
+    if budget_s is not None:
+        print(timing.summary())
+    if busy:
+        print(f"note: {busy}")
     if not args.no_dashboard:
         _build_dashboard_quietly(results_dir)
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1

@@ -99,6 +99,36 @@ class TimingConfig:
         return cls(warmup_s=0.05, min_warmup_calls=1, min_samples=5, min_time=0.1, max_time=1.0,
                    max_samples=1000)
 
+    @classmethod
+    def standard(cls) -> "TimingConfig":
+        """`bench run`'s default: the same stop rule (IQR/median < 3%, at least 10 samples) over shorter
+        windows — 0.1 s warmup, judged after 0.25 s, capped at 2 s — so that a whole matrix fits a coffee
+        break. A call that does not settle within 2 s keeps its spread in ``unstable`` / ``stop_reason``;
+        ``precise`` (the class defaults) gives it 10 s."""
+        return cls(warmup_s=0.1, min_time=0.25, max_time=2.0)
+
+    @classmethod
+    def for_allowance(cls, seconds: float) -> "TimingConfig":
+        """The config whose warmup and sampling fit ``seconds`` (a time budget's share of one cell).
+
+        Up to the default windows (0.2 s warmup, judged after 0.5 s); the cap is the rest of the
+        allowance, never under 0.1 s nor above 10 s. The stop rule is unchanged: a call that settles
+        early stops early and leaves its time to the cells after it.
+        """
+        a = max(float(seconds), 0.0)
+        warmup = min(0.2, max(0.02, a * 0.1))
+        max_time = min(10.0, max(0.1, a - warmup))
+        return cls(warmup_s=warmup, min_warmup_calls=1 if a < 0.5 else 2, min_samples=10 if a >= 0.5 else 5,
+                   min_time=min(0.5, max_time / 2), max_time=max_time)
+
+    @classmethod
+    def preset(cls, name: str) -> "TimingConfig":
+        """``quick``, ``standard`` or ``precise`` (the class defaults)."""
+        presets = {"quick": cls.quick, "standard": cls.standard, "precise": cls}
+        if name not in presets:
+            raise ValueError(f"unknown timing preset {name!r}; known: {', '.join(presets)}")
+        return presets[name]()
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -154,6 +184,7 @@ class Timing:
             "latency_p99_s": self.p99, "latency_iqr_s": self.iqr, "latency_ci_low_s": self.ci_low,
             "latency_ci_high_s": self.ci_high, "n_samples": self.n_samples, "loops": self.loops,
             "unstable": self.unstable, "samples_s": list(self.samples_s), "stop_reason": self.stop_reason,
+            "measure_s": self.total_s,
         }
 
 

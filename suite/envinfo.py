@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Iterable
@@ -123,3 +124,48 @@ def run_metadata(repo_dir: str | Path | None = None) -> dict:
         "platform": platform.platform(),
     }
 
+
+
+BUSY_SHARE = 0.2  # other processes using more than this share of the CPUs at the start: the host is busy
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat; None where it is not readable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # user .. steal (guest time is already counted in user)
+    return total - idle, total
+
+
+def host_load(sample_s: float = 0.5) -> dict:
+    """How busy the host is while this process waits: the share of all CPUs' time that other processes
+    used over ``sample_s`` (from /proc/stat; this process sleeps meanwhile) and the 1-minute load average.
+
+    Returns:
+        ``{"host_busy_start": share or None, "host_load_start": load or None}`` (result columns).
+    """
+    before = _cpu_times()
+    time.sleep(sample_s)
+    after = _cpu_times()
+    share = None
+    if before and after and after[1] > before[1]:
+        share = round((after[0] - before[0]) / (after[1] - before[1]), 4)
+    try:
+        load = round(os.getloadavg()[0], 3)
+    except (OSError, AttributeError):
+        load = None
+    return {"host_busy_start": share, "host_load_start": load}
+
+
+def busy_warning(load: dict) -> str | None:
+    """One warning line when :func:`host_load` says the host is busy, else None."""
+    share = load.get("host_busy_start")
+    if share is None or share <= BUSY_SHARE:
+        return None
+    return (f"the host is busy: other processes used {share:.0%} of its {os.cpu_count()} CPUs just before the "
+            f"run (load average {load.get('host_load_start')}); timings, the all-core `cpu` profile's most, "
+            f"will be slower and noisier than on a quiet host - run alone for figures you can compare")

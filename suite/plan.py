@@ -1,8 +1,10 @@
 """The plan: workload × sweep point × target × profile → cells.
 
 A cell that cannot run is still a cell, decided here without starting a worker: `skipped` (profile not
-available on this host, framework not installed) or `unsupported` (the target cannot express an op or
-does not run on the profile's device), each with its reason.
+available on this host, framework not installed) or `unsupported` (the target cannot express an op, does
+not run on the profile's device, or the cell cannot fit in memory: :mod:`suite.memory`'s lower-bound
+estimate exceeds the smaller of ``--worker-memory-gb`` and the machine's available memory), each with its
+reason.
 """
 from __future__ import annotations
 
@@ -72,7 +74,8 @@ def trains(info: TargetInfo) -> bool:
 
 
 def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability: dict[str, tuple[bool, str]],
-              mode: str = "inference", timed: bool = False) -> list[Cell]:
+              mode: str = "inference", timed: bool = False, memory_limit: int = 0,
+              points: str = "all") -> list[Cell]:
     """Every cell of the matrix, in a stable order (workload, params, profile, target).
 
     Args:
@@ -80,10 +83,18 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
         targets: target infos to run.
         profiles: profile name -> Profile.
         availability: profile name -> (available, reason) from suite.profiles.detect.
+        points: ``all`` sweep points, or only the ``first`` of each workload (its first value of every
+            sweep parameter, in file order: what `bench run` runs by default).
+        memory_limit: a worker's memory limit in bytes (``--worker-memory-gb``; 0: none). A cell whose
+            memory estimate exceeds it, or the machine's available memory, is ``unsupported``.
     Returns:
         Cells; those that cannot run carry status and reason already.
     """
+    from suite import memory
     from suite.profiles import matches
+
+    limit, limit_source = memory.memory_limit(memory_limit)
+    estimates: dict[tuple, memory.Estimate] = {}  # once per (workload, params, dtype), not per target
 
     missing = {t.id: missing_requirement(t) for t in targets}
     unsupported: dict[tuple[str, str], str | None] = {}
@@ -95,7 +106,8 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
                    for t in targets}
     cells = []
     for wl in workloads:
-        for params in wl.param_grid():
+        grid = wl.param_grid()
+        for params in grid[:1] if points == "first" else grid:
             ptuple = tuple(params.items())
             point_reason = unsupported_point(wl, params) if mode == "train" else None
             for pname, profile in profiles.items():
@@ -118,5 +130,13 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
                             unsupported[k] = load_module(info).unsupported(wl, info)
                         if unsupported[k]:
                             status, reason = "unsupported", unsupported[k]
+                    if status is None and limit:
+                        size = memory.DTYPE_BYTES.get(profile.precision, 4)
+                        ek = (id(wl), ptuple, size)
+                        if ek not in estimates:
+                            estimates[ek] = memory.estimate(wl, params, mode, size)
+                        if estimates[ek].host_bytes(profile.device) > limit:
+                            status, reason = "unsupported", (f"{estimates[ek].describe(profile.device)} but the "
+                                                             f"limit is {memory.format_bytes(limit)} ({limit_source})")
                     cells.append(Cell(wl, ptuple, info, profile, mode, status, reason, timed))
     return cells

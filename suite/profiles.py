@@ -9,6 +9,8 @@ A profile file (``hardware_profiles/<name>.yaml``)::
     affinity: [0]                 # optional list of core ids to pin the worker to; null = no pinning
     precision: float32            # compute dtype (a key of suite.verify.TOLERANCES)
     targets: ["*"]                # fnmatch globs over target ids this profile runs
+    default: false                # in `bench run`'s default matrix (cpu, cuda and tpu are; when not
+                                  # available here they are one line and skipped rows)
 
 Thread control differs per framework, so it is applied in two steps by the worker subprocess:
 :func:`worker_env` (environment, before the framework is imported) and :func:`apply_in_process`
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite.spec import SpecError, read_yaml, validate
+from suite.spec import SpecError, check_folder, read_yaml, validate
 from suite.spec_models import DEVICES, PRECISIONS, PROFILE_NAME_RE as NAME_RE, ProfileModel  # noqa: F401
 
 FIELDS = tuple(ProfileModel.model_fields)  # the fields a profile file may have (validated by ProfileModel)
@@ -53,6 +55,7 @@ class Profile:
         precision: compute dtype.
         targets: fnmatch globs of target ids this profile applies to.
         path: the file it came from.
+        default: in the default matrix of `bench run` / `bench verify` (no ``-p`` given).
     """
 
     name: str
@@ -63,6 +66,7 @@ class Profile:
     precision: str = "float32"
     targets: tuple[str, ...] = ("*",)
     path: str = ""
+    default: bool = False
 
 
 def parse_profile(data: Any, path: str = "<profile>") -> Profile:
@@ -77,7 +81,8 @@ def parse_profile(data: Any, path: str = "<profile>") -> Profile:
         SpecError: one line ``<file>: <field>: expected ...``.
     """
     m = validate(ProfileModel, data, path)
-    return Profile(m.name, m.description.strip(), m.device, m.threads, m.affinity, m.precision, m.targets, path)
+    return Profile(m.name, m.description.strip(), m.device, m.threads, m.affinity, m.precision, m.targets, path,
+                   m.default)
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -101,8 +106,9 @@ def load_profiles(directory: str | Path = "hardware_profiles") -> dict[str, Prof
     Returns:
         profile name -> Profile, in file order.
     Raises:
-        SpecError: on a bad file or a name defined twice.
+        SpecError: on a bad file, a name defined twice, or a directory that is not a folder.
     """
+    check_folder(directory, "hardware profile", "--profiles-dir")
     out: dict[str, Profile] = {}
     for f in sorted(Path(directory).glob("*.yaml")):
         p = load_profile(f)

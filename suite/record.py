@@ -66,6 +66,9 @@ class Identity:
     affinity: list[int] | None = _col("list<int32>", "cores the run may use")
     python_version: str | None = _col("string", "Python version")
     platform: str | None = _col("string", "OS / platform string")
+    host_busy_start: float | None = _col("float64", "share of all CPUs' time other processes used just before the "
+                                                    "run (suite.envinfo.host_load)")
+    host_load_start: float | None = _col("float64", "1-minute load average just before the run")
     workload: str = _required("string", "workload name (workloads/*.yaml)")
     workload_hash: str | None = _col("string", "hash of the workload's content")
     params: Any = _required("string", 'JSON object of sweep values, keys sorted: \'{"batch": 32}\'')
@@ -140,6 +143,7 @@ class Timing:
     loops: int | None = _col("int64", "calls per sample")
     unstable: bool | None = _col("bool", "the spread stayed above the engine's limit")
     stop_reason: str | None = _col("string", "why the engine stopped sampling")
+    measure_s: float | None = _col("float64", "seconds the timing engine took: warmup, calibration and samples")
     samples_s: list[float] | None = _col("list<float64>", "raw per-call seconds, one per sample (suite.engine)")
     throughput: float | None = _col("float64", "items (batch) per second at the median")
 

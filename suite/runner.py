@@ -25,14 +25,18 @@ class Progress:
     the time elapsed and an estimate of the time left.
 
     Cells of a profile that is not available here are announced once, as one line per profile, and not
-    printed one by one (they are still records). The estimate extrapolates the mean time of the cells
-    run so far over the cells left to run; cells decided in advance (skipped, unsupported) cost nothing.
+    printed one by one (they are still records). Exports (the phase before any cell runs) are shown as
+    they finish and count as work: the estimate extrapolates the mean time per unit of work so far
+    (exports and cells run) over what is left; cells decided in advance (skipped, unsupported) and cells
+    whose export failed cost nothing.
     """
 
     cells: list
     stream: object = sys.stderr
     done: int = 0
     ran: int = 0
+    exports: int = 0  # export tasks known so far
+    exports_done: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -52,10 +56,25 @@ class Progress:
         if self._tty:
             self._line(f"running {cell.label}")
 
+    def exported(self, cell: Cell, rec: dict, done: int, total: int) -> None:
+        """An export task finished (``done`` of ``total``)."""
+        self.exports, self.exports_done = total, done
+        what = f"{cell.target.id} {cell.workload.name} [{' '.join(f'{k}={v}' for k, v in cell.params)}]"
+        status = rec.get("status")
+        figure = f" {rec['export_s']:.1f} s" if status == "exported" and rec.get("export_s") else ""
+        msg = f"export {done}/{total} {status:<11} {what}{figure}"
+        if self._tty:
+            self._line(msg)
+        else:
+            print(f"[{self.clock()}] {msg}", file=self.stream, flush=True)
+
     def finish(self, cell: Cell, rec: dict) -> None:
         self.done += 1
         if cell.status is None:
-            self.ran += 1
+            if rec.get("stage") == "export":  # its export failed: it will not run
+                self.to_run -= 1
+            else:
+                self.ran += 1
         if cell.key in self.quiet:
             return
         med = rec.get("latency_median_s")
@@ -70,9 +89,10 @@ class Progress:
     def clock(self) -> str:
         """``elapsed, ~left`` (the estimate once a cell has run)."""
         elapsed = time.monotonic() - self.started
-        if not self.ran:
+        worked = self.ran + self.exports_done
+        if not worked:
             return _clock(elapsed)
-        left = elapsed / self.ran * max(self.to_run - self.ran, 0)
+        left = elapsed / worked * max(self.to_run - self.ran + self.exports - self.exports_done, 0)
         return f"{_clock(elapsed)}, ~{_clock(left)} left"
 
     def close(self) -> None:
@@ -139,17 +159,29 @@ class RunWriter:
             write_records(self.parts[name], self.results_dir, self.run_id, f"{name}-{self.stamp}")
 
 
-def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, quick: bool, timeout_s: float,
-                 memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None) -> list[dict]:
+def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, timeout_s: float, quick: bool = False,
+                 timing=None, memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None,
+                 meta: dict | None = None, export_workers: int | None = None) -> list[dict]:
     """Runs the cells and returns the full records, one dict of every column per cell (also written to
-    results_dir when given)."""
+    results_dir when given).
+
+    Args:
+        quick: shorthand for ``timing=TimingConfig.quick()``.
+        timing: a :class:`suite.engine.TimingConfig` or a :class:`suite.budget.Budget` (see
+            :func:`suite.scheduler.execute`); default: the engine's defaults, or quick.
+        meta: :func:`suite.envinfo.run_metadata` when the caller collected it already.
+    """
+    from suite.engine import TimingConfig
     from suite.envinfo import run_metadata as collect_metadata
     from suite.scheduler import execute
 
-    meta = collect_metadata()
+    if timing is None:
+        timing = TimingConfig.quick() if quick else TimingConfig()
+    meta = meta if meta is not None else collect_metadata()
     writer = RunWriter(results_dir, run_id)
     progress = Progress(cells, progress_stream)
     records: list[dict] = []
+    learn = getattr(timing, "finished", None)  # a Budget learns each cell's fixed cost
 
     def on_result(cell: Cell, measured: dict) -> None:
         result = Result.from_row(measured)
@@ -160,10 +192,13 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, qui
         records.append(rec)
         writer.add(cell, rec)
         progress.finish(cell, rec)
+        if learn is not None:
+            learn(cell, rec)
 
     try:
-        execute(cells, on_result, timeout_s=timeout_s, quick=quick, memory_limit=memory_limit,
-                on_start=progress.start, artifacts_dir=artifacts_dir)
+        execute(cells, on_result, timeout_s=timeout_s, timing=timing, memory_limit=memory_limit,
+                on_start=progress.start, artifacts_dir=artifacts_dir, on_exported=progress.exported,
+                export_workers=export_workers)
     finally:
         progress.close()
         writer.flush()

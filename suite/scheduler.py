@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -125,16 +126,23 @@ class Worker:
 
 
 def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, timeout_s: float = 900.0,
-            quick: bool = False, memory_limit: int = 0, on_start: Callable[[Cell], None] | None = None,
-            artifacts_dir: str | None = None) -> None:
+            timing=None, memory_limit: int = 0, on_start: Callable[[Cell], None] | None = None,
+            artifacts_dir: str | None = None, on_exported: Callable[[Cell, dict, int, int], None] | None = None,
+            export_workers: int | None = None) -> None:
     """Runs every cell; calls on_result(cell, measured_fields) once per cell, in completion order.
 
     Cells with a status decided by the plan are reported without a worker. Export targets first get
     their artifact (:func:`export_phase`); a failed export is the cell's result. The rest run grouped
-    by (family, profile), each group in a worker that is restarted after a crash or a timeout.
+    by (family, profile), each group in a worker that is restarted after a crash or a timeout, one cell
+    at a time (nothing else of the suite runs while a cell is timed).
 
     Args:
+        timing: how timed cells are measured: a :class:`suite.engine.TimingConfig`, or an object whose
+            ``config_for(cell)`` gives each cell's config as it is sent (:class:`suite.budget.Budget`);
+            None: the engine's defaults.
         artifacts_dir: a folder of exported artifacts (``bench export --out``) used instead of the cache.
+        on_exported: called after each export task as (cell, record, done, total).
+        export_workers: export tasks run in parallel in this many workers (default: one per core).
     """
     pending = []
     for cell in cells:
@@ -143,7 +151,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
         else:
             pending.append(cell)
     ready = export_phase(pending, on_result, artifacts_dir=artifacts_dir, timeout_s=timeout_s,
-                         memory_limit=memory_limit)
+                         memory_limit=memory_limit, on_exported=on_exported, workers=export_workers)
     groups: dict[tuple[str, str], list[tuple[Cell, dict]]] = {}
     for cell, art in ready:
         groups.setdefault((cell.target.family, cell.profile.name), []).append((cell, art))
@@ -151,7 +159,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
         jobs = []
         for cell, art in group:
             task = {"workload_path": cell.workload.path, "params": cell.params_dict, "target": cell.target.id,
-                    "mode": "run" if cell.timed else "verify", "quick": quick,
+                    "mode": "run" if cell.timed else "verify",
                     "train": cell.mode == "train",
                     "dtype": cell.target.dtype}
             if art:
@@ -165,20 +173,36 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     rec[k] = art[k]
             on_result(cell, rec)
 
-        _run_group(family, group[0][0].profile, jobs, done, timeout_s, memory_limit, on_start)
+        _run_group(family, group[0][0].profile, jobs, done, timeout_s, memory_limit, on_start,
+                   timing_for=_timing_for(timing))
+
+
+def _timing_for(timing) -> Callable[[Cell], dict]:
+    """cell -> the TimingConfig fields its task carries (see :func:`execute`'s ``timing``)."""
+    from suite.engine import TimingConfig
+
+    if hasattr(timing, "config_for"):
+        return lambda cell: dataclasses.asdict(timing.config_for(cell))
+    fields = dataclasses.asdict(timing or TimingConfig())
+    return lambda cell: fields
 
 
 def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, artifacts_dir: str | None = None,
-                 timeout_s: float = 900.0, memory_limit: int = 0,
-                 check_versions: bool | None = None) -> list[tuple[Cell, dict]]:
+                 timeout_s: float = 900.0, memory_limit: int = 0, check_versions: bool | None = None,
+                 on_exported: Callable[[Cell, dict, int, int], None] | None = None,
+                 workers: int | None = None) -> list[tuple[Cell, dict]]:
     """Makes sure every export target's cell has its artifact; returns [(cell, artifact info)] that can run.
 
     A cell whose artifact is in the cache (same converter versions) or in ``artifacts_dir`` is ready at
-    once. Missing artifacts are exported by a worker of the target's ``export_family`` (grouped and
-    fault-isolated like any task); a failed export reports the cell (error / unsupported / crashed /
-    timeout, with the converter's message) and it never reaches the runtime.
+    once. Missing artifacts are exported by workers of the target's ``export_family`` (fault-isolated
+    like any task); a failed export reports the cell (error / unsupported / crashed / timeout, with the
+    converter's message) and it never reaches the runtime. Nothing is timed in this phase, so its tasks
+    run in parallel: ``workers`` (default one per core) worker subprocesses at a time, each taking the
+    next task of the family with the most left, so one big family (TensorFlow's six formats) is shared
+    out rather than run alone after the others.
     """
     from suite.plan import missing_module
+    from suite.profiles import available_cores
     from suite.targets.common.artifacts import cell_dir, is_export_target, lookup
     from suite.paths import cache_root
 
@@ -211,23 +235,55 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
                 "target": first.target.id, "artifact": str(folder)}
         groups.setdefault(first.target.export.family, []).append((first, task))
 
-    def exported(cell, rec):
-        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
-        for c in needed[folder]:
-            if rec.get("status") == "exported":
-                ready.append((c, {"artifact": str(folder), "export_s": rec.get("export_s"),
-                                  "artifact_bytes": rec.get("artifact_bytes")}))
-            else:  # failed, refused, crashed or timed out while exporting
-                on_result(c, dict(rec, stage="export"))
+    lock = threading.Lock()
+    total, done = sum(len(j) for j in groups.values()), 0
 
-    for family, jobs in groups.items():
-        _run_group(family, jobs[0][0].profile, jobs, exported, timeout_s, memory_limit, None)
+    def exported(cell, rec):
+        nonlocal done
+        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
+        with lock:  # called from the export threads
+            done += 1
+            for c in needed[folder]:
+                if rec.get("status") == "exported":
+                    ready.append((c, {"artifact": str(folder), "export_s": rec.get("export_s"),
+                                      "artifact_bytes": rec.get("artifact_bytes")}))
+                else:  # failed, refused, crashed or timed out while exporting
+                    on_result(c, dict(rec, stage="export"))
+            if on_exported is not None:
+                on_exported(cell, rec, done, total)
+
+    queues = {family: list(jobs) for family, jobs in groups.items()}
+
+    def take(family):
+        with lock:
+            return queues[family].pop(0) if queues[family] else None
+
+    def drain():
+        while True:
+            with lock:
+                family = max((f for f in queues if queues[f]), key=lambda f: len(queues[f]), default=None)
+            if family is None:
+                return
+            profile = groups[family][0][0].profile
+            _run_group(family, profile, iter(lambda: take(family), None), exported, timeout_s, memory_limit, None)
+
+    n = max(1, min(workers or len(available_cores()), total))
+    threads = [threading.Thread(target=drain, name=f"bench-export-{i}", daemon=True) for i in range(n - 1)]
+    for t in threads:
+        t.start()
+    drain()
+    for t in threads:
+        t.join()
     return ready
 
 
-def _run_group(family: str, profile, jobs: list[tuple[Cell, dict]], on_record: Callable[[Cell, dict], None],
-               timeout_s: float, memory_limit: int, on_start: Callable[[Cell], None] | None) -> None:
-    """Runs tasks in one worker of ``family``, replacing the worker after a crash or a timeout."""
+def _run_group(family: str, profile, jobs: Iterable[tuple[Cell, dict]], on_record: Callable[[Cell, dict], None],
+               timeout_s: float, memory_limit: int, on_start: Callable[[Cell], None] | None,
+               timing_for: Callable[[Cell], dict] | None = None) -> None:
+    """Runs tasks in one worker of ``family``, replacing the worker after a crash or a timeout.
+
+    ``timing_for(cell)`` gives a timed task its TimingConfig fields as it is sent (a budget plans each
+    cell from the time left then)."""
     worker = None
     try:
         for i, (cell, task) in enumerate(jobs):
@@ -235,8 +291,11 @@ def _run_group(family: str, profile, jobs: list[tuple[Cell, dict]], on_record: C
                 on_start(cell)
             if worker is None:
                 worker = Worker(family, profile, memory_limit)
+            task = dict(task, id=i)
+            if timing_for is not None and task.get("mode") == "run":
+                task["timing"] = timing_for(cell)
             try:
-                worker.send(dict(task, id=i))
+                worker.send(task)
                 outcome, msg = worker.receive(time.monotonic() + timeout_s)
             except BrokenPipeError:
                 outcome, msg = "crashed", None

@@ -247,6 +247,8 @@ def first_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str]:
         else:
             msg = f"expected a mapping with {disc} one of {', '.join(tags)}" + (
                 f", got {disc} {_show(got)}" if kind == "union_tag_invalid" else "")
+    elif kind in ("model_type", "model_attributes_type", "dict_type") and not loc and value is None:
+        msg = f"the file is empty (or only comments); expected {_mapping_with(root)}"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         msg = (f"expected a mapping at the top level, got {type(value).__name__}" if not loc
                else f"expected {_mapping_with(here)}, got {_show(value)}")
@@ -285,8 +287,35 @@ def read_yaml(path: str | Path) -> Any:
         raise SpecError(f"{path}: malformed YAML: {where}{problem}") from None
 
 
+def _kind(path: str | Path) -> str:
+    """'file', 'dir', 'missing', 'other' (a device, a FIFO) or why the path cannot even be looked at."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as e:  # e.g. a folder on the way that may not be searched
+        return f"cannot read: {e.strerror}"
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def check_folder(directory: str | Path, what: str, flag: str) -> None:
+    """Raises a one-line SpecError unless ``directory`` is a folder (``what``: 'workloads', 'hardware profiles')."""
+    kind = _kind(directory)
+    if kind == "missing":
+        raise SpecError(f"{directory}: no such folder ({flag} expects a folder of {what} .yaml files)")
+    if kind != "dir":
+        raise SpecError(f"{directory}: " + (kind if kind.startswith("cannot") else
+                                            f"is a file, not a folder ({flag} expects a folder of {what} .yaml files)"))
+
+
 def load_workload(path: str | Path) -> Workload:
     """Reads and validates one workload file. Raises SpecError (one line) on any problem."""
+    if _kind(path) == "dir":
+        raise SpecError(f"{path}: is a directory, not a workload file "
+                        "(give a .yaml file, or --workloads-dir DIR for a folder of them)")
     return parse_workload(read_yaml(path), str(path))
 
 
@@ -393,7 +422,12 @@ def _infer_shapes(wl: Workload, params: Mapping[str, int]) -> dict[str, tuple[in
 
 
 def load_workloads(directory: str | Path = "workloads", names: list[str] | None = None) -> list[Workload]:
-    """Loads every *.yaml in directory (sorted), optionally only the given workload names."""
+    """Loads every *.yaml in directory (sorted), optionally only the given workload names.
+
+    A name that is not a workload of the directory is read as a file path; a path that looks like one
+    (a folder separator or a .yaml / .yml suffix) but is not there is "no such file", not "unknown workload".
+    """
+    check_folder(directory, "workload", "--workloads-dir")
     files = sorted(Path(directory).glob("*.yaml"))
     wls = [load_workload(f) for f in files]
     seen = {}
@@ -402,9 +436,12 @@ def load_workloads(directory: str | Path = "workloads", names: list[str] | None 
             raise SpecError(f"{wl.path}: name: workload {wl.name!r} is also defined in {seen[wl.name]}")
         seen[wl.name] = wl.path
     if names:
-        unknown = [n for n in names if n not in seen and not Path(n).is_file()]
-        if unknown:
-            raise SpecError(f"unknown workload {unknown[0]!r}; known: {', '.join(sorted(seen))}")
+        for n in names:
+            if n in seen or _kind(n) != "missing":  # a file, folder or unreadable path: load_workload says which
+                continue
+            if "/" in n or "\\" in n or n.endswith((".yaml", ".yml")):
+                raise SpecError(f"{n}: no such file (a workload is a name in {directory} or a .yaml path)")
+            raise SpecError(f"unknown workload {n!r}; known: {', '.join(sorted(seen))}")
         extra = [load_workload(n) for n in names if n not in seen]
         wls = [w for w in wls if w.name in names] + extra
     return wls

@@ -467,6 +467,9 @@ class ProfileModel(SpecModel):
     precision: Precision = "float32"
     targets: Targets = Field(
         ["*"], description="fnmatch globs over target ids this profile runs")
+    default: bool = Field(
+        False, description="part of bench run's default matrix (no -p given); the others are one -p or "
+                           "--all-profiles away")
 
     @model_validator(mode="after")
     def _threads_fit_affinity(self):

@@ -210,7 +210,8 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
     stopped at (:data:`suite.record.STAGES`); a MemoryError propagates (see :func:`main`).
 
     Args:
-        task: the scheduler's task (workload_path, params, target, mode, quick, train, dtype, artifact).
+        task: the scheduler's task (workload_path, params, target, mode, timing (TimingConfig fields), train, dtype,
+            artifact).
         state: what the cells of this worker share.
         profile: the worker's hardware profile.
         on_stage: called with each stage name as the cell enters it.
@@ -260,7 +261,7 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
         cell.numerics = Numerics(**{k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
         if task["mode"] == "run" and numerics.status == "pass":
             enter("time")
-            config = engine.TimingConfig.quick() if task.get("quick") else engine.TimingConfig()
+            config = engine.TimingConfig(**task["timing"]) if task.get("timing") else engine.TimingConfig()
             timing = engine.measure(timed_call, built.synchronize, config)
             cell.timing = replace(cell.timing, **timing.as_record(), throughput=timing.throughput(cell.params["batch"]))
         if built.device_memory is not None:

@@ -3,6 +3,7 @@ the suite's own worker subprocesses, one per framework family, exactly as `bench
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from opcases import CASES  # noqa: E402
 
 # The test-only targets (suite/targets/testing) exist only behind this switch; worker subprocesses inherit it.
 os.environ["BENCH_TESTING_TARGETS"] = "1"
+
+
+def bench(*args, cwd=REPO, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """``bench ARGS`` as a user runs it (a subprocess; text output captured)."""
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,7 @@ def test_bad_settings_are_rejected(tmp_path):
 
 # --- end to end: real `bench run`s of test:numpy (a NumPy model; BENCH_TEST_DELAY_MS adds a known busy-wait)
 
-RUN = ["run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-p", "cpu-1t", "--quick"]
+RUN = ["run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-p", "cpu-1t", "--quick", "--sweep", "all"]
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,8 @@ from suite.profiles import load_profiles
 from suite.worker import CellState, run_task
 profile = load_profiles({str(REPO / 'hardware_profiles')!r})["mobile-runtime"]
 task = {{"workload_path": {str(MLP)!r}, "params": {{"batch": 1}}, "target": {target!r}, "mode": "run",
-        "quick": True, "artifact": {str(folder)!r}}}
+        "timing": {{"warmup_s": 0.05, "min_warmup_calls": 1, "min_samples": 5, "min_time": 0.1, "max_time": 1.0}},
+        "artifact": {str(folder)!r}}}
 from suite.targets.registry import get_target
 task["dtype"] = get_target({target!r}).dtype
 rec = run_task(task, CellState(), profile)

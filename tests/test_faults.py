@@ -2,9 +2,12 @@
 status and the tail of the worker's stderr, and the cells after it still run (the worker is restarted)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conftest import REPO
+from suite.engine import TimingConfig
 from suite.spec import load_workload
 
 # fault -> (status, text of the reason, stage): test:error and test:hang fail while building, the others
@@ -67,7 +70,7 @@ def test_fault_records_write(fault_records, tmp_path):
 
 def _task(target, **kw):
     return {"workload_path": str(REPO / "workloads" / "mlp_classifier.yaml"), "params": {"batch": 1},
-            "target": target, "mode": "run", "quick": True, **kw}
+            "target": target, "mode": "run", "timing": dataclasses.asdict(TimingConfig.quick()), **kw}
 
 
 def test_an_error_while_timing_has_stage_time(cpu_profile, monkeypatch):

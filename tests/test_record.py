@@ -33,7 +33,8 @@ CONTRACT = [
     ("grad_cosine", _F, True), ("param_max_abs_err", _F, True), ("step_peak_bytes", _I64, True),
     ("step_extra_bytes", _I64, True),
 ]
-NEW = {"stage": (_S, True)}  # columns added since, with their type
+NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start": (pa.float64(), True),
+       "host_load_start": (pa.float64(), True)}  # columns added since, with their type
 
 
 def identity(**kw) -> Identity:

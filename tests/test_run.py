@@ -25,7 +25,7 @@ def bench(*args, timeout=300):
 def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("results")
     out = bench("run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-t", "test:nan", "-p", "cpu", "-p", "cuda",
-                "--quick", "--results", str(d), "--run-id", "r1")
+                "--quick", "--sweep", "all", "--results", str(d), "--run-id", "r1")
     return d, out
 
 
@@ -72,7 +72,7 @@ def test_timed_rows_carry_statistics(run_dir):
 def test_interrupted_run_keeps_finished_cells_and_resume_finishes(tmp_path):
     # Plan order within the worker: numpy@batch1, hang@batch1, numpy@batch32, hang@batch32.
     proc = subprocess.Popen(BENCH + ["run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-t", "test:hang", "-p", "cpu",
-                                     "--quick", "--results", str(tmp_path), "--run-id", "r2", "--timeout", "120"],
+                                     "--quick", "--sweep", "all", "--results", str(tmp_path), "--run-id", "r2", "--timeout", "120"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     try:
@@ -91,7 +91,7 @@ def test_interrupted_run_keeps_finished_cells_and_resume_finishes(tmp_path):
     assert list(zip(df.target, df.batch_size, df.status)) == [("test:numpy", 1, "pass")]
 
     out = bench("run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-p", "cpu", "--quick",
-                "--results", str(tmp_path), "--run-id", "r2", "--resume")
+                "--sweep", "all", "--results", str(tmp_path), "--run-id", "r2", "--resume")
     assert out.returncode == 0, out.stderr
     assert "1 cells already stored, 1 to go" in out.stderr
     df = pd.read_parquet(tmp_path)

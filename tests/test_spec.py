@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from opcases import CASES
-from suite.spec import SpecError, load_workload, parse_workload
+from suite.spec import SpecError, load_workload, load_workloads, parse_workload
 
 GOOD = """\
 name: good
@@ -37,6 +37,9 @@ BAD = [
      "expected ',' or ']'"),
     ("top_level_list", "- name: bad\n- graph: []\n", None, "expected a mapping at the top level, got list"),
     ("top_level_scalar", "just a string\n", None, "expected a mapping at the top level, got str"),
+    ("top_level_number", "42\n", None, "expected a mapping at the top level, got int"),
+    ("empty_file", "", None, "the file is empty (or only comments); expected a mapping with name, inputs"),
+    ("only_comments", "# nothing here\n\n", None, "the file is empty"),
     ("missing_outputs", "name: bad\ninputs:\n  - {name: x, shape: [batch, 8]}\nsweep: {batch: [2]}\n"
      "graph:\n  - {name: fc, op: dense, input: x, units: 4}\n", "outputs", "missing required field"),
     ("unknown_top_level_field", wl_text(extra="layers: 3\n"), "layers", "unknown field; expected one of"),
@@ -163,8 +166,9 @@ def test_unreadable_file_is_one_line(tmp_path):
     assert msg.startswith(f"{path}: cannot read") and "\n" not in msg
 
 
-@pytest.mark.parametrize("content", [bytes(range(256)) * 4, "name: caf\xe9\n".encode("latin-1"), b"name: a\x00b\n"],
-                         ids=["binary", "latin-1", "nul-byte"])
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, "name: caf\xe9\n".encode("latin-1"), b"name: a\x00b\n",
+                                     b"\x00\xff\xfe garbage"],
+                         ids=["binary", "latin-1", "nul-byte", "garbage"])
 def test_binary_or_non_utf8_file_is_one_line(tmp_path, content):
     path = tmp_path / "garbage.yaml"
     path.write_bytes(content)
@@ -172,6 +176,53 @@ def test_binary_or_non_utf8_file_is_one_line(tmp_path, content):
         load_workload(path)
     msg = str(info.value)
     assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+
+
+def test_permission_denied_is_one_line(tmp_path, monkeypatch):
+    """The read's own OSError, whatever the user (root reads a chmod-000 file; tests/test_cli.py drops that)."""
+    path = tmp_path / "locked.yaml"
+    path.write_text(GOOD)
+
+    def denied(self, *a, **k):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(path), "read_text", denied)
+    with pytest.raises(SpecError) as info:
+        load_workload(path)
+    assert str(info.value) == f"{path}: cannot read: Permission denied"
+
+
+def test_directory_is_not_a_workload_file(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_workload(tmp_path)
+    assert str(info.value) == (f"{tmp_path}: is a directory, not a workload file "
+                               "(give a .yaml file, or --workloads-dir DIR for a folder of them)")
+
+
+@pytest.mark.parametrize("is_file,expect", [
+    (False, "no such folder (--workloads-dir expects a folder of workload .yaml files)"),
+    (True, "is a file, not a folder (--workloads-dir expects a folder of workload .yaml files)"),
+], ids=["missing-folder", "file-as-folder"])
+def test_workloads_dir_must_be_a_folder(tmp_path, is_file, expect):
+    directory = tmp_path / "given.yaml"
+    if is_file:
+        directory.write_text(GOOD)
+    with pytest.raises(SpecError) as info:
+        load_workloads(directory)
+    assert str(info.value) == f"{directory}: {expect}"
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("no_such_workload", "unknown workload 'no_such_workload'; known: good"),
+    ("DIR/missing.yaml", "DIR/missing.yaml: no such file (a workload is a name in DIR or a .yaml path)"),
+    ("missing.yml", "missing.yml: no such file (a workload is a name in DIR or a .yaml path)"),
+    ("DIR", "DIR: is a directory, not a workload file"),
+], ids=["unknown-name", "missing-path", "missing-yml", "directory"])
+def test_workload_names_and_paths(tmp_path, name, expect):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    with pytest.raises(SpecError) as info:
+        load_workloads(tmp_path, [name.replace("DIR", str(tmp_path))])
+    assert str(info.value).startswith(expect.replace("DIR", str(tmp_path))), str(info.value)
 
 
 def test_good_workload_loads_with_defaults(tmp_path):

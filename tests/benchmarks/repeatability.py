@@ -1,8 +1,13 @@
-"""Repeatability of `bench run` (run by hand; prints figures): the share of cells whose medians agree
-within ±5% between two runs of the same matrix.
+"""Repeatability of `bench run` (run by hand; prints figures, asserts nothing): two runs of the same
+matrix, back to back, on the same code (A/A).
 
-    .venv/bin/bench run --quick --results /tmp/rep --run-id a
-    .venv/bin/bench run --quick --results /tmp/rep --run-id b
+Prints, per profile: the share of cells timed in both runs whose medians agree within ±5%, the median
+and worst ratio, how many cells either run flagged ``unstable``, and the false positives of
+`bench compare` between them (regressions and improvements at the default factor 1.10 and alpha 0.01;
+every one is false, since nothing changed).
+
+    .venv/bin/bench run -p cpu -p cpu-1t --results /tmp/rep --run-id a --no-dashboard
+    .venv/bin/bench run -p cpu -p cpu-1t --results /tmp/rep --run-id b --no-dashboard
     .venv/bin/python tests/benchmarks/repeatability.py /tmp/rep a b
 """
 from __future__ import annotations
@@ -14,20 +19,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main(results_dir: str, run_a: str, run_b: str, tol: float = 0.05) -> int:
+    from suite.compare import compare_runs
     from suite.results import read_results
 
     df = read_results(results_dir, [run_a, run_b])
-    df = df[df.status == "pass"]
     keys = ["workload", "params", "target", "profile", "mode"]
-    a = df[df.run_id == run_a].set_index(keys).latency_median_s
-    b = df[df.run_id == run_b].set_index(keys).latency_median_s
-    both = a.to_frame("a").join(b.to_frame("b"), how="inner")
-    ratio = both.b / both.a
-    within = (ratio - 1).abs() <= tol
-    print(f"{len(both)} cells timed in both runs; {within.mean():.1%} agree within ±{tol:.0%} "
-          f"(median |ratio-1| {((ratio - 1).abs()).median():.1%}, worst {ratio.min():.2f}..{ratio.max():.2f})")
-    for profile, grp in within.groupby(level="profile"):
-        print(f"  {profile:<10} {grp.mean():.1%} of {len(grp)}")
+    timed = df[df.status == "pass"]
+    a = timed[timed.run_id == run_a].set_index(keys)
+    b = timed[timed.run_id == run_b].set_index(keys)
+    both = a[["latency_median_s", "unstable"]].join(b[["latency_median_s", "unstable"]], how="inner", lsuffix="_a",
+                                                    rsuffix="_b")
+    both["ratio"] = both.latency_median_s_b / both.latency_median_s_a
+    both["within"] = (both.ratio - 1).abs() <= tol
+    rows = compare_runs(df[df.run_id == run_a], df[df.run_id == run_b])
+    for r in rows:
+        r["false"] = r["verdict"] in ("regression", "improvement")
+    for label, grp in [("all", both), *both.groupby(level="profile")]:
+        prof = None if label == "all" else label
+        flagged = [r for r in rows if r["false"] and (prof is None or r["profile"] == prof)]
+        compared = [r for r in rows if r["verdict"] != "not comparable" and (prof is None or r["profile"] == prof)]
+        dev = (grp.ratio - 1).abs()
+        print(f"{label:<14} {len(grp):>4} cells: {grp.within.mean():6.1%} within ±{tol:.0%}, median |ratio-1| "
+              f"{dev.median():5.1%}, worst ratio {grp.ratio.min():.2f}..{grp.ratio.max():.2f}; unstable "
+              f"{int((grp.unstable_a | grp.unstable_b).sum())}; bench compare A/A: {len(flagged)} of "
+              f"{len(compared)} flagged")
+    for r in rows:
+        if r["false"]:
+            print(f"  {r['verdict']:<11} {r['workload']} {r['params']} {r['target']} @{r['profile']}: "
+                  f"ratio {r['ratio']:.2f} (p {r['p_value']:.1e})")
     return 0
 
 

@@ -1,0 +1,100 @@
+"""A time budget for `bench run --budget 30m`: each cell's measuring window is planned from the time left.
+
+What a cell costs splits in two: a fixed part the suite cannot shorten (starting a worker, building,
+compiling, exporting, the first call and the comparison with the reference) and the timing engine's
+warmup and samples, which it can. Before each cell is sent, the budget estimates the fixed part of every
+cell still to run (the mean of that target's cells so far, else of all cells so far, else
+:data:`FIRST_GUESS_S`), subtracts it from the time left, and gives the cell an equal share of the rest
+as its measuring allowance (:meth:`suite.engine.TimingConfig.for_allowance`). The stop rule still ends a
+cell early when its samples settle, and whatever a cell leaves goes to the ones after it; a cell that
+overruns takes it from them. When the fixed part alone exceeds the time left, every cell gets the
+shortest window (0.1 s) and the run ends late: :meth:`Budget.summary` says by how much and why.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from suite.engine import TimingConfig
+
+FIRST_GUESS_S = 2.0  # fixed cost assumed for a cell before any has run (worker start, build, verify)
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``1.5h``, ``1h30m`` or a bare number of seconds -> seconds.
+
+    Raises:
+        ValueError: one line saying what is expected.
+    """
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        total = float(s)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
+        if not parts or "".join(n + u for n, u in parts) != s:
+            raise ValueError(f"--budget {text!r}: expected a duration such as 90s, 30m, 1h or 1h30m")
+        total = sum(float(n) * _UNITS[u] for n, u in parts)
+    if total <= 0:
+        raise ValueError(f"--budget {text!r}: expected a duration above zero")
+    return total
+
+
+@dataclass
+class Budget:
+    """Plans each timed cell's measuring window so that the run ends within ``seconds``.
+
+    Attributes:
+        seconds: the whole run's budget, counted from ``started`` (exports included).
+        pending: keys of the timed cells not finished yet -> target id.
+    """
+
+    seconds: float
+    cells: list
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.pending = {c.key: c.target.id for c in self.cells if c.status is None and c.timed}
+        self._fixed: dict[str, list[float]] = {}  # target id -> fixed seconds of its finished cells
+        self._began: dict[tuple, float] = {}
+
+    def _estimate(self, target: str) -> float:
+        mine = self._fixed.get(target)
+        if mine:
+            return sum(mine) / len(mine)
+        every = [x for xs in self._fixed.values() for x in xs]
+        return sum(every) / len(every) if every else FIRST_GUESS_S
+
+    def allowance(self, now: float | None = None) -> float:
+        """Seconds of measuring each pending cell may have if the run is to end on time."""
+        now = time.monotonic() if now is None else now
+        left = self.seconds - (now - self.started)
+        if not self.pending:
+            return 0.0
+        fixed = sum(self._estimate(t) for t in self.pending.values())
+        return max(left - fixed, 0.0) / len(self.pending)
+
+    def config_for(self, cell) -> TimingConfig:
+        """The timing config of ``cell``, about to be sent (also starts its clock)."""
+        self._began[cell.key] = time.monotonic()
+        return TimingConfig.for_allowance(self.allowance())
+
+    def finished(self, cell, record: dict) -> None:
+        """Learns the fixed cost of a finished cell (its wall time outside the timing engine)."""
+        target = self.pending.pop(cell.key, None)
+        began = self._began.pop(cell.key, None)
+        if target is None or began is None:
+            return
+        elapsed = time.monotonic() - began
+        self._fixed.setdefault(target, []).append(max(elapsed - (record.get("measure_s") or 0.0), 0.0))
+
+    def summary(self, now: float | None = None) -> str:
+        """One line: the budget, the time taken, and what the fixed costs came to."""
+        now = time.monotonic() if now is None else now
+        took = now - self.started
+        fixed = sum(x for xs in self._fixed.values() for x in xs)
+        verdict = "within budget" if took <= self.seconds else \
+            f"over budget by {took - self.seconds:.0f} s (the cells' fixed costs - worker start, build, " \
+            f"compile, verify - came to {fixed:.0f} s)"
+        return f"budget {self.seconds:.0f} s: run took {took:.0f} s, {verdict}"
