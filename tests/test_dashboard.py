@@ -6,18 +6,21 @@ import json
 import re
 import subprocess
 import sys
+from html import unescape
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import REPO
-from dashboard_data import EVIL, EVIL_REASON, _record, write_store
+from dashboard_data import ALL_TARGETS, EVIL, EVIL_REASON, _record, write_store
 
 pytest.importorskip("plotly", reason="the dashboard needs plotly: pip install -e '.[dashboard]'")
 
 from suite.dashboard import build_dashboard  # noqa: E402
-from suite.dashboard.data import DashboardError, downsample, load  # noqa: E402
+from suite.dashboard.best import Failure, best_routes, eager_baseline, section as best_section  # noqa: E402
+from suite.dashboard.data import DashboardError, downsample, environment, load  # noqa: E402
+from suite.dashboard.figures import matrix_figure  # noqa: E402
 from suite.dashboard.history import ratio_verdict  # noqa: E402
 from suite.dashboard.page import SECTIONS, script_json  # noqa: E402
 from suite.results import write_records  # noqa: E402
@@ -167,6 +170,202 @@ def test_import_stays_light():
     code = "import sys, suite, suite.dashboard, suite.cli; print([m for m in ('plotly', 'torch') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ---- best route, matrix labels, environment ----------------------------------------------------------
+
+T_BEST = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def _best_store(tmp_path, targets, edit=None, workloads=("mlp_classifier",), profiles=("cpu",)):
+    """One run of dashboard_data's records (``edit(record)`` changes any of them) loaded back.
+
+    Returns:
+        ({(workload, batch, target): record}, the loaded :class:`Data`).
+    """
+    rng = np.random.default_rng(1)
+    recs = [_record(rng, "run0000", T_BEST, "a" * 40, wl, b, t, p)
+            for wl in workloads for b in (1, 32) for t in targets for p in profiles]
+    for r in recs:
+        if edit:
+            edit(r)
+    write_records(recs, tmp_path / "r", "run0000", "all")
+    return {(r["workload"], r["batch_size"], r["target"]): r for r in recs}, load(tmp_path / "r")
+
+
+def _untimed(r, status, **kw):
+    """Turns a record into a non-passing one: not timed, no error figures unless ``kw`` gives them."""
+    for k in [k for k in r if k.startswith("latency_") or k in ("samples_s", "throughput", "unstable", "max_abs_err",
+                                                                 "max_rel_err", "cosine", "mismatch_fraction")]:
+        r[k] = None
+    r.update(status=status, **kw)
+
+
+def test_best_route_is_the_fastest_passing_route_not_the_fastest(tmp_path):
+    targets = ["torch:eager", "torch:compile", "tensorflow:function", "jax:jit", "torch>onnx@onnxruntime"]
+
+    def edit(r):  # the fastest route computes the wrong thing, and keeps its (faster) timing
+        if r["target"] == "torch>onnx@onnxruntime":
+            r.update(status="fail", max_abs_err=0.5, status_reason="outputs differ from the reference")
+
+    recs, data = _best_store(tmp_path, targets, edit)
+    routes = best_routes(data)
+    assert [(b.cell, b.profile) for b in routes] == [("mlp_classifier [batch=1]", "cpu"),
+                                                     ("mlp_classifier [batch=32]", "cpu")]
+    for b in routes:
+        batch = 1 if "batch=1]" in b.cell else 32
+        med = {t: recs[("mlp_classifier", batch, t)]["latency_median_s"] for t in targets}
+        passing = {t: m for t, m in med.items() if recs[("mlp_classifier", batch, t)]["status"] == "pass"}
+        winner, slowest = min(passing, key=passing.get), max(passing, key=passing.get)
+        assert med["torch>onnx@onnxruntime"] < passing[winner]  # the premise: the failing route is faster
+        assert b.winner == winner and b.median_s == passing[winner] and b.n_pass == 4
+        assert (b.ci_low_s, b.ci_high_s) == (recs[("mlp_classifier", batch, winner)]["latency_ci_low_s"],
+                                             recs[("mlp_classifier", batch, winner)]["latency_ci_high_s"])
+        assert b.slowest == slowest and b.vs_slowest == pytest.approx(passing[slowest] / passing[winner])
+        base = eager_baseline(winner, recs[("mlp_classifier", batch, winner)]["framework"])
+        assert b.baseline == base and b.baseline_status == "pass"
+        assert b.vs_baseline == pytest.approx(passing[base] / passing[winner])
+        assert b.failed == (Failure("torch>onnx@onnxruntime", "fail", "max abs err 5.00e-01"),)
+    html = best_section(data)
+    assert html.count('<b class="winner">') == 2 and "torch&gt;onnx@onnxruntime" in html
+    assert "max abs err 5.00e-01" in html and "no route passed" not in html
+
+
+@pytest.mark.parametrize("eager", ["absent", "nan"])
+def test_best_route_baseline_is_na_without_a_passing_eager_run(tmp_path, eager):
+    targets = ["torch:compile", "tensorflow:function"] + (["torch:eager"] if eager != "absent" else [])
+
+    def edit(r):
+        if r["target"] == "torch:eager":
+            _untimed(r, "nan", status_reason="output holds NaN", max_abs_err=float("nan"))
+
+    _, data = _best_store(tmp_path, targets, edit)
+    routes = best_routes(data)
+    assert routes and all(b.winner == "torch:compile" and b.baseline == "torch:eager" for b in routes)
+    assert all(b.vs_baseline is None for b in routes)
+    want = "not run" if eager == "absent" else "nan"
+    assert {b.baseline_status for b in routes} == {want}
+    html = best_section(data)
+    assert html.count(f"n/a: torch:eager {want}") == 2
+    assert not re.search(r"\d× vs torch:eager", html)  # no speedup invented
+    if eager == "nan":
+        assert all(b.failed == (Failure("torch:eager", "nan", "output holds NaN"),) for b in routes)
+
+
+@pytest.mark.parametrize("target, family, expected", [
+    ("torch:compile", "torch", "torch:eager"), ("torch>onnx@onnxruntime", "torch", "torch:eager"),
+    ("tensorflow>tflite-int8@litert", "tensorflow", "tensorflow:function"), ("tensorflow:xla", "tensorflow",
+                                                                           "tensorflow:function"),
+    ("jax>export@jax", "jax", "jax:jit"), ("keras[jax]", "keras", "keras[jax]"),
+    ("keras[torch]>onnx@onnxruntime", "keras", "keras[torch]"), ("mxnet:symbolic", "mxnet", None)])
+def test_eager_baseline_rule(target, family, expected):
+    assert eager_baseline(target, family) == expected
+
+
+def test_best_route_lists_errors_by_their_first_line_and_no_passing_route(tmp_path):
+    targets = ["torch:eager", "tensorflow>tflite@litert", "jax:jit"]
+
+    def edit(r):  # lstm's tflite route errors (dashboard_data); every route of mlp batch 32 fails
+        if r["workload"] == "mlp_classifier" and r["batch_size"] == 32:
+            _untimed(r, "shape_mismatch", status_reason="output 0: shape (32, 10), reference (32, 5)")
+
+    _, data = _best_store(tmp_path, targets, edit, workloads=("lstm_classifier", "mlp_classifier"))
+    routes = {b.cell: b for b in best_routes(data)}
+    lstm = routes["lstm_classifier [batch=1]"]
+    assert lstm.winner in ("torch:eager", "jax:jit") and lstm.n_pass == 2
+    assert lstm.failed == (Failure("tensorflow>tflite@litert", "error", "ConverterError: LSTM op not lowered"),)
+    none = routes["mlp_classifier [batch=32]"]
+    assert none.winner is None and none.vs_slowest is None and none.vs_baseline is None
+    assert [f.target for f in none.failed] == targets and {f.status for f in none.failed} == {"shape_mismatch"}
+    html = best_section(data)
+    assert "ConverterError: LSTM op not lowered" in html and "Traceback" not in html
+    assert html.count("no route passed") == 1 and "shape (32, 10), reference (32, 5)" in html
+    assert "every route that ran (3)" in html  # one line when the workload, not a route, fails
+
+
+@pytest.mark.parametrize("other_ci, tie", [((1.00e-3, 1.10e-3), True), ((1.06e-3, 1.10e-3), False)])
+def test_best_route_tie_when_the_cis_overlap(tmp_path, other_ci, tie):
+    timing = {"torch:eager": (1.00e-3, 0.97e-3, 1.05e-3), "jax:jit": (1.08e-3, *other_ci)}
+
+    def edit(r):
+        med, lo, hi = timing[r["target"]]
+        r.update(latency_median_s=med, latency_ci_low_s=lo, latency_ci_high_s=hi, unstable=r["target"] == "jax:jit")
+
+    _, data = _best_store(tmp_path, list(timing), edit)
+    for b in best_routes(data):
+        assert b.winner == "torch:eager" and b.ties == (("jax:jit",) if tie else ())
+        assert not b.unstable and b.vs_slowest == pytest.approx(1.08)
+        assert b.baseline == "torch:eager" and b.vs_baseline == pytest.approx(1.0)
+    html = best_section(data)
+    assert ("tie with jax:jit" in html) is tie and "(itself)" in html
+
+
+def test_best_route_marks_an_unstable_winner(tmp_path):
+    _, data = _best_store(tmp_path, ["torch:eager", "jax:jit"], lambda r: r.update(unstable=True))
+    assert all(b.unstable for b in best_routes(data))
+    assert best_section(data).count('class="badge unstable"') == 2
+
+
+def test_best_route_section_leads_the_page(site):
+    _, _, html, _ = site
+    assert re.findall(r'<section id="([^"]+)"', html)[0] == "best"
+    assert SECTIONS[0] == ("best", "Best route") and '<nav><a href="#best">Best route</a>' in html
+    sec = re.search(r'<section id="best">(.*?)</section>', html, re.S).group(1)
+    rows = re.findall(r'<tr data-filter="([^"]*)">(.*?)</tr>', sec, re.S)
+    filters = [json.loads(f.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+               for f, _ in rows]
+    # 3 workloads x 2 batches x (cpu, cpu-1t, mobile-runtime); cuda is not available here
+    assert len(rows) == 3 * 2 * 3
+    assert {f["profile"] for f in filters} == {"cpu", "cpu-1t", "mobile-runtime"}
+    assert {f["workload"] for f in filters} == {"mlp_classifier", "resnet_cnn", EVIL}
+    evil = [r for f, r in zip(filters, rows) if f["workload"] == EVIL]
+    assert all("no route passed" in r[1] and "max abs err 5.00e-01" in r[1] for r in evil)
+    assert EVIL not in sec and "&lt;script&gt;alert(1)&lt;/script&gt;" in sec
+
+
+def test_matrix_labels_are_angled_when_many_targets(tmp_path):
+    write_store(tmp_path / "many", n_runs=1, workloads=["mlp_classifier"], targets=list(ALL_TARGETS),
+                profiles=["cpu"])
+    write_store(tmp_path / "few", n_runs=1, workloads=["mlp_classifier"], targets=["torch:eager", "jax:jit"],
+                profiles=["cpu"])
+    data = load(tmp_path / "many")
+    many, few = matrix_figure(data), matrix_figure(load(tmp_path / "few"))
+    assert [unescape(x) for x in many["data"][0]["x"]] == data.targets and len(data.targets) == 20
+    fam = dict(zip(data.latest["target"], data.latest["family"]))
+    fams = [fam[t] for t in data.targets]  # grouped by family: torch, tensorflow, jax, keras
+    assert fams == sorted(fams, key=["torch", "tensorflow", "jax", "keras"].index) and fams[-1] == "keras"
+    assert many["layout"]["xaxis"]["tickangle"] == -45 and few["layout"]["xaxis"]["tickangle"] == 0
+    assert many["layout"]["height"] > few["layout"]["height"] + 100  # room for the angled labels
+
+
+def test_matrix_colours_each_status_inside_its_band(site):
+    from suite.verify import STATUSES
+
+    matrix = next(f for f in site[3]["figures"] if f["id"] == "matrix")
+    seen = set()
+    for t in matrix["data"]:
+        for zr, hr in zip(t["z"], t["hovertext"]):
+            for z, h in zip(zr, hr):
+                status = re.search(r"status: <b>([a-z_]+)</b>", h).group(1)
+                assert int(z) == STATUSES.index(status) and z % 1 == 0.5, (z, status)
+                seen.add(status)
+    assert {"pass", "fail", "unsupported"} <= seen
+
+
+def test_environment_shows_the_run_metadata_columns(tmp_path):
+    from suite.envinfo import run_metadata
+
+    meta = run_metadata()
+    _, data = _best_store(tmp_path / "a", ["torch:eager"], lambda r: r.update(meta))
+    env = dict(environment(data))
+    assert env["python"] == meta["python_version"] and env["platform"] == meta["platform"]
+    assert env["CPU count"] == str(meta["cpu_count"]) and env["CPU"] == str(meta["cpu_model"])
+    assert env["host"] == meta["host"]
+    # rows written before the runner stored every run_metadata key carry none of these three
+    _, old = _best_store(tmp_path / "b", ["torch:eager"],
+                         lambda r: r.update(python_version=None, platform=None, cpu_count=None))
+    env = dict(environment(old))
+    assert env["python"] == env["platform"] == env["CPU count"] == "not recorded" and env["host"] == "synthetic"
 
 
 # ---- train mode next to inference ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dashboard_data import EVIL, write_store
+from dashboard_data import ALL_TARGETS, EVIL, write_store
 
 pytest.importorskip("plotly", reason="the dashboard needs plotly: pip install -e '.[dashboard]'")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed: pip install -e '.[test]'")
@@ -23,6 +23,7 @@ DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium / chromedriver not installed "
                                 "(apt-get install -y chromium chromium-driver; .ci/run does it)")
 
+WIDTH = 1366  # a laptop screen: the page must read well at this width
 FIGURE_STATE = """
 return Array.from(document.querySelectorAll('.fig')).map(function (el) {
   var full = el._fullData || [];
@@ -42,7 +43,8 @@ def site(tmp_path_factory):
     from suite.dashboard import build_dashboard
 
     d = tmp_path_factory.mktemp("dash-browser")
-    write_store(d / "results", n_runs=3, workloads=["mlp_classifier", "resnet_cnn", "gpt_block"], evil=True)
+    write_store(d / "results", n_runs=3, workloads=["mlp_classifier", "resnet_cnn", "gpt_block"],
+                targets=list(ALL_TARGETS), evil=True)  # every target id: the matrix labels must still fit
     build_dashboard(d / "results", d / "site")
     return d / "site" / "index.html"
 
@@ -54,7 +56,7 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-dev-shm-usage", "--window-size=1400,1000"):
+              "--disable-dev-shm-usage", f"--window-size={WIDTH},1000"):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
@@ -79,6 +81,8 @@ def _errors(browser) -> list[str]:
 
 
 def test_site_renders_every_figure_without_errors(site, browser, tmp_path_factory):
+    from selenium.webdriver.common.by import By
+
     _load(browser, site)
     assert _errors(browser) == []
     figs = browser.execute_script(FIGURE_STATE)
@@ -87,12 +91,14 @@ def test_site_renders_every_figure_without_errors(site, browser, tmp_path_factor
         assert f["traces"] > 0 and f["points"] > 0 and f["drawn"] > 0 and not f["empty"], f
     assert browser.execute_script("return typeof Plotly") == "object"
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1400, min(height, 16000))
+    browser.set_window_size(WIDTH, min(height, 16000))
     time.sleep(0.5)
-    shot = tmp_path_factory.mktemp("screenshot") / "dashboard.png"
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 50_000
-    print(f"screenshot: {shot}")
-    browser.set_window_size(1400, 1000)
+    shots = tmp_path_factory.mktemp("screenshot")
+    assert browser.save_screenshot(str(shots / "dashboard.png")) and (shots / "dashboard.png").stat().st_size > 50_000
+    for sid in ("best", "matrix"):  # the two views a reader checks first, at full resolution
+        assert browser.find_element(By.ID, sid).screenshot(str(shots / f"{sid}.png"))
+    print(f"screenshots: {shots}/{{dashboard,best,matrix}}.png")
+    browser.set_window_size(WIDTH, 1000)
 
 
 def test_hostile_workload_name_is_text(site, browser):
@@ -133,6 +139,69 @@ def test_filters_redraw_without_errors(site, browser):
     xs = browser.execute_script("return document.getElementById('fig-matrix')._fullData[0].x")
     assert "jax:jit" not in xs and "torch:eager" in xs
     assert _errors(browser) == []
+
+
+BEST_ROWS = r"""
+return Array.from(document.querySelectorAll('#best-routes tbody tr')).filter(function (r) { return !r.hidden; })
+  .map(function (r) {
+    var w = r.querySelector('b.winner');
+    return {on: JSON.parse(r.dataset.filter), text: r.innerText.replace(/\s+/g, ' '), winner: w ? w.textContent : null};
+  });
+"""
+
+
+def test_best_route_leads_the_page_and_follows_the_filters(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _load(browser, site)
+    assert browser.execute_script("return document.querySelector('main section').id") == "best"
+    assert browser.execute_script("return document.getElementById('best').getBoundingClientRect().bottom <= "
+                                  "document.getElementById('overview').getBoundingClientRect().top")
+    rows = browser.execute_script(BEST_ROWS)
+    assert len(rows) == 4 * 2 and {r["on"]["profile"] for r in rows} == {"cpu"}  # the default profile
+    winners = [r for r in rows if r["winner"]]
+    assert len(winners) == 3 * 2 and all(r["winner"] in ALL_TARGETS for r in winners)
+    assert all("× vs " in r["text"] for r in winners)
+    evil = [r for r in rows if r["on"]["workload"] == EVIL]
+    assert len(evil) == 2 and all(EVIL in r["text"] and "no route passed" in r["text"] for r in evil)
+    assert all(f"fail (max abs err 5.00e-01): every route that ran ({len(ALL_TARGETS)})" in r["text"]
+               for r in evil), evil
+
+    Select(browser.find_element(By.ID, "f-profile")).select_by_value("cpu-1t")
+    time.sleep(0.3)
+    assert {r["on"]["profile"] for r in browser.execute_script(BEST_ROWS)} == {"cpu-1t"}
+    browser.find_element(By.CSS_SELECTOR, "button[data-all='f-workload'][data-value='0']").click()
+    time.sleep(0.3)
+    assert browser.execute_script(BEST_ROWS) == []
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert _errors(browser) == []
+
+
+MATRIX_LABELS = """
+var el = document.getElementById('fig-matrix'), xa = el._fullLayout.xaxis, box = el.getBoundingClientRect();
+var ts = Array.from(el.querySelectorAll('.xtick text'));
+var rects = ts.map(function (t) { return t.getBoundingClientRect(); });
+return {n: ts.length, angle: xa.tickangle, step: xa._length / el._fullData[0].x.length,
+        width: Math.max.apply(null, ts.map(function (t) { return t.getBBox().width; })),
+        height: Math.max.apply(null, ts.map(function (t) { return t.getBBox().height; })),
+        top: Math.min.apply(null, rects.map(function (r) { return r.top; })) - box.top,
+        right: box.right - Math.max.apply(null, rects.map(function (r) { return r.right; }))};
+"""
+
+
+def test_matrix_target_labels_do_not_overlap_at_laptop_width(site, browser):
+    import math
+
+    _load(browser, site)
+    assert browser.execute_script("return window.innerWidth") <= WIDTH
+    m = browser.execute_script(MATRIX_LABELS)
+    assert m["n"] == len(ALL_TARGETS)
+    if m["angle"] in (0, None, "auto"):  # flat labels side by side need their width
+        assert m["step"] >= m["width"] + 4, m
+    else:  # parallel slanted labels are step * sin(angle) apart, and need their line height
+        assert m["step"] * abs(math.sin(math.radians(m["angle"]))) >= m["height"], m
+    assert m["top"] >= -1 and m["right"] >= -1, m  # nothing cut off at the top or the right edge
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.dashboard import charts, figures, history, page, training
-from suite.dashboard.data import DashboardError, Data, cells_download, environment, fmt_bytes, load, status_counts
+from suite.dashboard import best, charts, figures, history, page, training
+from suite.dashboard.data import (FAILED, DashboardError, Data, cells_download, environment, first_line, fmt_bytes,
+                                  load, status_counts)
 
 MARKER = ".bench-dashboard"  # marks a folder as a site this module built (and may replace)
 MAX_REASON_ROWS = 200
@@ -82,10 +83,9 @@ def _reasons_table(data: Data) -> str:
     if bad.empty:
         return '<p class="note">Every cell passed (profiles not available here are listed in the overview).</p>'
     # Failures first: a cell that computes the wrong thing matters more than one that cannot run here.
-    order = {s: i for i, s in enumerate(("fail", "nan", "shape_mismatch", "error", "crashed", "timeout"))}
+    order = {s: i for i, s in enumerate(FAILED)}
     bad = bad.assign(_o=bad["status"].map(lambda s: order.get(s, len(order)))).sort_values("_o", kind="stable")
-    rows = [[r.workload, r.params_text, r.target, r.profile, r.mode, r.status,
-             (str(r.status_reason or "").strip().splitlines() or [""])[0][:240]]
+    rows = [[r.workload, r.params_text, r.target, r.profile, r.mode, r.status, first_line(r.status_reason)]
             for r in bad.head(MAX_REASON_ROWS).itertuples()]
     more = f'<p class="note">and {len(bad) - MAX_REASON_ROWS} more.</p>' if len(bad) > MAX_REASON_ROWS else ""
     counts = bad["status"].value_counts()
@@ -119,7 +119,7 @@ def _fig_or_note(fig: dict | None, fig_id: str, why: str) -> str:
 
 
 def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str, pairs) -> str:
-    out = [_overview(data, counts)]
+    out = [best.section(data), _overview(data, counts)]  # the answer first, then how it was reached
     out.append(page.section(
         "matrix", "Portability matrix", page.status_chips() + _fig_or_note(figs.get("matrix"), "matrix",
                                                                            "No cells in the shown profiles.")

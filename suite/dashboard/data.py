@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from suite.results import read_results
-from suite.verify import STATUSES
+from suite.verify import GOOD_STATUSES, STATUSES
 
 CELL_KEY = ["workload", "params", "target", "profile", "mode"]
 MAX_SAMPLES = 60  # raw samples kept per cell for the distribution view (quantiles of all of them)
 PROFILE_ORDER = ("cpu", "cpu-1t", "mobile-runtime", "cuda", "tpu")
 MODE_ORDER = ("inference", "train")
+# Statuses of a cell that ran here and did not pass, in the order the page lists them: a cell that
+# computes the wrong thing (fail, nan, shape_mismatch) before one that could not run (error, crashed, timeout).
+FAILED = tuple(s for s in STATUSES if s not in GOOD_STATUSES)
 
 
 class DashboardError(Exception):
@@ -56,6 +59,11 @@ def family_of(target: str, framework) -> str:
         if sep in target:
             return target.split(sep, 1)[0]
     return target
+
+
+def first_line(text, limit: int = 240) -> str:
+    """The first line of a status reason, at most ``limit`` characters (``''`` when there is none)."""
+    return (str(text or "").strip().splitlines() or [""])[0][:limit]
 
 
 def fmt_time(s) -> str:
@@ -173,18 +181,24 @@ def _runs_table(df):
 
 
 def environment(data: Data) -> list[tuple[str, str]]:
-    """(name, value) pairs describing where the most recent run ran: host, CPU, threads, versions, commit."""
+    """(name, value) pairs describing where the most recent run ran: host, CPU, threads, versions, commit.
+
+    The values are the columns :func:`suite.envinfo.run_metadata` fills on every row of a run
+    (suite_version, git_commit, host, cpu_model, cpu_count, python_version, platform); a column the
+    run's rows do not carry reads ``"not recorded"``.
+    """
     import pandas as pd
 
     last_run = data.runs["run_id"].iloc[-1]
     lr = data.latest[data.latest["run_id"] == last_run]
     if lr.empty:
         lr = data.latest
-    first = lr.iloc[-1]
 
     def val(col):
-        v = first.get(col)
-        return "-" if v is None or pd.isna(v) else str(v)
+        # The run's last value that is set: rows written before the runner stored every run_metadata key
+        # (python_version, platform and cpu_count were dropped there) have them null.
+        vals = lr[col].dropna() if col in lr else pd.Series(dtype=object)
+        return str(vals.iloc[-1]) if len(vals) else "not recorded"
 
     pairs = [("run", str(last_run)), ("git commit", val("git_commit")), ("host", val("host")),
              ("CPU", val("cpu_model")), ("CPU count", val("cpu_count")), ("python", val("python_version")),

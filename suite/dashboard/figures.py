@@ -75,9 +75,24 @@ def cell_hover(r) -> str:
     return "<br>".join(lines)
 
 
-def _heatmap_axes(n_rows: int, n_cols: int) -> tuple[int, dict]:
-    height = 130 + 26 * max(n_rows, 2)
-    return height, {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "xaxis": {"side": "top", "type": "category", "tickangle": 0, "automargin": True},
+CHAR_PX = 7          # width of a label character at the page's 12 px font, roughly
+FLAT_LABELS_PX = 900  # column labels that need more than this side by side are drawn at an angle
+LABEL_ANGLE = -45
+
+
+def _heatmap_axes(n_rows: int, cols: list[str]) -> tuple[int, dict]:
+    """Height and axes of a heatmap whose column labels sit on top.
+
+    Column labels that would overlap side by side on a laptop-wide plot (~1366 px page: 20 target ids
+    do) are drawn at 45°; the height grows by the room they take, so the rows keep theirs.
+    """
+    longest = max((len(c) for c in cols), default=0)
+    angled = len(cols) * (longest + 2) * CHAR_PX > FLAT_LABELS_PX
+    label_px = int(longest * CHAR_PX * 0.71) if angled else 20
+    height = 110 + label_px + 26 * max(n_rows, 2)
+    return height, {"margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+                    "xaxis": {"side": "top", "type": "category", "tickangle": LABEL_ANGLE if angled else 0,
+                              "automargin": True},
                     "yaxis": {"autorange": "reversed", "type": "category", "automargin": True}}
 
 
@@ -103,7 +118,8 @@ def matrix_figure(data: Data) -> dict | None:
                 if r is None:
                     zr.append(None), tr.append(""), hr.append("no result")
                     continue
-                zr.append(STATUSES.index(r["status"]) if r["status"] in STATUSES else STATUSES.index("error"))
+                # the middle of the status's colour band: a band's edge is shared with its neighbour's colour
+                zr.append(STATUSES.index(r["status"] if r["status"] in STATUSES else "error") + 0.5)
                 med = _num(r.get("latency_median_s"))
                 tr.append(fmt_time(med) + ("!" if r.get("unstable") is True else "") if med else esc(r["status"]))
                 hr.append(cell_hover(r))
@@ -121,7 +137,7 @@ def matrix_figure(data: Data) -> dict | None:
         n_rows = max(n_rows, len(cells))
     if not traces:
         return None
-    height, axes = _heatmap_axes(n_rows, len(data.targets))
+    height, axes = _heatmap_axes(n_rows, data.targets)
     return {"id": "matrix", "data": traces, "layout": base_layout(height, **axes)}
 
 
@@ -174,7 +190,7 @@ def speedup_figure(data: Data, baselines: list[str]) -> dict | None:
             n_rows = max(n_rows, len(cells))
     if not traces:
         return None
-    height, axes = _heatmap_axes(n_rows, len(data.targets))
+    height, axes = _heatmap_axes(n_rows, data.targets)
     return {"id": "speedup", "data": traces, "layout": base_layout(height, **axes)}
 
 
@@ -213,7 +229,7 @@ def profiles_figure(data: Data) -> dict | None:
              "colorbar": {"title": {"text": "median"}, "tickvals": ticks,
                           "ticktext": [fmt_time(10.0 ** k / 1e3) for k in ticks], "len": 0.9},
              "meta": {"rows": [{"workload": wl_of[c], "family": fam_of[x], "mode": mode_of[c]} for c, x in rows]}}
-    height, axes = _heatmap_axes(len(rows), len(profs))
+    height, axes = _heatmap_axes(len(rows), profs)
     return {"id": "profiles", "data": [trace], "layout": base_layout(height, **axes)}
 
 

@@ -6,6 +6,7 @@ minimal ratio rule kept in one function, against the cell's previous appearance.
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 MAX_RUNS = 100            # runs drawn in the history view (the most recent ones)
@@ -60,7 +61,7 @@ def compare_verdicts(rows, candidates: dict):
     """
     try:
         from suite.compare import compare_runs
-        import scipy.stats  # noqa: F401  compare_runs imports it lazily; fail here, not mid-build
+        importlib.import_module("scipy.stats")  # compare_runs imports it lazily; fail here, not mid-build
     except ImportError:
         return None
     runs = {r for pair in candidates for r in pair}

@@ -13,7 +13,7 @@ import math
 
 from suite.dashboard.figures import STATUS_COLORS
 
-SECTIONS = [("overview", "Overview"), ("matrix", "Portability matrix"), ("speed", "Speed"),
+SECTIONS = [("best", "Best route"), ("overview", "Overview"), ("matrix", "Portability matrix"), ("speed", "Speed"),
             ("training", "Training vs inference"), ("distributions", "Distributions"), ("scaling", "Scaling"), ("profiles", "Profiles"),
             ("costs", "Costs"), ("history", "History"), ("downloads", "Downloads")]
 

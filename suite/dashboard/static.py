@@ -183,5 +183,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .chip { display: inline-flex; align-items: center; gap: 4px; }
 .chip i { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
 .bad { color: #c62828; font-weight: 600; } .good { color: #2e7d32; font-weight: 600; }
+.badge { display: inline-block; font-size: 11px; padding: 0 5px; border-radius: 3px; margin-left: 4px;
+         white-space: nowrap; }
+.badge.tie { background: #fff4d6; color: #7a5a00; } .badge.unstable { background: #fde2e1; color: #a12622; }
+.badge.dtype { background: #e4ecfb; color: #23498f; }
+ul.failed { margin: 0; padding: 0; list-style: none; }
+ul.failed li { margin: 0 0 1px; }
+#best-routes td { padding-right: 14px; }
 code { background: #f1f3f6; padding: 0 3px; border-radius: 3px; }
 """

@@ -12,7 +12,7 @@ import numpy as np
 
 from suite.dashboard import page
 from suite.dashboard.charts import CAT_X, LEGEND, LOG_MS
-from suite.dashboard.data import Data, fmt_bytes, fmt_time
+from suite.dashboard.data import Data, first_line, fmt_bytes, fmt_time
 from suite.dashboard.figures import STATUS_COLORS, base_layout, esc
 
 MAX_ROWS = 1000  # numerics table rows (one per train cell); a note says how many more
@@ -153,8 +153,7 @@ def _not_passing(cells) -> str:
     bad = cells[cells["status"] != "pass"]
     if bad.empty:
         return ""
-    rows = [[r.workload, r.params_text, r.target, r.profile, r.status,
-             (str(r.status_reason or "").strip().splitlines() or [""])[0][:240]]
+    rows = [[r.workload, r.params_text, r.target, r.profile, r.status, first_line(r.status_reason)]
             for r in bad.head(MAX_ROWS).itertuples(index=False)]
     summary = ", ".join(f"{n} {s}" for s, n in bad["status"].value_counts().items())
     return (f"<details><summary><b>{len(bad)} train cell(s) did not pass</b> ({page.h(summary)}): not drawn as "
