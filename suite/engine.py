@@ -95,9 +95,9 @@ class TimingConfig:
 
     @classmethod
     def quick(cls) -> "TimingConfig":
-        """A smoke-test config: a few samples, about a second at most per cell."""
-        return cls(warmup_s=0.05, min_warmup_calls=1, min_samples=5, min_time=0.1, max_time=1.0,
-                   max_samples=1000)
+        """A smoke-test config: a few samples, half a second at most per cell, settled at 5% spread."""
+        return cls(warmup_s=0.05, min_warmup_calls=1, min_samples=5, min_time=0.05, max_time=0.5,
+                   rel_spread_target=0.05, max_samples=1000)
 
     @classmethod
     def standard(cls) -> "TimingConfig":
