@@ -27,8 +27,8 @@ def main(results_dir: str, run_a: str, run_b: str, tol: float = 0.05) -> int:
     timed = df[df.status == "pass"]
     a = timed[timed.run_id == run_a].set_index(keys)
     b = timed[timed.run_id == run_b].set_index(keys)
-    both = a[["latency_median_s", "unstable"]].join(b[["latency_median_s", "unstable"]], how="inner", lsuffix="_a",
-                                                    rsuffix="_b")
+    both = a[["latency_median_s", "unstable"]].add_suffix("_a").join(
+        b[["latency_median_s", "unstable"]].add_suffix("_b"), how="inner")
     both["ratio"] = both.latency_median_s_b / both.latency_median_s_a
     both["within"] = (both.ratio - 1).abs() <= tol
     rows = compare_runs(df[df.run_id == run_a], df[df.run_id == run_b])
