@@ -290,7 +290,8 @@ def test_sgd_dampening_is_caught_on_the_second_step(torch_records):
 def test_bench_run_train_stores_timed_rows(tmp_path):
     skip_if_missing("torch:eager")
     p = subprocess.run([sys.executable, "-m", "suite.cli", "run", "--mode", "all", "--quick", "-t", "torch:eager",
-                        "-w", "text_classifier", "-p", "cpu-1t", "--results", str(tmp_path), "--no-dashboard"],
+                        "-w", "text_classifier", "-p", "cpu-1t", "--sweep", "all", "--results", str(tmp_path),
+                        "--no-dashboard"],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     from suite.results import read_results
