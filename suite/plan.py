@@ -49,9 +49,13 @@ class Cell:
         return (self.workload.name, self.params_json, self.target.id, self.profile.name, self.mode)
 
     @property
+    def point(self) -> str:
+        """``workload [batch=1 seq=16]``."""
+        return f"{self.workload.name} [{' '.join(f'{k}={v}' for k, v in self.params)}]"
+
+    @property
     def label(self) -> str:
-        p = " ".join(f"{k}={v}" for k, v in self.params)
-        return f"{self.workload.name} [{p}] {self.target.id} @{self.profile.name}"
+        return f"{self.point} {self.target.id} @{self.profile.name}"
 
 
 def missing_requirement(info: TargetInfo) -> str | None:

@@ -59,7 +59,7 @@ class Progress:
     def exported(self, cell: Cell, rec: dict, done: int, total: int) -> None:
         """An export task finished (``done`` of ``total``)."""
         self.exports, self.exports_done = total, done
-        what = f"{cell.target.id} {cell.workload.name} [{' '.join(f'{k}={v}' for k, v in cell.params)}]"
+        what = f"{cell.target.id} {cell.point}"
         status = rec.get("status")
         figure = f" {rec['export_s']:.1f} s" if status == "exported" and rec.get("export_s") else ""
         msg = f"export {done}/{total} {status:<11} {what}{figure}"
