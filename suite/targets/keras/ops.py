@@ -61,10 +61,47 @@ class Graph:
 
     def layer(self, lyr, node, x, **call):
         """Calls a layer with parameters on ``x`` and records it with its node (calling builds the layer,
-        so its weights exist from here on)."""
+        so its weights exist from here on).
+
+        Its initialisers are replaced first by zeros made in NumPy (:func:`_placeholder_initializers`): every
+        weight is overwritten by ``set_weights`` once the model exists, and Keras' random initialisers
+        cost one XLA compilation per weight shape on the jax backend (4-5 s of a transformer block's
+        build, none of it the model's)."""
+        _placeholder_initializers(lyr)
         y = lyr(x, **call)
         self.placed.append((lyr, node))
         return y
+
+
+def _placeholder_initializers(lyr) -> None:
+    """Points every ``*_initializer`` attribute of an unbuilt layer (and of its recurrent ``cell``) at
+    :class:`Zeros in NumPy <_numpy_zeros>`: no backend kernel, no compilation. Only for weights that
+    ``set_weights`` overwrites before anything runs."""
+    from keras import initializers
+
+    zeros = _numpy_zeros(initializers.Initializer)
+    for obj in (lyr, getattr(lyr, "cell", None)):
+        if obj is None or getattr(obj, "built", False):
+            continue
+        for name, value in list(vars(obj).items()):
+            if name.endswith("_initializer") and isinstance(value, initializers.Initializer):
+                setattr(obj, name, zeros)
+
+
+_ZEROS: dict = {}
+
+
+def _numpy_zeros(base):
+    """An instance of a ``keras.initializers.Initializer`` subclass whose call returns ``np.zeros``.
+    A subclass (not a plain function) because attention layers clone their initialisers for their
+    sub-layers through ``get_config`` / ``from_config``."""
+    if base not in _ZEROS:
+        class NumpyZeros(base):
+            def __call__(self, shape, dtype=None):
+                return np.zeros(shape, dtype=np.dtype(dtype or "float32"))
+
+        _ZEROS[base] = NumpyZeros()
+    return _ZEROS[base]
 
 
 def conv2d(keras, g, node, vals):
