@@ -1,22 +1,27 @@
 """Benchmark (run by hand; prints figures, asserts nothing): is ``torch:eager`` PyTorch's own speed?
 
 The suite's torch model has a generated straight-line ``forward`` (suite/targets/torch/model.py). This
-times, in one process, interleaved over rounds, with ``torch.utils.benchmark.Timer.blocked_autorange``:
+times, in one process, side by side (short blocks of calls, the three forms one after the other in each
+round, many rounds), the same module objects:
 
 * ``hand``: the same layer modules (the very objects, so the same weights) in a hand-written
   ``nn.Sequential``, which is how a user would write these chain-shaped workloads;
 * ``suite``: the suite's generated module, as ``torch:eager`` runs it (inference_mode);
 * ``walk``: the previous design, a forward that walks the graph in a Python loop with a dict of values,
 
-and prints the medians and the ratios suite/hand and walk/hand.
+and prints the medians and the ratios suite/hand and walk/hand: the median of the per-round ratios. A
+round's blocks run within tens of milliseconds of each other, so the ratio holds when the host's speed
+drifts between rounds (a shared VM's CPU moved medians by up to 2x between seconds on the machine this
+was written on; ratios of whole-second runs then ranged 0.64..1.62).
 
-    .venv/bin/python tests/benchmarks/torch_native_speed.py [--threads 1] [--rounds 7]
+    .venv/bin/python tests/benchmarks/torch_native_speed.py [--threads 1] [--pairs 300] [--block-ms 20]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,35 +71,46 @@ def models(workload: str, batch: int):
     return {"hand": hand, "suite": suite_model, "walk": Walk()}, x
 
 
+def _block(m, x, loops: int) -> float:
+    """Seconds per call of ``m(*x)`` over ``loops`` calls back to back."""
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        m(*x)
+    return (time.perf_counter() - t0) / loops
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--min-run-time", type=float, default=1.0, help="seconds per blocked_autorange")
+    ap.add_argument("--pairs", type=int, default=300, help="side-by-side blocks per form and case")
+    ap.add_argument("--block-ms", type=float, default=20.0, help="length of one timed block")
     args = ap.parse_args()
     import torch
-    from torch.utils import benchmark
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} interleaved rounds, "
-          f"median of per-round medians (µs)")
-    print(f"{'workload':<16}{'batch':>6}{'hand':>10}{'suite':>10}{'walk':>10}{'suite/hand':>12}{'walk/hand':>11}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.pairs} rounds of side-by-side blocks of "
+          f"~{args.block_ms:g} ms (hand, suite, walk in rotating order); medians in µs; ratios: median of the "
+          f"per-round ratios [interquartile range]")
+    print(f"{'workload':<16}{'batch':>6}{'hand':>9}{'suite':>9}{'walk':>9}   {'suite/hand':<22}{'walk/hand':<22}")
     for workload, batch in CASES:
         ms, x = models(workload, batch)
         per: dict[str, list[float]] = {k: [] for k in ms}
         with torch.inference_mode():
-            for r in range(args.rounds):
-                keys = list(ms)
+            for m in ms.values():  # warm up, then size a block
+                _block(m, x, 50)
+            loops = max(1, int(args.block_ms / 1e3 / _block(ms["hand"], x, 200)))
+            keys = list(ms)
+            for r in range(args.pairs):
                 for k in keys[r % 3:] + keys[:r % 3]:  # rotate the order: no form is always first
-                    m = ms[k]
-                    t = benchmark.Timer("m(*x)", globals={"m": m, "x": x}, num_threads=args.threads)
-                    per[k].append(t.blocked_autorange(min_run_time=args.min_run_time).median)
+                    per[k].append(_block(ms[k], x, loops))
         med = {k: statistics.median(v) * 1e6 for k, v in per.items()}
-        # per-round ratios (the forms of one round ran back to back): their median and range
-        rs = sorted(s / h for s, h in zip(per["suite"], per["hand"]))
-        print(f"{workload:<16}{batch:>6}{med['hand']:>10.1f}{med['suite']:>10.1f}{med['walk']:>10.1f}"
-              f"{med['suite'] / med['hand']:>12.3f}{med['walk'] / med['hand']:>11.3f}"
-              f"   suite/hand per round {rs[0]:.3f}..{rs[-1]:.3f}")
+
+        def ratio(form):  # the blocks of one round ran within ~60 ms of each other: same host state
+            q = statistics.quantiles([a / h for a, h in zip(per[form], per["hand"])], n=4)
+            return f"{q[1]:.3f} [{q[0]:.3f}..{q[2]:.3f}]"
+
+        print(f"{workload:<16}{batch:>6}{med['hand']:>9.1f}{med['suite']:>9.1f}{med['walk']:>9.1f}   "
+              f"{ratio('suite'):<22}{ratio('walk'):<22}")
 
 
 if __name__ == "__main__":
