@@ -57,13 +57,11 @@ class Progress:
             self._line(f"running {cell.label}")
 
     def exported(self, cell: Cell, rec: dict, done: int, total: int) -> None:
-        """An export task (or a compile-ahead one) finished (``done`` of ``total``)."""
+        """An export task finished (``done`` of ``total``)."""
         self.exports, self.exports_done = total, done
         what = f"{cell.target.id} {cell.point}"
         status = rec.get("status")
         figure = f" {rec['export_s']:.1f} s" if status == "exported" and rec.get("export_s") else ""
-        if cell.target.compile_ahead and status == "pass":  # built and verified ahead (torch:compile)
-            status, figure = "compiled", f" {rec['compile_s']:.1f} s" if rec.get("compile_s") else ""
         msg = f"export {done}/{total} {status:<11} {what}{figure}"
         if self._tty:
             self._line(msg)

@@ -152,9 +152,8 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             pending.append(cell)
     ready = export_phase(pending, on_result, artifacts_dir=artifacts_dir, timeout_s=timeout_s,
                          memory_limit=memory_limit, on_exported=on_exported, workers=export_workers)
-    order = {id(c): i for i, c in enumerate(pending)}  # exports finish in any order; cells run in plan order
     groups: dict[tuple[str, str], list[tuple[Cell, dict]]] = {}
-    for cell, art in sorted(ready, key=lambda r: order[id(r[0])]):
+    for cell, art in ready:
         groups.setdefault((cell.target.family, cell.profile.name), []).append((cell, art))
     for (family, _), group in groups.items():
         jobs = []
@@ -163,7 +162,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     "mode": "run" if cell.timed else "verify",
                     "train": cell.mode == "train",
                     "dtype": cell.target.dtype}
-            if art.get("artifact"):
+            if art:
                 task["artifact"] = art["artifact"]
             jobs.append((cell, task))
 
@@ -172,8 +171,6 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             for k in ("export_s", "artifact_bytes"):  # recorded per cell, from the artifact's manifest
                 if art.get(k) is not None and rec.get(k) is None:
                     rec[k] = art[k]
-            if art.get("compile_s") is not None:  # compiled ahead: the cold compile, not the cache read
-                rec["compile_s"] = art["compile_s"]
             on_result(cell, rec)
 
         _run_group(family, group[0][0].profile, jobs, done, timeout_s, memory_limit, on_start,
@@ -199,17 +196,10 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
     A cell whose artifact is in the cache (same converter versions) or in ``artifacts_dir`` is ready at
     once. Missing artifacts are exported by workers of the target's ``export_family`` (fault-isolated
     like any task); a failed export reports the cell (error / unsupported / crashed / timeout, with the
-    converter's message) and it never reaches the runtime.
-
-    Cells of a ``compile_ahead`` target (torch:compile) are built and verified here too: their compiler
-    fills its on-disk cache, so the timing worker later compiles warm. A timed cell that passes is ready,
-    with the cold ``compile_s`` of this pass; one that does not pass, or a cell that is only verified,
-    is reported with this pass's record.
-
-    Nothing is timed in this phase, so its tasks run in parallel: ``workers`` (default one per core)
-    worker subprocesses at a time, each taking the next task of the (family, profile) with the most
-    left, so one big family (TensorFlow's six formats) is shared out rather than run alone after the
-    others.
+    converter's message) and it never reaches the runtime. Nothing is timed in this phase, so its tasks
+    run in parallel: ``workers`` (default one per core) worker subprocesses at a time, each taking the
+    next task of the family with the most left, so one big family (TensorFlow's six formats) is shared
+    out rather than run alone after the others.
     """
     from suite.plan import missing_module
     from suite.profiles import available_cores
@@ -219,11 +209,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
     root = Path(artifacts_dir) if artifacts_dir else cache_root() / "artifacts"
     ready: list[tuple[Cell, dict]] = []
     needed: dict[Path, list[Cell]] = {}
-    ahead: list[Cell] = []
     for cell in cells:
-        if cell.target.compile_ahead:
-            ahead.append(cell)
-            continue
         if not is_export_target(cell.target):
             ready.append((cell, {}))
             continue
@@ -242,35 +228,21 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
             on_result(cell, Result(outcome=Outcome(status="skipped", status_reason=why)).row())  # not attempted
             continue
         needed.setdefault(folder, []).append(cell)
-    groups: dict[tuple[str, str], list[tuple[Cell, dict]]] = {}  # (worker family, profile) -> tasks
+    groups: dict[str, list[tuple[Cell, dict]]] = {}
     for folder, same in needed.items():
         first = same[0]
         task = {"kind": "export", "workload_path": first.workload.path, "params": first.params_dict,
                 "target": first.target.id, "artifact": str(folder)}
-        groups.setdefault((first.target.export.family, first.profile.name), []).append((first, task))
-    for cell in ahead:
-        task = {"kind": "compile", "workload_path": cell.workload.path, "params": cell.params_dict,
-                "target": cell.target.id, "mode": "verify", "train": cell.mode == "train",
-                "dtype": cell.target.dtype}
-        groups.setdefault((cell.target.family, cell.profile.name), []).append((cell, task))
-    compiled_ahead = {id(c) for c in ahead}
+        groups.setdefault(first.target.export.family, []).append((first, task))
 
     lock = threading.Lock()
     total, done = sum(len(j) for j in groups.values()), 0
 
     def exported(cell, rec):
         nonlocal done
+        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
         with lock:  # called from the export threads
             done += 1
-            if id(cell) in compiled_ahead:
-                if cell.timed and rec.get("status") == "pass":
-                    ready.append((cell, {"compile_s": rec.get("compile_s")}))
-                else:  # verified only, or it stopped before timing: this pass's record is the result
-                    on_result(cell, rec)
-                if on_exported is not None:
-                    on_exported(cell, rec, done, total)
-                return
-            folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
             for c in needed[folder]:
                 if rec.get("status") == "exported":
                     ready.append((c, {"artifact": str(folder), "export_s": rec.get("export_s"),
@@ -282,18 +254,18 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
 
     queues = {family: list(jobs) for family, jobs in groups.items()}
 
-    def take(key):
+    def take(family):
         with lock:
-            return queues[key].pop(0) if queues[key] else None
+            return queues[family].pop(0) if queues[family] else None
 
     def drain():
         while True:
             with lock:
-                key = max((k for k in queues if queues[k]), key=lambda k: len(queues[k]), default=None)
-            if key is None:
+                family = max((f for f in queues if queues[f]), key=lambda f: len(queues[f]), default=None)
+            if family is None:
                 return
-            profile = groups[key][0][0].profile
-            _run_group(key[0], profile, iter(lambda: take(key), None), exported, timeout_s, memory_limit, None)
+            profile = groups[family][0][0].profile
+            _run_group(family, profile, iter(lambda: take(family), None), exported, timeout_s, memory_limit, None)
 
     n = max(1, min(workers or len(available_cores()), total))
     threads = [threading.Thread(target=drain, name=f"bench-export-{i}", daemon=True) for i in range(n - 1)]

@@ -3,7 +3,6 @@ the timing presets, `--budget`, and the export phase's progress."""
 from __future__ import annotations
 
 import io
-import os
 import re
 
 import pandas as pd
@@ -150,35 +149,3 @@ def test_progress_counts_exports_in_the_estimate():
                     line), line
     progress.finish(cells[1], {"status": "unsupported", "stage": "export"})  # its export failed: no cost left
     assert progress.to_run == 1 and progress.ran == 0
-
-
-def _builds(log):
-    """(pid, target) of every build the test targets logged (suite.targets.testing.fault)."""
-    return [tuple(line.split(" ", 2)[:2]) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def test_compile_ahead_cells_are_built_in_the_export_phase_and_keep_their_cold_compile(tmp_path):
-    """A compile_ahead target (torch:compile) is built and verified while the exports run; the timing
-    worker then builds it again from the warm cache, and the record keeps the first, cold compile_s."""
-    log = tmp_path / "builds.log"
-    env = {**os.environ, "BENCH_TEST_BUILD_LOG": str(log)}
-    out = bench("run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:ahead-numpy", "-t", "test:ahead-nan",
-                "-p", "cpu-1t", "--quick", "--results", str(tmp_path / "r"), "--run-id", "a", env=env)
-    assert out.returncode == 1, out.stderr  # the test:ahead-nan cell is a failure
-    assert re.search(r"export \d/2 compiled +test:ahead-numpy mlp_classifier \[batch=1\] 1\.0 s", out.stderr), out.stderr
-    df = pd.read_parquet(tmp_path / "r").set_index("target")
-    assert df.loc["test:ahead-numpy", "status"] == "pass" and df.loc["test:ahead-numpy", "latency_median_s"] > 0
-    assert df.loc["test:ahead-numpy", "compile_s"] == 1.0  # the cold compile of the export phase, not the cache read
-    assert df.loc["test:ahead-nan", "status"] == "nan" and pd.isna(df.loc["test:ahead-nan", "latency_median_s"])
-    builds = _builds(log)
-    numpy_pids = [pid for pid, target in builds if target == "test:ahead-numpy"]
-    assert len(numpy_pids) == 2 and numpy_pids[0] != numpy_pids[1]  # ahead, then in the timing worker
-    assert [t for _, t in builds].count("test:ahead-nan") == 1  # failed ahead: never sent to be timed
-
-
-def test_verify_builds_a_compile_ahead_cell_once(tmp_path):
-    log = tmp_path / "builds.log"
-    out = bench("verify", "-w", "mlp_classifier", "-t", "test:ahead-numpy", "-p", "cpu-1t", "--sweep", "first",
-                env={**os.environ, "BENCH_TEST_BUILD_LOG": str(log)})
-    assert out.returncode == 0, out.stderr
-    assert "pass" in out.stdout and [t for _, t in _builds(log)] == ["test:ahead-numpy"]

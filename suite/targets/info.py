@@ -101,9 +101,6 @@ class TargetInfo:
         options: the typed options the target module reads.
         export: for export targets, how the artifact is produced; None for targets built in-process.
         description: one line for ``bench list``.
-        compile_ahead: its cells are first built and verified in the export phase, in parallel with the
-            exports: their compiler writes an on-disk cache (inductor's) that the timing worker then reads.
-            The cell's ``compile_s`` is that first, cold compile.
     """
 
     id: str
@@ -119,7 +116,6 @@ class TargetInfo:
     options: Options = field(default_factory=Options)
     export: Export | None = None
     description: str = ""
-    compile_ahead: bool = False
 
 
 _ID_RE = re.compile(r"^(?:(?P<fw>[a-z0-9_]+):(?P<mode>[a-z0-9_-]+)"
@@ -157,8 +153,7 @@ def parse_target_id(target_id: str) -> TargetId:
 
 def target(id: str, module: str, family: str, requires, *, variant: str | None = None, devices=("cpu",),
            dtype: str = "float32", options: Options = Options(), export: Export | None = None,
-           description: str = "", framework: str | None = None, runtime: str | None = None,
-           compile_ahead: bool = False) -> TargetInfo:
+           description: str = "", framework: str | None = None, runtime: str | None = None) -> TargetInfo:
     """A TargetInfo whose framework, format and runtime come from its id (``framework`` / ``runtime``
     override them only for test targets whose ids name no framework, e.g. ``test:numpy``)."""
     tid = parse_target_id(id)
@@ -166,4 +161,4 @@ def target(id: str, module: str, family: str, requires, *, variant: str | None =
     if not variant:
         raise ValueError(f"target {id}: the id does not name a variant, so one must be given")
     return TargetInfo(id, module, family, framework or tid.framework, tid.format, runtime or tid.runtime, variant,
-                      tuple(requires), tuple(devices), dtype, options, export, description, compile_ahead)
+                      tuple(requires), tuple(devices), dtype, options, export, description)

@@ -4,10 +4,6 @@
 known way each (`fault` option) so the tests can prove that the scheduler, the verifier and the results
 store turn every failure into a row: crash (SIGABRT), segfault, hang, oom, error, nan, garbage, and
 `delay_ms` adds a known latency (for regression-detection tests).
-
-``$BENCH_TEST_BUILD_LOG`` (a file): every build appends ``pid target workload params`` to it, and
-reports ``compile_s`` 1.0 when its line is the first of its kind there ("cold"), 0.0 otherwise ("a cache
-read"): the compile-ahead tests count builds and see which compile a record keeps.
 """
 from __future__ import annotations
 
@@ -34,7 +30,6 @@ def build(ctx: BuildContext) -> Built:
     if fault == "error":
         raise RuntimeError("injected failure while building")
     weights32 = {n: {k: v.astype(np.float32) for k, v in p.items()} for n, p in ctx.weights.items()}
-    compile_s = _log_build(ctx)
 
     def run(inputs):
         if fault == "crash":
@@ -59,16 +54,4 @@ def build(ctx: BuildContext) -> Built:
         return outs
 
     return Built(prepare=dict, run=run, to_numpy=list, layout="canonical (NumPy)",
-                 versions={"numpy": np.__version__}, compile_s=compile_s)
-
-
-def _log_build(ctx: BuildContext) -> float:
-    """See the module docstring (``$BENCH_TEST_BUILD_LOG``); 0.0 without it."""
-    path = os.environ.get("BENCH_TEST_BUILD_LOG")
-    if not path:
-        return 0.0
-    what = f"{ctx.info.id} {ctx.workload.name} {sorted(ctx.params.items())}"
-    seen = [line.split(" ", 1)[1] for line in open(path).read().splitlines()] if os.path.exists(path) else []
-    with open(path, "a") as f:
-        f.write(f"{os.getpid()} {what}\n")
-    return 0.0 if what in seen else 1.0
+                 versions={"numpy": np.__version__}, compile_s=0.0)

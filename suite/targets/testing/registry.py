@@ -23,11 +23,6 @@ TESTING_TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
     # A NumPy model that behaves well (test:numpy) or fails in one known way each.
     *[target(f"test:{name}", "suite.targets.testing.fault", "fault", [], framework="numpy", runtime="numpy",
              options=FaultOptions(fault=name), description=f"test-only: {name}") for name in FAULTS],
-    # test:numpy / test:nan compiled ahead like torch:compile (the export phase builds and verifies them
-    # first); see BUILD_LOG in suite.targets.testing.fault for the cache they simulate.
-    *[target(f"test:ahead-{name}", "suite.targets.testing.fault", "fault", [], framework="numpy", runtime="numpy",
-             options=FaultOptions(fault=name), compile_ahead=True, description=f"test-only: {name}, compiled ahead")
-      for name in ("numpy", "nan")],
     # An exporter that corrupts the weights it writes: a broken artifact is caught by verification, not timed.
     *[target(f"torch>onnx-{bug}@onnxruntime", "suite.targets.runtimes.onnxruntime", "onnxruntime",
              [("onnxruntime", "onnx")], variant="cpu-ep", options=OnnxOptions(),
