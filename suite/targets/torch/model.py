@@ -54,12 +54,23 @@ def forward_source(workload) -> str:
     Generated code, not a loop over the graph: what runs per call is what a hand-written module of the
     same layers runs (one submodule call per node), so torch:eager times PyTorch, not the suite's dispatch.
     Modules are locals ``m_<node>``, values ``v_<node>``; node names are identifiers (checked by the spec).
+    A value is ``del``-ed right after its last use, as a hand-written chain frees each activation when
+    the next one replaces it: kept alive to the end, a CNN's activations cannot reuse the allocator's
+    warm blocks (mobilenet_cnn batch 1 ran 2.5% slower than ``nn.Sequential`` of the same modules).
     """
     args = ", ".join(f"v_{s.name}" for s in workload.inputs)
+    last = {}  # value -> index of the node that reads it last
+    for i, n in enumerate(workload.nodes):
+        for src in n.inputs:
+            last[src] = i
+    keep = set(workload.outputs) | {s.name for s in workload.inputs}  # the caller holds the inputs anyway
     # the node modules as locals, in one unpacking (ModuleDict keeps the nodes' order)
     lines = [f"def forward(self, {args}):", f"    ({''.join(f'm_{n.name}, ' for n in workload.nodes)}) = self.nodes.values()"]
-    for n in workload.nodes:
+    for i, n in enumerate(workload.nodes):
         lines.append(f"    v_{n.name} = m_{n.name}({', '.join(f'v_{s}' for s in n.inputs)})")
+        dead = [v for v in dict.fromkeys(n.inputs) if last[v] == i and v not in keep]
+        if dead:
+            lines.append(f"    del {', '.join(f'v_{v}' for v in dead)}")
     lines.append(f"    return ({''.join(f'v_{o}, ' for o in workload.outputs)})")
     return "\n".join(lines) + "\n"
 
