@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sweep", choices=("first", "all"), default="first",
                    help="the first sweep point of each workload (its first value of each sweep parameter, "
                         "default) or every point")
-    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, at most 0.5 s per cell")
+    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, at most 0.25 s per cell")
     r.add_argument("--precise", action="store_true",
                    help="the engine's full stop rule (judged after 0.5 s, capped at 10 s per cell) instead of "
                         "the default's shorter windows (0.25 s, 2 s)")
@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--export-workers", type=int, default=None, metavar="N",
                    help="exports run N at a time before any cell is timed (default: one per core; 1: each "
                         "export_s measured alone)")
+    r.add_argument("--remeasure", type=int, default=None, metavar="N",
+                   help="time a noisy cell (busy host, steal, drifting or two-level samples) again, up to N "
+                        "times, at the end of its group once the host is quiet (default 1; 0 with --quick)")
+    r.add_argument("--quiet-wait", type=float, default=60.0, metavar="S",
+                   help="before timing a noisy cell again, wait for the host to be quiet, at most S seconds "
+                        "in the whole run (default 60)")
     r.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
     r.add_argument("--run-id", default=None, help="run id (default: a new timestamped id)")
     r.add_argument("--resume", action="store_true", help="skip cells already stored under --run-id")
@@ -167,7 +173,7 @@ def cmd_run(args) -> int:
     from suite.budget import Budget, parse_duration
     from suite.engine import TimingConfig
     from suite.envinfo import busy_warning, host_load, run_metadata
-    from suite.report import run_table, status_counts
+    from suite.report import noisy_summary, run_table, status_counts
     from suite.results import new_run_id, stored_keys
     from suite.runner import execute_plan
     from suite.verify import GOOD_STATUSES
@@ -180,6 +186,11 @@ def cmd_run(args) -> int:
         raise UsageError(f"{' and '.join(chosen)} both say how long to measure: give one")
     if args.export_workers is not None and args.export_workers < 1:
         raise UsageError("--export-workers must be at least 1")
+    if args.remeasure is not None and args.remeasure < 0:
+        raise UsageError("--remeasure must be 0 or more")
+    if args.quiet_wait < 0:
+        raise UsageError("--quiet-wait must be 0 or more seconds")
+    remeasure = args.remeasure if args.remeasure is not None else 0 if args.quick else 1
     budget_s = None
     if args.budget:
         try:
@@ -209,9 +220,12 @@ def cmd_run(args) -> int:
           f"{'s' if args.sweep == 'all' else ''}; {how}) -> {results_dir}", file=sys.stderr)
     records = execute_plan(cells, run_id, results_dir=results_dir, timing=timing, timeout_s=args.timeout,
                            memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts, meta=meta,
-                           export_workers=args.export_workers)
+                           export_workers=args.export_workers, remeasure=remeasure, quiet_wait_s=args.quiet_wait)
     print(run_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
+    noisy = noisy_summary(records, remeasure)
+    if noisy:
+        print(noisy)
     if budget_s is not None:
         print(timing.summary())
     if busy:
@@ -339,7 +353,7 @@ def cmd_env(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from suite.compare import FORMATTERS, compare_runs, has_regression, load_side
+    from suite.compare import FORMATTERS, compare_runs, has_regression, host_state_note, load_side
 
     if args.factor < 1.0 or not 0.0 < args.alpha < 1.0:
         raise UsageError("--factor must be >= 1.0 and --alpha in (0, 1)")
@@ -349,7 +363,7 @@ def cmd_compare(args) -> int:
     except LookupError as e:
         raise UsageError(e.args[0]) from None
     rows = compare_runs(base_df, new_df, args.factor, args.alpha)
-    print(FORMATTERS[args.format](rows, base, new, args.factor, args.alpha))
+    print(FORMATTERS[args.format](rows, base, new, args.factor, args.alpha, host_state_note(base_df, new_df)))
     return 1 if has_regression(rows) else 0
 
 

@@ -95,8 +95,8 @@ class TimingConfig:
 
     @classmethod
     def quick(cls) -> "TimingConfig":
-        """A smoke-test config: a few samples, half a second at most per cell, settled at 5% spread."""
-        return cls(warmup_s=0.05, min_warmup_calls=1, min_samples=5, min_time=0.05, max_time=0.5,
+        """A smoke-test config: a few samples, a quarter of a second at most per cell, settled at 5% spread."""
+        return cls(warmup_s=0.05, min_warmup_calls=1, min_samples=5, min_time=0.05, max_time=0.25,
                    rel_spread_target=0.05, max_samples=1000)
 
     @classmethod
