@@ -16,7 +16,11 @@ The defaults (1.10, 0.01) match the engine's ``unstable_threshold``: below 10% a
 reliable on a noisy host (``tests/benchmarks/compare_sensitivity.py`` measures what is detected here).
 
 Cells in only one run, or not timed in both (skipped, unsupported), are ``not comparable``: listed,
-never a regression.
+never a regression. So is a cell that is ``noisy`` in either run (timed while the host was busy or
+changing speed: :mod:`suite.hoststate`): its ratio is shown, with the reason, but a busy host must
+never produce a believable regression. When the two runs differ in host state (how busy the host was
+at their start, their share of noisy cells, the host itself, the CPU frequency), the report's header
+says so (:func:`host_state_note`).
 """
 from __future__ import annotations
 
@@ -127,7 +131,11 @@ def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float =
         ratio = nm / bm
         p = mann_whitney_p(_samples(b), _samples(n))
         row.update(ratio=ratio, p_value=p, verdict="unchanged", kind="speed")
-        if p < alpha and ratio > factor:
+        noisy = [f"noisy in {side}: {r.get('noisy_reason') or 'host not steady'}"
+                 for side, r in (("BASE", b), ("NEW", n)) if _flag(r.get("noisy"))]
+        if noisy:
+            row.update(verdict="not comparable", note="; ".join(noisy))
+        elif p < alpha and ratio > factor:
             row["verdict"] = "regression"
         elif p < alpha and ratio < 1.0 / factor:
             row["verdict"] = "improvement"
@@ -136,6 +144,44 @@ def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float =
     out.sort(key=lambda r: (_ORDER[r["verdict"]], r["kind"] != "numerics", -(r["ratio"] or 0.0)
                             if r["verdict"] == "regression" else (r["ratio"] or 0.0)))
     return out
+
+
+def _flag(x) -> bool:
+    """A nullable boolean column's value (None / NaN / pd.NA -> False)."""
+    try:
+        return bool(x) and x == x
+    except TypeError:  # pd.NA
+        return False
+
+
+def _run_state(df) -> dict:
+    """How a run's host was: its start-of-run load, its share of noisy cells, host and CPU frequency."""
+    def first(col):
+        vals = df[col].dropna() if col in df else []
+        return vals.iloc[0] if len(vals) else None
+
+    timed = df[df["latency_median_s"].notna()] if "latency_median_s" in df else df.iloc[:0]
+    noisy = int(timed["noisy"].fillna(False).astype(bool).sum()) if "noisy" in timed else 0
+    mhz = timed["cpu_mhz"].dropna() if "cpu_mhz" in timed else []
+    return {"host": first("host"), "busy": _num(first("host_busy_start")), "load": _num(first("host_load_start")),
+            "noisy": noisy, "timed": len(timed), "mhz": float(mhz.median()) if len(mhz) else None}
+
+
+def host_state_note(base_df, new_df) -> str:
+    """One line when the two runs were measured in different host states, else ""."""
+    b, n = _run_state(base_df), _run_state(new_df)
+    diffs = []
+    if b["host"] and n["host"] and b["host"] != n["host"]:
+        diffs.append(f"host {b['host']} vs {n['host']}")
+    if b["busy"] is not None and n["busy"] is not None and abs(b["busy"] - n["busy"]) > 0.10:
+        diffs.append(f"other processes used {b['busy']:.0%} vs {n['busy']:.0%} of the CPUs at the start "
+                     f"(load {b['load'] or 0:.2f} vs {n['load'] or 0:.2f})")
+    share = [x["noisy"] / x["timed"] if x["timed"] else 0.0 for x in (b, n)]
+    if abs(share[0] - share[1]) > 0.05:
+        diffs.append(f"noisy cells {b['noisy']}/{b['timed']} vs {n['noisy']}/{n['timed']}")
+    if b["mhz"] and n["mhz"] and abs(n["mhz"] / b["mhz"] - 1) > 0.05:
+        diffs.append(f"CPU clock {b['mhz']:.0f} vs {n['mhz']:.0f} MHz")
+    return ("the two runs differ in host state: " + "; ".join(diffs)) if diffs else ""
 
 
 def has_regression(rows: list[dict]) -> bool:
@@ -203,19 +249,21 @@ def _cells(r: dict) -> list[str]:
 _HEADER = ["cell", "target", "profile", "status", "base ms", "new ms", "ratio", "p", "verdict", "note"]
 
 
-def format_table(rows: list[dict], base: str, new: str, factor: float, alpha: float) -> str:
+def format_table(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "") -> str:
     """A terminal table, regressions first, then a summary line."""
     from suite.report import _table
 
     head = f"bench compare: BASE {base} vs NEW {new} (regression: ratio > {factor:g} and p < {alpha:g})"
+    if host_note:
+        head += f"\nwarning: {host_note}"
     body = _table(_HEADER, [_cells(r) for r in rows]) if rows else "(no cells)"
     return f"{head}\n\n{body}\n\n{summary(rows)}"
 
 
-def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha: float) -> str:
+def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "") -> str:
     """A Markdown report for a pull-request comment."""
     icon = {"regression": ":red_circle:", "improvement": ":green_circle:", "unchanged": "", "not comparable": ""}
-    lines = [f"### bench compare: `{base}` → `{new}`", "",
+    lines = [f"### bench compare: `{base}` → `{new}`", "", *([f"> :warning: {host_note}", ""] if host_note else []),
              f"Regression: ratio of medians > {factor:g} and Mann-Whitney U p < {alpha:g}; "
              "a numerics change (pass → fail) is a regression whatever the speed.", "",
              f"**{summary(rows)}**", "",
@@ -227,10 +275,10 @@ def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha:
     return "\n".join(lines)
 
 
-def format_json(rows: list[dict], base: str, new: str, factor: float, alpha: float) -> str:
+def format_json(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "") -> str:
     """Machine-readable: the settings, the summary counts and every row."""
     counts = {v: sum(r["verdict"] == v for r in rows) for v in _ORDER}
-    return json.dumps({"base": base, "new": new, "factor": factor, "alpha": alpha,
+    return json.dumps({"base": base, "new": new, "factor": factor, "alpha": alpha, "host_state": host_note,
                        "regression": has_regression(rows), "counts": counts, "cells": rows}, indent=2)
 
 

@@ -12,6 +12,7 @@ classes: a misspelt field is a ``TypeError`` where it is written (in the worker 
       Software   what the build reported: versions, layout, thread settings
       Numerics   outputs against the NumPy float64 reference (suite.verify)
       Timing     first call, compile and the timing engine's statistics (suite.engine)
+      Host       the host's state while the cell was timed; noisy and its re-measurements (suite.hoststate)
       Export     the exported artifact (export targets)
       Resources  memory and wall time of the cell
       Train      train mode: loss, gradients, updated parameters, step memory
@@ -149,6 +150,22 @@ class Timing:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Host:
+    """What the host was doing while the cell was timed, and whether that makes it noisy (suite.hoststate)."""
+
+    host_busy: float | None = _col("float64", "share of the cell's cores' time other processes used while it was timed")
+    host_steal: float | None = _col("float64", "share of the cell's cores' time stolen by the hypervisor while timed")
+    host_runqueue: int | None = _col("int32", "runnable tasks on the host (procs_running), most seen while timed")
+    cpu_mhz: float | None = _col("float64", "mean current frequency of the cell's cores after timing, where reported")
+    noisy: bool | None = _col("bool", "measured on a host that was not in one steady state (busy, steal, drift, "
+                                      "two levels): not comparable")
+    noisy_reason: str | None = _col("string", "why the cell is noisy (suite.hoststate.noisy_reason)")
+    attempts: int | None = _col("int32", "times the cell was timed (--remeasure repeats noisy ones)")
+    attempts_json: str | None = _col("string", "every timing attempt: median, host_busy, host_steal, noisy_reason "
+                                               "(JSON list, in order)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Export:
     """The artifact of an export target (from its manifest)."""
 
@@ -179,7 +196,7 @@ class Train:
 
 
 # The parts of a Result, in column order.
-_RESULT_GROUPS = {"outcome": Outcome, "software": Software, "numerics": Numerics, "timing": Timing,
+_RESULT_GROUPS = {"outcome": Outcome, "software": Software, "numerics": Numerics, "timing": Timing, "host": Host,
                   "export": Export, "resources": Resources, "train": Train}
 
 
@@ -191,6 +208,7 @@ class Result:
     software: Software = Software()
     numerics: Numerics = Numerics()
     timing: Timing = Timing()
+    host: Host = Host()
     export: Export = Export()
     resources: Resources = Resources()
     train: Train = Train()

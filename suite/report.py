@@ -59,7 +59,7 @@ def run_table(records: list[dict]) -> str:
         for r in recs:
             t = r["target"]
             if t in timed:
-                flag = "!" if r.get("unstable") else ""
+                flag = ("!" if r.get("unstable") else "") + ("~" if r.get("noisy") else "")
                 out[t] = f"{timed[t] * 1e3:.3f}ms{flag}" + (" *" if t == best else "")
             else:
                 out[t] = r["status"]
@@ -68,7 +68,8 @@ def run_table(records: list[dict]) -> str:
     # Cells of profiles not available here are summarised under "Not passing", not given rows.
     shown = [r for r in records if not _profile_skipped(r)] or records
     header, rows = _matrix(shown, texts, True)
-    legend = "\n(* fastest target of the row; ! spread too high to trust; times are medians)"
+    legend = ("\n(* fastest target of the row; ! spread too high to trust; ~ noisy: measured while the host was "
+              "busy or changing speed, not comparable; times are medians)")
     return _table(header, rows) + legend + _reasons(records)
 
 
@@ -94,6 +95,22 @@ def _reasons(records: list[dict]) -> str:
         reason = next(r["status_reason"] for r in records if r["profile"] == prof and r["status"] == "skipped")
         lines.append(f"  skipped       {n} cells @{prof}: {reason}")
     return ("\n\nNot passing:\n" + "\n".join(lines)) if lines else ""
+
+
+def noisy_summary(records: list[dict], remeasure: int) -> str:
+    """One line on the cells timed on a noisy host and their re-measurements; "" when there were none."""
+    noisy = [r for r in records if r.get("noisy")]
+    again = [r for r in records if (r.get("attempts") or 1) > 1]
+    if not noisy and not again:
+        return ""
+    kinds = Counter(part.split(":")[0] for r in noisy for part in (r.get("noisy_reason") or "").split("; ") if part)
+    line = f"noisy: {len(noisy)} cell(s) still noisy"
+    if kinds:
+        line += f" ({', '.join(f'{k}: {n}' for k, n in kinds.most_common())})"
+    if again:
+        line += (f"; {len(again)} timed again (--remeasure {remeasure}), {len(again) - sum(bool(r.get('noisy')) for r in again)}"
+                 f" of them clean then")
+    return line + "; noisy cells are marked ~ and never count as a regression or an improvement"
 
 
 def status_counts(records: list[dict]) -> str:

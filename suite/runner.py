@@ -68,6 +68,18 @@ class Progress:
         else:
             print(f"[{self.clock()}] {msg}", file=self.stream, flush=True)
 
+    def remeasure(self, cell: Cell, rec: dict) -> None:
+        """A timed cell came back noisy: it will be timed again at the end of its group."""
+        self.to_run += 1
+        self.ran += 1
+        med = rec.get("latency_median_s")
+        figure = f" {med * 1e3:.3f} ms" if med else ""
+        msg = f"{'noisy':<12} {cell.label}{figure} - timed again later ({rec.get('noisy_reason')})"
+        if self._tty:
+            self._line(msg)
+        else:
+            print(f"[{self.clock()}] {msg}", file=self.stream, flush=True)
+
     def finish(self, cell: Cell, rec: dict) -> None:
         self.done += 1
         if cell.status is None:
@@ -161,7 +173,8 @@ class RunWriter:
 
 def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, timeout_s: float, quick: bool = False,
                  timing=None, memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None,
-                 meta: dict | None = None, export_workers: int | None = None) -> list[dict]:
+                 meta: dict | None = None, export_workers: int | None = None, remeasure: int = 0,
+                 quiet_wait_s: float = 60.0) -> list[dict]:
     """Runs the cells and returns the full records, one dict of every column per cell (also written to
     results_dir when given).
 
@@ -170,6 +183,7 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
         timing: a :class:`suite.engine.TimingConfig` or a :class:`suite.budget.Budget` (see
             :func:`suite.scheduler.execute`); default: the engine's defaults, or quick.
         meta: :func:`suite.envinfo.run_metadata` when the caller collected it already.
+        remeasure, quiet_wait_s: noisy cells are timed again (see :func:`suite.scheduler.execute`).
     """
     from suite.engine import TimingConfig
     from suite.envinfo import run_metadata as collect_metadata
@@ -198,7 +212,8 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
     try:
         execute(cells, on_result, timeout_s=timeout_s, timing=timing, memory_limit=memory_limit,
                 on_start=progress.start, artifacts_dir=artifacts_dir, on_exported=progress.exported,
-                export_workers=export_workers)
+                export_workers=export_workers, remeasure=remeasure, quiet_wait_s=quiet_wait_s,
+                on_remeasure=progress.remeasure)
     finally:
         progress.close()
         writer.flush()

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -128,7 +129,8 @@ class Worker:
 def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, timeout_s: float = 900.0,
             timing=None, memory_limit: int = 0, on_start: Callable[[Cell], None] | None = None,
             artifacts_dir: str | None = None, on_exported: Callable[[Cell, dict, int, int], None] | None = None,
-            export_workers: int | None = None) -> None:
+            export_workers: int | None = None, remeasure: int = 0, quiet_wait_s: float = 60.0,
+            on_remeasure: Callable[[Cell, dict], None] | None = None) -> None:
     """Runs every cell; calls on_result(cell, measured_fields) once per cell, in completion order.
 
     Cells with a status decided by the plan are reported without a worker. Export targets first get
@@ -143,6 +145,11 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
         artifacts_dir: a folder of exported artifacts (``bench export --out``) used instead of the cache.
         on_exported: called after each export task as (cell, record, done, total).
         export_workers: export tasks run in parallel in this many workers (default: one per core).
+        remeasure: a timed cell that comes back ``noisy`` (suite.hoststate) is timed again this many
+            times at most, at the end of its group, each time once the host is quiet; the whole run
+            waits for quiet at most ``quiet_wait_s`` seconds in all (a host that stays busy does not
+            make every re-measurement wait); see :class:`_Remeasure`. ``on_remeasure(cell, attempt)``
+            is called for each attempt sent back.
     """
     pending = []
     for cell in cells:
@@ -152,6 +159,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             pending.append(cell)
     ready = export_phase(pending, on_result, artifacts_dir=artifacts_dir, timeout_s=timeout_s,
                          memory_limit=memory_limit, on_exported=on_exported, workers=export_workers)
+    wait = _QuietWait(quiet_wait_s)  # shared by every group: the whole run waits at most quiet_wait_s
     groups: dict[tuple[str, str], list[tuple[Cell, dict]]] = {}
     for cell, art in ready:
         groups.setdefault((cell.target.family, cell.profile.name), []).append((cell, art))
@@ -173,8 +181,83 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     rec[k] = art[k]
             on_result(cell, rec)
 
-        _run_group(family, group[0][0].profile, jobs, done, timeout_s, memory_limit, on_start,
+        queue = _Remeasure(jobs, done, remeasure, wait, _profile_cores(group[0][0].profile), on_remeasure)
+        _run_group(family, group[0][0].profile, queue, queue.record, timeout_s, memory_limit, on_start,
                    timing_for=_timing_for(timing))
+
+
+def _profile_cores(profile) -> list[int]:
+    from suite.profiles import available_cores
+
+    return sorted(profile.affinity) if profile.affinity is not None else sorted(available_cores())
+
+
+class _QuietWait:
+    """Waiting for a quiet host before a re-measurement, out of one allowance for the whole run."""
+
+    def __init__(self, seconds: float):
+        self.left = seconds
+
+    def __call__(self, cores: list[int]) -> None:
+        if self.left <= 0:
+            return
+        from suite.hoststate import wait_for_quiet
+
+        t0 = time.monotonic()
+        wait_for_quiet(cores, self.left)
+        self.left -= time.monotonic() - t0
+
+
+class _Remeasure:
+    """A group's jobs, with noisy timed cells sent again at the end of the group.
+
+    A cell whose timing comes back ``noisy`` (busy host, steal, drift or two levels: suite.hoststate)
+    goes back to the end of the queue, up to ``times`` more attempts; before an attempt is sent again
+    the scheduler waits until other processes leave the profile's cores quiet (``wait``: the run's
+    :class:`_QuietWait`). The cell then gets one record: its first clean attempt, else its fastest (any
+    interference only adds time), still ``noisy``; ``attempts`` and ``attempts_json`` list every
+    attempt in order.
+    """
+
+    def __init__(self, jobs, on_record, times: int, wait: Callable[[list[int]], None], cores: list[int],
+                 on_remeasure: Callable[[Cell, dict], None] | None = None):
+        self.queue = deque((cell, task, False) for cell, task in jobs)
+        self.on_record, self.times, self.wait, self.cores = on_record, times, wait, cores
+        self.on_remeasure = on_remeasure
+        self.tasks = {id(cell): task for cell, task in jobs}
+        self.history: dict[int, list[dict]] = {}
+
+    def __iter__(self):
+        return iter(self._next, None)
+
+    def _next(self):
+        if not self.queue:
+            return None
+        cell, task, again = self.queue.popleft()
+        if again:
+            self.wait(self.cores)
+        return cell, task
+
+    def record(self, cell: Cell, rec: dict) -> None:
+        past = self.history.get(id(cell), [])
+        if rec.get("noisy") and rec.get("status") == "pass" and len(past) < self.times:
+            self.history[id(cell)] = past + [rec]
+            self.queue.append((cell, self.tasks[id(cell)], True))
+            if self.on_remeasure is not None:
+                self.on_remeasure(cell, rec)
+            return
+        self.history.pop(id(cell), None)
+        self.on_record(cell, _kept(past + [rec]) if past else rec)
+
+
+def _kept(attempts: list[dict]) -> dict:
+    """The record a re-measured cell keeps (see :class:`_Remeasure`), with every attempt listed."""
+    timed = [r for r in attempts if r.get("status") == "pass"]
+    clean = [r for r in timed if not r.get("noisy")]
+    keep = clean[0] if clean else min(timed, key=lambda r: r.get("latency_median_s") or float("inf"))
+    listed = [{"status": r.get("status"), "median_s": r.get("latency_median_s"), "host_busy": r.get("host_busy"),
+               "host_steal": r.get("host_steal"), "noisy_reason": r.get("noisy_reason")} for r in attempts]
+    return dict(keep, attempts=len(attempts), attempts_json=json.dumps(listed))
 
 
 def _timing_for(timing) -> Callable[[Cell], dict]:

@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from suite import hoststate
 from suite.paths import cache_root
-from suite.record import Export, Numerics, Outcome, Resources, Result, Software, Timing, Train
+from suite.record import Export, Host, Numerics, Outcome, Resources, Result, Software, Timing, Train
 
 PROTOCOL_PREFIX = "@@bench-record "  # a task's result: {"id", "record"[, "exiting"]}
 STAGE_PREFIX = "@@bench-stage "  # the task entered a stage: {"id", "stage"} (so a crash says where)
@@ -95,6 +96,7 @@ class _Cell:
     software: Software = Software()
     numerics: Numerics = Numerics()
     timing: Timing = Timing()
+    host: Host = Host()
     export: Export = Export()
     train: Train = Train()
     device_peak_bytes: int | None = None
@@ -262,8 +264,13 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
         if task["mode"] == "run" and numerics.status == "pass":
             enter("time")
             config = engine.TimingConfig(**task["timing"]) if task.get("timing") else engine.TimingConfig()
+            cores = hoststate.cores_of_this_process()
+            before = hoststate.snapshot(cores, [os.getppid()])  # the scheduler waits on us: it is the suite too
             timing = engine.measure(timed_call, built.synchronize, config)
+            host = hoststate.interval(before, hoststate.snapshot(cores, [os.getppid()]), cores)
             cell.timing = replace(cell.timing, **timing.as_record(), throughput=timing.throughput(cell.params["batch"]))
+            why = hoststate.noisy_reason(host, timing.samples_s, cores)
+            cell.host = Host(**host, noisy=why is not None, noisy_reason=why, attempts=1)
         if built.device_memory is not None:
             cell.device_peak_bytes = built.device_memory()
         outcome = Outcome(status=numerics.status, status_reason=numerics.reason,
@@ -278,7 +285,7 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
     resources = Resources(peak_rss_bytes=engine.peak_rss_bytes(), device_peak_bytes=cell.device_peak_bytes,
                           wall_s=time.perf_counter() - t_start)
     return Result(outcome=outcome, software=cell.software, numerics=cell.numerics, timing=cell.timing,
-                  export=cell.export, resources=resources, train=cell.train).row()
+                  host=cell.host, export=cell.export, resources=resources, train=cell.train).row()
 
 
 def _cached_train_reference(wl, weights, inputs, labels, params_key: str):

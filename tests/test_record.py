@@ -34,7 +34,11 @@ CONTRACT = [
     ("step_extra_bytes", _I64, True),
 ]
 NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start": (pa.float64(), True),
-       "host_load_start": (pa.float64(), True)}  # columns added since, with their type
+       "host_load_start": (pa.float64(), True),
+       # the host's state while a cell was timed (suite.hoststate), its noisy flag and re-measurements
+       "host_busy": (pa.float64(), True), "host_steal": (pa.float64(), True), "host_runqueue": (pa.int32(), True),
+       "cpu_mhz": (pa.float64(), True), "noisy": (pa.bool_(), True), "noisy_reason": (_S, True),
+       "attempts": (pa.int32(), True), "attempts_json": (_S, True)}  # columns added since, with their type
 
 
 def identity(**kw) -> Identity:

@@ -21,7 +21,7 @@ EAGER_BASELINES = {"torch": "torch:eager", "tensorflow": "tensorflow:function", 
 MAX_FAILED = 8  # lines of failed routes per row (routes failing alike share one); the matrix lists every one
 _GROUP = ["workload", "params", "profile", "mode"]
 _COLS = _GROUP + ["cell", "target", "family", "status", "status_reason", "max_abs_err", "latency_median_s",
-                  "latency_ci_low_s", "latency_ci_high_s", "unstable", "dtype"]
+                  "latency_ci_low_s", "latency_ci_high_s", "unstable", "noisy", "dtype"]
 
 
 def eager_baseline(target: str, family: str) -> str | None:
@@ -59,6 +59,7 @@ class BestRoute:
     ci_low_s: float | None
     ci_high_s: float | None
     unstable: bool
+    noisy: bool                  # the winner was timed on a busy or unsteady host (suite.hoststate)
     dtype: str | None            # the winner's precision (a quantised route passes by its own, looser tolerance)
     ties: tuple[str, ...]        # passing routes whose CI overlaps the winner's
     slowest: str | None
@@ -99,7 +100,8 @@ def _route(rows: list[dict]) -> BestRoute:
     common = dict(workload=first["workload"], params=first["params"], cell=first["cell"], profile=first["profile"],
                   mode=first["mode"], n_pass=len(ok), failed=failed)
     if not ok:
-        return BestRoute(winner=None, median_s=None, ci_low_s=None, ci_high_s=None, unstable=False, dtype=None,
+        return BestRoute(winner=None, median_s=None, ci_low_s=None, ci_high_s=None, unstable=False, noisy=False,
+                         dtype=None,
                          ties=(), slowest=None, vs_slowest=None, baseline=None, baseline_status="none",
                          vs_baseline=None, **common)
     win, slow = ok[0], ok[-1]
@@ -110,7 +112,7 @@ def _route(rows: list[dict]) -> BestRoute:
     status = "none" if baseline is None else ("not run" if base is None else str(base["status"]))
     return BestRoute(
         winner=win["target"], median_s=med, ci_low_s=_ci(win)[0], ci_high_s=_ci(win)[1],
-        unstable=win.get("unstable") is True,
+        unstable=win.get("unstable") is True, noisy=win.get("noisy") is True,
         dtype=win.get("dtype") if isinstance(win.get("dtype"), str) else None,
         ties=tuple(r["target"] for r in ok[1:] if _tied(win, r)), slowest=slow["target"],
         vs_slowest=slow["latency_median_s"] / med, baseline=baseline, baseline_status=status,
@@ -149,6 +151,8 @@ def _winner_html(b: BestRoute) -> tuple[str, str]:
         badges += f' <span class="badge tie">tie with {page.h(", ".join(b.ties))}</span>'
     if b.unstable:
         badges += ' <span class="badge unstable">unstable</span>'
+    if b.noisy:
+        badges += ' <span class="badge unstable" title="timed while the host was busy or changing speed">noisy</span>'
     return ("html", f'<b class="winner">{page.h(b.winner)}</b>{badges}')
 
 

@@ -125,7 +125,8 @@ def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str
                                                                            "No cells in the shown profiles.")
         + _reasons_table(data),
         "Workload × target, coloured by numerics status; the text is the median latency (! = unstable "
-        "measurement) or the status when the cell was not timed. Hover for error figures and reasons."))
+        "measurement, ~ = noisy: timed while the host was busy or changing speed) or the status when the cell was "
+        "not timed. Hover for error figures and reasons."))
     opts = "".join(f'<option value="{page.h(b)}"{" selected" if b == baseline else ""}>{page.h(b)}</option>'
                    for b in bases)
     out.append(page.section(

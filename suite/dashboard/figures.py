@@ -63,7 +63,8 @@ def cell_hover(r) -> str:
     if med is not None:
         lines.append(f"median {fmt_time(med)} (95% CI {fmt_time(_num(r.get('latency_ci_low_s')))}"
                      f" – {fmt_time(_num(r.get('latency_ci_high_s')))})"
-                     + (" · unstable" if r.get("unstable") is True else ""))
+                     + (" · unstable" if r.get("unstable") is True else "")
+                     + (f" · noisy: {esc(r.get('noisy_reason') or '')}" if r.get("noisy") is True else ""))
     if _num(r.get("max_abs_err")) is not None:
         lines.append(f"max abs err {_fmt_err(r.get('max_abs_err'))} · max rel err {_fmt_err(r.get('max_rel_err'))}")
         lines.append(f"cosine {_fmt_err(r.get('cosine'))} · mismatch {_fmt_err(r.get('mismatch_fraction'))}"
@@ -121,7 +122,8 @@ def matrix_figure(data: Data) -> dict | None:
                 # the middle of the status's colour band: a band's edge is shared with its neighbour's colour
                 zr.append(STATUSES.index(r["status"] if r["status"] in STATUSES else "error") + 0.5)
                 med = _num(r.get("latency_median_s"))
-                tr.append(fmt_time(med) + ("!" if r.get("unstable") is True else "") if med else esc(r["status"]))
+                flags = ("!" if r.get("unstable") is True else "") + ("~" if r.get("noisy") is True else "")
+                tr.append(fmt_time(med) + flags if med else esc(r["status"]))
                 hr.append(cell_hover(r))
             z.append(zr), text.append(tr), hover.append(hr)
         wl_of = dict(zip(sub["cell"], sub["workload"]))
