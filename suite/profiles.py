@@ -189,18 +189,21 @@ def matches(profile: Profile, target_id: str) -> bool:
 
 
 def resolved_threads(profile: Profile) -> int:
-    """The concrete intra-op thread count: ``threads``, else the cores in affinity, else all cores.
+    """The concrete intra-op thread count: ``threads``, else the cores in affinity, else all cores; never
+    more than the cores the profile may run on (its affinity that this process may use, else all it may
+    use): more threads than cores only fight each other, and on a shared host they turn a busy
+    neighbour into a slowdown by orders of magnitude (threads spin-waiting for a descheduled peer).
 
     Args:
         profile: the profile.
     Returns:
         a positive int.
     """
-    if profile.threads:
-        return profile.threads
+    cores = available_cores()
     if profile.affinity is not None:
-        return len(profile.affinity)
-    return max(1, len(available_cores()))
+        cores = (set(profile.affinity) & cores) or set(profile.affinity)
+    n = max(1, len(cores))
+    return min(profile.threads, n) if profile.threads else n
 
 
 def worker_env(profile: Profile, family: str) -> dict[str, str]:

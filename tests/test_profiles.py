@@ -118,6 +118,14 @@ def test_resolved_threads(shipped):
     assert profiles.resolved_threads(profiles.parse_profile({"name": "a", "affinity": [0]})) == 1
 
 
+def test_threads_never_exceed_the_cores_the_profile_may_use():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    many = profiles.parse_profile({"name": "many", "threads": cores + 6})
+    assert profiles.resolved_threads(many) == cores
+    far = profiles.parse_profile({"name": "far", "threads": 2, "affinity": [0, 100000]})  # core 100000: not here
+    assert profiles.resolved_threads(far) == 1
+
+
 def test_apply_in_process_for_a_runtime_pins_affinity():
     """Runs in a subprocess: affinity is process-wide and must not leak into the test session."""
     code = ("from suite import profiles; import sys;"
