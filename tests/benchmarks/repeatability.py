@@ -2,7 +2,7 @@
 matrix, back to back, on the same code (A/A).
 
 Prints, per profile: the share of cells timed in both runs whose medians agree within ±5%, the median
-and worst ratio, how many cells either run flagged ``unstable``, and the false positives of
+and worst ratio, how many cells either run flagged ``unstable`` or ``noisy``, and the false positives of
 `bench compare` between them (regressions and improvements at the default factor 1.10 and alpha 0.01;
 every one is false, since nothing changed).
 
@@ -27,8 +27,9 @@ def main(results_dir: str, run_a: str, run_b: str, tol: float = 0.05) -> int:
     timed = df[df.status == "pass"]
     a = timed[timed.run_id == run_a].set_index(keys)
     b = timed[timed.run_id == run_b].set_index(keys)
-    both = a[["latency_median_s", "unstable"]].add_suffix("_a").join(
-        b[["latency_median_s", "unstable"]].add_suffix("_b"), how="inner")
+    cols = ["latency_median_s", "unstable", "noisy"]
+    both = a[cols].add_suffix("_a").join(b[cols].add_suffix("_b"), how="inner")
+    both["noisy_either"] = both.noisy_a.fillna(False).astype(bool) | both.noisy_b.fillna(False).astype(bool)
     both["ratio"] = both.latency_median_s_b / both.latency_median_s_a
     both["within"] = (both.ratio - 1).abs() <= tol
     rows = compare_runs(df[df.run_id == run_a], df[df.run_id == run_b])
@@ -41,8 +42,8 @@ def main(results_dir: str, run_a: str, run_b: str, tol: float = 0.05) -> int:
         dev = (grp.ratio - 1).abs()
         print(f"{label:<14} {len(grp):>4} cells: {grp.within.mean():6.1%} within ±{tol:.0%}, median |ratio-1| "
               f"{dev.median():5.1%}, worst ratio {grp.ratio.min():.2f}..{grp.ratio.max():.2f}; unstable "
-              f"{int((grp.unstable_a | grp.unstable_b).sum())}; bench compare A/A: {len(flagged)} of "
-              f"{len(compared)} flagged")
+              f"{int((grp.unstable_a | grp.unstable_b).sum())}; noisy {int(grp.noisy_either.sum())}; "
+              f"bench compare A/A: {len(flagged)} of {len(compared)} flagged")
     for r in rows:
         if r["false"]:
             print(f"  {r['verdict']:<11} {r['workload']} {r['params']} {r['target']} @{r['profile']}: "
