@@ -38,12 +38,14 @@ This module imports nothing beyond the standard library (the worker imports it).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 NOISY_BUSY = 0.10
 NOISY_STEAL = 0.05
@@ -218,6 +220,36 @@ def _cores(cores: Sequence[int]) -> str:
     if len(cores) > 2 and cores == list(range(cores[0], cores[-1] + 1)):
         return f"{cores[0]}-{cores[-1]}"
     return ",".join(map(str, cores))
+
+
+LOCK_NAME = "bench-suite-timing.lock"
+
+
+@contextlib.contextmanager
+def timing_lock() -> Iterator[float]:
+    """Holds the host-wide timing lock (an exclusive ``flock`` on ``$TMPDIR/bench-suite-timing.lock``)
+    for a timed cell, and yields the seconds spent waiting for it.
+
+    One cell at a time is timed per host, whichever `bench` process (or user) runs it: two runs started
+    side by side take turns cell by cell instead of fighting for the cores. Two spinning OpenMP thread
+    pools on one 2-core host made a 0.7 ms torch call take 104 ms (tests/benchmarks/noisy_aa.py; the
+    README's "Noisy cells"). Without ``fcntl`` (not POSIX) nothing is locked and 0.0 is yielded."""
+    try:
+        import fcntl
+    except ImportError:
+        yield 0.0
+        return
+    path = Path(tempfile.gettempdir()) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        t0 = time.monotonic()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield time.monotonic() - t0
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def others_busy(cores: Sequence[int], seconds: float = 0.5) -> float | None:

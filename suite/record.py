@@ -160,6 +160,8 @@ class Host:
     noisy: bool | None = _col("bool", "measured on a host that was not in one steady state (busy, steal, drift, "
                                       "two levels): not comparable")
     noisy_reason: str | None = _col("string", "why the cell is noisy (suite.hoststate.noisy_reason)")
+    lock_wait_s: float | None = _col("float64", "seconds the cell waited for another bench process of this host "
+                                                "to finish timing (one cell is timed at a time per host)")
     attempts: int | None = _col("int32", "times the cell was timed (--remeasure repeats noisy ones)")
     attempts_json: str | None = _col("string", "every timing attempt: median, host_busy, host_steal, noisy_reason "
                                                "(JSON list, in order)")

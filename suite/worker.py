@@ -426,9 +426,16 @@ def main(argv=None) -> int:
 
 
 def _run_one(task: dict, state: CellState, profile, on_stage: Callable[[str], None]) -> dict:
-    """One task: a cell (:func:`run_task`) or, in the export phase, an export (nothing is timed)."""
+    """One task: a cell (:func:`run_task`; a timed one under the host's timing lock) or, in the export
+    phase, an export (nothing is timed)."""
     if task.get("kind") != "export":
-        return run_task(task, state, profile, on_stage)
+        if task.get("mode") != "run":
+            return run_task(task, state, profile, on_stage)
+        with hoststate.timing_lock() as waited:  # one timed cell at a time on this host, any bench process
+            rec = run_task(task, state, profile, on_stage)
+        if waited >= 0.01:
+            rec["lock_wait_s"] = waited
+        return rec
     from suite.targets.common.artifacts import run_export
 
     on_stage("export")

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -231,3 +232,25 @@ def test_a_a_with_a_burner_reports_no_regression_and_lists_the_noisy_cells(tmp_p
     assert [c["verdict"] for c in doc["cells"]] == ["not comparable"] * 2
     assert all(c["note"].startswith("noisy in NEW: host busy") for c in doc["cells"])
     assert "noisy cells 0/2 vs 2/2" in doc["host_state"]
+
+
+@linux
+def test_timed_cells_of_two_processes_take_turns_on_the_hosts_timing_lock(tmp_path):
+    """While another bench process times a cell (here: this test holds the lock), a run's timed cell waits,
+    and records how long."""
+    import threading
+
+    with hoststate.timing_lock() as waited:
+        assert waited < 1.0
+        proc = subprocess.Popen([sys.executable, "-m", "suite.cli", *RUN[:-2], "--sweep", "first", "--quick",
+                                 "--results", str(tmp_path), "--run-id", "l"], cwd=str(Path(__file__).parents[1]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        timer = threading.Timer(120, proc.kill)  # never hang the suite
+        timer.start()
+        time.sleep(3.0)
+        assert proc.poll() is None  # still waiting for the lock
+    out, err = proc.communicate()
+    timer.cancel()
+    assert proc.returncode == 0, err
+    df = pd.read_parquet(tmp_path)
+    assert len(df) == 1 and df.status.iloc[0] == "pass" and df.lock_wait_s.iloc[0] > 1.0
