@@ -231,9 +231,10 @@ def timing_lock() -> Iterator[float]:
     for a timed cell, and yields the seconds spent waiting for it.
 
     One cell at a time is timed per host, whichever `bench` process (or user) runs it: two runs started
-    side by side take turns cell by cell instead of fighting for the cores. Two spinning OpenMP thread
-    pools on one 2-core host made a 0.7 ms torch call take 104 ms (tests/benchmarks/noisy_aa.py; the
-    README's "Noisy cells"). Without ``fcntl`` (not POSIX) nothing is locked and 0.0 is yielded."""
+    side by side take turns cell by cell instead of fighting for the cores: next to another spinning
+    2-thread torch process, a 0.72 ms torch call on a 2-core host took 104 ms (README, "Threads";
+    tests/benchmarks/thread_policy/). Without ``fcntl`` (not POSIX) nothing is locked and 0.0 is
+    yielded."""
     try:
         import fcntl
     except ImportError:

@@ -132,6 +132,7 @@ def test_apply_in_process_for_a_runtime_pins_affinity():
             "p = profiles.parse_profile({'name': 'x', 'threads': 1, 'affinity': [0]});"
             "r = profiles.apply_in_process(p, 'onnxruntime');"
             "assert r['affinity'] == [0], r;"
+            "assert r['intra_op_spinning'] == 'default (on)', r;"  # the wait policy is recorded
             "assert not {'torch', 'tensorflow', 'jax'} & set(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

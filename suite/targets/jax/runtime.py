@@ -49,7 +49,7 @@ def apply_threads(family: str, threads: int) -> tuple[dict, list[str]]:
     warnings = []
     if "jax" in sys.modules:
         warnings.append("jax was imported before apply_in_process; its CPU thread pool may ignore the limit")
-    return {}, warnings
+    return {"thread_spinning": "default (XLA's Eigen pool spins; no setting)"}, warnings
 
 
 def device(name: str):

@@ -15,4 +15,6 @@ def pin_cores(profile, family: str, allowed: list[int]) -> tuple[int, ...] | Non
 
 
 def apply_threads(family: str, threads: int) -> tuple[dict, list[str]]:
+    if family == "onnxruntime":  # session.intra_op.allow_spinning is left at its default (README, "Threads")
+        return {"intra_op_spinning": "default (on)"}, []
     return {}, []

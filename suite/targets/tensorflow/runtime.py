@@ -30,7 +30,8 @@ def apply_threads(family: str, threads: int) -> tuple[dict, list[str]]:
     except RuntimeError:  # raised once the TF runtime is initialised; env vars already apply
         warnings.append("tensorflow runtime already initialised; thread counts from env only")
     return {"tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}, warnings
+            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "thread_spinning": "default (Eigen pool spins)"}, warnings
 
 
 def import_tf():

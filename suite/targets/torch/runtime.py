@@ -6,6 +6,8 @@ torch backend uses them too. Imports torch only inside functions.
 """
 from __future__ import annotations
 
+import os
+
 
 def worker_env(profile, family: str, threads: int) -> dict[str, str]:
     """Nothing beyond the OpenMP/BLAS variables every worker gets: torch reads OMP_NUM_THREADS."""
@@ -27,7 +29,11 @@ def apply_threads(family: str, threads: int) -> tuple[dict, list[str]]:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # only settable once, before any inter-op work has started
         warnings.append("torch inter-op threads already set")
-    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}, warnings
+    # The wait policy stays libgomp's default (spin, then sleep), as torch's users run it; recorded so a
+    # figure says what it was measured with (README, "Threads").
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", "default")}, warnings
 
 
 def device(name: str):
