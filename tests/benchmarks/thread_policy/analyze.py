@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 CLEAN = 0.3
-PATTERNS = {"spin": "results*.jsonl", "torch": "oversub_results*.jsonl"}
+PATTERNS = {"spin": "results*.jsonl", "spin-unpinned": "unpinned_results*.jsonl", "torch": "oversub_results*.jsonl"}
 
 
 def result_files(work_dir: Path, neighbour: str = "spin") -> list[Path]:

@@ -32,8 +32,8 @@ CONFIGS = [
     ("jax", "default", {}),
 ]
 FRAMEWORKS = ["torch", "ort", "tf", "jax"]
-RESULTS = {"spin": "results.jsonl", "torch": "oversub_results.jsonl"}
-LOGS = {"spin": "orchestrate.log", "torch": "oversub.log"}
+RESULTS = {"spin": "results.jsonl", "spin-unpinned": "unpinned_results.jsonl", "torch": "oversub_results.jsonl"}
+LOGS = {"spin": "orchestrate.log", "spin-unpinned": "unpinned.log", "torch": "oversub.log"}
 
 
 def select(frameworks: list[str], settings: list[str] | None = None) -> list[tuple[str, str, dict]]:
@@ -47,6 +47,8 @@ def select(frameworks: list[str], settings: list[str] | None = None) -> list[tup
 def burner_cmd(neighbour: str) -> list[str]:
     if neighbour == "spin":
         return ["taskset", "-c", "1", sys.executable, "-c", "while True: pass"]
+    if neighbour == "spin-unpinned":  # the scheduler moves it between cores, as a stray process would
+        return [sys.executable, "-c", "while True: pass"]
     return [sys.executable, str(HERE / "burner_torch.py")]  # oversubscription test, unpinned
 
 
@@ -111,7 +113,7 @@ def run_one(fw, setting, extra_env, cond, rep, out, log, *, work_dir: Path, mode
             w.kill(); w.wait()
     # the spin neighbour is known to use 1 core; the torch neighbour's load varies, so it counts as foreign
     for r in rec.get("results", {}).values():
-        r["foreign_cores"] = round(r["other_cores"] - (1.0 if cond == "busy" and neighbour == "spin" else 0.0), 2)
+        r["foreign_cores"] = round(r["other_cores"] - (1.0 if cond == "busy" and neighbour.startswith("spin") else 0.0), 2)
     out.write(json.dumps(rec) + "\n"); out.flush()
     mlp = rec.get("results", {}).get("mlp_b1", {})
     fields = (time.strftime("%H:%M:%S"), rep, fw, setting, cond, "wait", rec.get("waited_s"),

@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="quiet+busy pairs per setting (default %(default)s)")
     ap.add_argument("--settings", default=None,
                     help="';'-separated setting names to run, e.g. 'default;GOMP_SPINCOUNT=1000' (default: all)")
-    ap.add_argument("--neighbour", choices=["spin", "torch"], default="spin",
-                    help="busy neighbour: a busy loop on core 1, or a spinning 2-thread torch process (unpinned)")
+    ap.add_argument("--neighbour", choices=["spin", "spin-unpinned", "torch"], default="spin",
+                    help="busy neighbour: a busy loop on core 1, the same loop unpinned, or a spinning 2-thread torch process (unpinned)")
     ap.add_argument("--burner-warm", type=float, default=orchestrate.BURNER_WARM,
                     help="seconds between starting the neighbour and the measurement (default %(default)s)")
     ap.add_argument("--clean", type=float, default=analyze.CLEAN,
