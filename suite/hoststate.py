@@ -215,6 +215,15 @@ def noisy_reason(host: dict, samples: Sequence[float], cores: Sequence[int]) -> 
     return "; ".join(why) or None
 
 
+NEIGHBOUR_REASONS = ("host busy", "steal", "timed with")  # noise from outside the cell's own samples
+
+
+def from_a_neighbour(reason: str | None) -> bool:
+    """Whether a noisy reason names something outside the cell (another process, the hypervisor, a busy
+    host's wait policy), as opposed to the shape of its samples (drift, two levels)."""
+    return any(part.startswith(NEIGHBOUR_REASONS) for part in (reason or "").split("; "))
+
+
 def _cores(cores: Sequence[int]) -> str:
     cores = sorted(cores)
     if len(cores) > 2 and cores == list(range(cores[0], cores[-1] + 1)):

@@ -229,6 +229,19 @@ def worker_env(profile: Profile, family: str) -> dict[str, str]:
     return env
 
 
+def busy_host_env(profile: Profile, family: str) -> dict[str, str]:
+    """The variables a timing worker of ``family`` sets when it starts while other processes keep the
+    profile's cores busy (the family's ``busy_host_env`` hook; {} for families that degrade gracefully).
+    The worker then marks what it times noisy (``BENCH_BUSY_HOST``): not the framework's default setting."""
+    from suite.targets.registry import runtime_hooks
+
+    hook = getattr(runtime_hooks(family), "busy_host_env", None)
+    env = hook(profile, family, resolved_threads(profile)) if hook else {}
+    if env:
+        env = dict(env, BENCH_BUSY_HOST=" ".join(f"{k}={v}" for k, v in sorted(env.items())))
+    return env
+
+
 def apply_in_process(profile: Profile, family: str) -> dict[str, Any]:
     """Applies affinity and the framework's thread API inside the worker, before the model is built.
 

@@ -174,7 +174,7 @@ class RunWriter:
 def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, timeout_s: float, quick: bool = False,
                  timing=None, memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None,
                  meta: dict | None = None, export_workers: int | None = None, remeasure: int = 0,
-                 quiet_wait_s: float = 60.0) -> list[dict]:
+                 quiet_wait_s: float = 60.0, remeasure_which: str = "all") -> list[dict]:
     """Runs the cells and returns the full records, one dict of every column per cell (also written to
     results_dir when given).
 
@@ -183,7 +183,8 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
         timing: a :class:`suite.engine.TimingConfig` or a :class:`suite.budget.Budget` (see
             :func:`suite.scheduler.execute`); default: the engine's defaults, or quick.
         meta: :func:`suite.envinfo.run_metadata` when the caller collected it already.
-        remeasure, quiet_wait_s: noisy cells are timed again (see :func:`suite.scheduler.execute`).
+        remeasure, quiet_wait_s, remeasure_which: noisy cells are timed again (see
+            :func:`suite.scheduler.execute`).
     """
     from suite.engine import TimingConfig
     from suite.envinfo import run_metadata as collect_metadata
@@ -213,7 +214,7 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
         execute(cells, on_result, timeout_s=timeout_s, timing=timing, memory_limit=memory_limit,
                 on_start=progress.start, artifacts_dir=artifacts_dir, on_exported=progress.exported,
                 export_workers=export_workers, remeasure=remeasure, quiet_wait_s=quiet_wait_s,
-                on_remeasure=progress.remeasure)
+                on_remeasure=progress.remeasure, remeasure_which=remeasure_which)
     finally:
         progress.close()
         writer.flush()

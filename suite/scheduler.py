@@ -53,13 +53,15 @@ def _describe_exit(code: int | None) -> str:
 class Worker:
     """One worker subprocess for a (family, profile) pair."""
 
-    def __init__(self, family: str, profile, memory_limit: int = 0):
+    def __init__(self, family: str, profile, memory_limit: int = 0, extra_env: dict[str, str] | None = None):
         from suite.profiles import worker_env
 
         self.family = family
+        self.extra_env = dict(extra_env or {})  # e.g. a busy host's wait policy (suite.profiles.busy_host_env)
         self.stderr_path = Path(tempfile.mkstemp(prefix=f"bench-{family}-", suffix=".stderr")[1])
         env = dict(os.environ)
         env.update(worker_env(profile, family))
+        env.update(self.extra_env)
         pkg_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, env.get("PYTHONPATH")]))
         profile_json = json.dumps(dataclasses.asdict(profile))
@@ -130,7 +132,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             timing=None, memory_limit: int = 0, on_start: Callable[[Cell], None] | None = None,
             artifacts_dir: str | None = None, on_exported: Callable[[Cell, dict, int, int], None] | None = None,
             export_workers: int | None = None, remeasure: int = 0, quiet_wait_s: float = 60.0,
-            on_remeasure: Callable[[Cell, dict], None] | None = None) -> None:
+            on_remeasure: Callable[[Cell, dict], None] | None = None, remeasure_which: str = "all") -> None:
     """Runs every cell; calls on_result(cell, measured_fields) once per cell, in completion order.
 
     Cells with a status decided by the plan are reported without a worker. Export targets first get
@@ -149,7 +151,8 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             times at most, at the end of its group, each time once the host is quiet; the whole run
             waits for quiet at most ``quiet_wait_s`` seconds in all (a host that stays busy does not
             make every re-measurement wait); see :class:`_Remeasure`. ``on_remeasure(cell, attempt)``
-            is called for each attempt sent back.
+            is called for each attempt sent back. ``remeasure_which``: ``all`` noisy cells, or only
+            those made noisy by a ``neighbour`` (busy host, steal: suite.hoststate.from_a_neighbour).
     """
     pending = []
     for cell in cells:
@@ -181,9 +184,22 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     rec[k] = art[k]
             on_result(cell, rec)
 
-        queue = _Remeasure(jobs, done, remeasure, wait, _profile_cores(group[0][0].profile), on_remeasure)
+        queue = _Remeasure(jobs, done, remeasure, wait, _profile_cores(group[0][0].profile), on_remeasure,
+                           remeasure_which)
         _run_group(family, group[0][0].profile, queue, queue.record, timeout_s, memory_limit, on_start,
                    timing_for=_timing_for(timing))
+
+
+def _busy_host_env(family: str, profile) -> dict[str, str]:
+    """The family's busy-host settings when other processes keep the profile's cores busy now, else {}."""
+    from suite.hoststate import NOISY_BUSY, others_busy
+    from suite.profiles import busy_host_env
+
+    env = busy_host_env(profile, family)
+    if not env:
+        return {}
+    busy = others_busy(_profile_cores(profile), 0.5)
+    return env if busy is not None and busy > NOISY_BUSY else {}
 
 
 def _profile_cores(profile) -> list[int]:
@@ -211,8 +227,9 @@ class _QuietWait:
 class _Remeasure:
     """A group's jobs, with noisy timed cells sent again at the end of the group.
 
-    A cell whose timing comes back ``noisy`` (busy host, steal, drift or two levels: suite.hoststate)
-    goes back to the end of the queue, up to ``times`` more attempts; before an attempt is sent again
+    A cell whose timing comes back ``noisy`` (busy host, steal, drift or two levels: suite.hoststate;
+    with ``which="neighbour"`` only the first two) goes back to the end of the queue, up to ``times``
+    more attempts; before an attempt is sent again
     the scheduler waits until other processes leave the profile's cores quiet (``wait``: the run's
     :class:`_QuietWait`). The cell then gets one record: its first clean attempt, else its fastest (any
     interference only adds time), still ``noisy``; ``attempts`` and ``attempts_json`` list every
@@ -220,7 +237,10 @@ class _Remeasure:
     """
 
     def __init__(self, jobs, on_record, times: int, wait: Callable[[list[int]], None], cores: list[int],
-                 on_remeasure: Callable[[Cell, dict], None] | None = None):
+                 on_remeasure: Callable[[Cell, dict], None] | None = None, which: str = "all"):
+        if which not in ("all", "neighbour"):
+            raise ValueError(f"remeasure which={which!r}: expected all or neighbour")
+        self.which = which
         self.queue = deque((cell, task, False) for cell, task in jobs)
         self.on_record, self.times, self.wait, self.cores = on_record, times, wait, cores
         self.on_remeasure = on_remeasure
@@ -239,10 +259,13 @@ class _Remeasure:
         return cell, task
 
     def record(self, cell: Cell, rec: dict) -> None:
+        from suite.hoststate import from_a_neighbour
+
         past = self.history.get(id(cell), [])
-        if rec.get("noisy") and rec.get("status") == "pass" and len(past) < self.times:
+        wanted = rec.get("noisy") and (self.which == "all" or from_a_neighbour(rec.get("noisy_reason")))
+        if wanted and rec.get("status") == "pass" and len(past) < self.times:
             self.history[id(cell)] = past + [rec]
-            self.queue.append((cell, self.tasks[id(cell)], True))
+            self.queue.append((cell, dict(self.tasks[id(cell)], again=True), True))
             if self.on_remeasure is not None:
                 self.on_remeasure(cell, rec)
             return
@@ -372,8 +395,12 @@ def _run_group(family: str, profile, jobs: Iterable[tuple[Cell, dict]], on_recor
         for i, (cell, task) in enumerate(jobs):
             if on_start:
                 on_start(cell)
+            if worker is not None and worker.extra_env and task.get("again"):
+                worker.close()  # a re-measurement runs with the framework's default settings
+                worker = None
             if worker is None:
-                worker = Worker(family, profile, memory_limit)
+                worker = Worker(family, profile, memory_limit,
+                                _busy_host_env(family, profile) if task.get("mode") == "run" else None)
             task = dict(task, id=i)
             if timing_for is not None and task.get("mode") == "run":
                 task["timing"] = timing_for(cell)

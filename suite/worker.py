@@ -270,6 +270,9 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
             host = hoststate.interval(before, hoststate.snapshot(cores, [os.getppid()]), cores)
             cell.timing = replace(cell.timing, **timing.as_record(), throughput=timing.throughput(cell.params["batch"]))
             why = hoststate.noisy_reason(host, timing.samples_s, cores)
+            if os.environ.get("BENCH_BUSY_HOST"):  # not the framework's default: never a clean figure
+                why = "; ".join(filter(None, [f"timed with {os.environ['BENCH_BUSY_HOST']} (the host was busy "
+                                                   f"when this worker started)", why]))
             cell.host = Host(**host, noisy=why is not None, noisy_reason=why, attempts=1)
         if built.device_memory is not None:
             cell.device_peak_bytes = built.device_memory()

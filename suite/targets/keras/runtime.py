@@ -35,6 +35,13 @@ def worker_env(profile, family: str, threads: int) -> dict[str, str]:
     return env
 
 
+def busy_host_env(profile, family: str, threads: int) -> dict[str, str]:
+    """The backend's settings for a worker started on a busy host (torch: passive OpenMP waiting)."""
+    backend = backend_of(family)
+    hook = getattr(backend_runtime(backend), "busy_host_env", None)
+    return hook(profile, backend, threads) if hook else {}
+
+
 def pin_cores(profile, family: str, allowed: list[int]) -> tuple[int, ...] | None:
     backend = backend_of(family)
     return backend_runtime(backend).pin_cores(profile, backend, allowed)

@@ -14,6 +14,18 @@ def worker_env(profile, family: str, threads: int) -> dict[str, str]:
     return {}
 
 
+# Set in a timing worker started while other processes keep the profile's cores busy (suite.scheduler):
+# libgomp's default spin-waiting turns a busy neighbour into a 50-600x slowdown of the suite's torch cells
+# on 2 cores (README, "Threads"); passive waiting holds them at 1-2x. Cells timed so are noisy (not
+# torch's default policy) and are timed again, in a fresh worker with the default, once the host is quiet.
+BUSY_HOST_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def busy_host_env(profile, family: str, threads: int) -> dict[str, str]:
+    """What a worker started on a busy host sets instead of the defaults (multi-threaded CPU profiles only)."""
+    return dict(BUSY_HOST_ENV) if profile.device == "cpu" and threads > 1 else {}
+
+
 def pin_cores(profile, family: str, allowed: list[int]) -> tuple[int, ...] | None:
     """torch honours its thread API; no pinning is derived from ``threads``."""
     return None
