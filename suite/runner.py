@@ -72,13 +72,8 @@ class Progress:
         """A timed cell came back noisy: it will be timed again at the end of its group."""
         self.to_run += 1
         self.ran += 1
-        med = rec.get("latency_median_s")
-        figure = f" {med * 1e3:.3f} ms" if med else ""
-        msg = f"{'noisy':<12} {cell.label}{figure} - timed again later ({rec.get('noisy_reason')})"
-        if self._tty:
-            self._line(msg)
-        else:
-            print(f"[{self.clock()}] {msg}", file=self.stream, flush=True)
+        msg = f"{'noisy':<12} {cell.label}{_median(rec)} - timed again later ({rec.get('noisy_reason')})"
+        self._say(msg, f"[{self.clock()}]")
 
     def finish(self, cell: Cell, rec: dict) -> None:
         self.done += 1
@@ -89,14 +84,15 @@ class Progress:
                 self.ran += 1
         if cell.key in self.quiet:
             return
-        med = rec.get("latency_median_s")
-        figure = f" {med * 1e3:.3f} ms" if med else ""
-        msg = f"{rec['status']:<12} {cell.label}{figure}"
+        self._say(f"{rec['status']:<12} {cell.label}{_median(rec)}",
+                  f"[{self.done:>{len(str(self.total))}}/{self.total} {self.clock()}]")
+
+    def _say(self, msg: str, prefix: str) -> None:
+        """The bar's message on a terminal, else a line with ``prefix``."""
         if self._tty:
             self._line(msg)
         else:
-            print(f"[{self.done:>{len(str(self.total))}}/{self.total} {self.clock()}] {msg}", file=self.stream,
-                  flush=True)
+            print(f"{prefix} {msg}", file=self.stream, flush=True)
 
     def clock(self) -> str:
         """``elapsed, ~left`` (the estimate once a cell has run)."""
@@ -122,6 +118,11 @@ class Progress:
         bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.clock()} "
         self.stream.write("\r\033[K" + (bar + msg)[:160])
         self.stream.flush()
+
+
+def _median(rec: dict) -> str:
+    med = rec.get("latency_median_s")
+    return f" {med * 1e3:.3f} ms" if med else ""
 
 
 def base_record(cell: Cell, run_id: str, meta: dict) -> Identity:

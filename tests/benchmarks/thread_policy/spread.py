@@ -2,20 +2,9 @@
 (Called by study.py --spread.)"""
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-
-CLEAN = 0.3
+from analyze import CLEAN, load_cells
 
 
 def print_spread(files, clean: float = CLEAN) -> None:
-    cells = defaultdict(list)
-    for f in files:
-        with open(f) as fh:
-            for line in fh:
-                r = json.loads(line)
-                for wl, m in r.get("results", {}).items():
-                    if m["foreign_cores"] < clean:
-                        cells[(r["fw"], r["setting"], wl, r["cond"])].append(round(m["median_ms"], 3))
-    for k, v in cells.items():
-        print(*k, sorted(v))
+    for k, runs in load_cells(files).items():
+        print(*k, sorted(round(m["median_ms"], 3) for m in runs if m["foreign_cores"] < clean))
