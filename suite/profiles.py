@@ -199,11 +199,17 @@ def resolved_threads(profile: Profile) -> int:
     Returns:
         a positive int.
     """
+    n = max(1, len(profile_cores(profile)))
+    return min(profile.threads, n) if profile.threads else n
+
+
+def profile_cores(profile: Profile) -> list[int]:
+    """The cores the profile may run on here: its affinity that this process may use (its affinity as
+    written when none of it is), else every core this process may use."""
     cores = available_cores()
     if profile.affinity is not None:
         cores = (set(profile.affinity) & cores) or set(profile.affinity)
-    n = max(1, len(cores))
-    return min(profile.threads, n) if profile.threads else n
+    return sorted(cores)
 
 
 def worker_env(profile: Profile, family: str) -> dict[str, str]:

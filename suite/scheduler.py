@@ -166,6 +166,8 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
     groups: dict[tuple[str, str], list[tuple[Cell, dict]]] = {}
     for cell, art in ready:
         groups.setdefault((cell.target.family, cell.profile.name), []).append((cell, art))
+    from suite.profiles import profile_cores
+
     for (family, _), group in groups.items():
         jobs = []
         for cell, art in group:
@@ -184,7 +186,7 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     rec[k] = art[k]
             on_result(cell, rec)
 
-        queue = _Remeasure(jobs, done, remeasure, wait, _profile_cores(group[0][0].profile), on_remeasure,
+        queue = _Remeasure(jobs, done, remeasure, wait, profile_cores(group[0][0].profile), on_remeasure,
                            remeasure_which)
         _run_group(family, group[0][0].profile, queue, queue.record, timeout_s, memory_limit, on_start,
                    timing_for=_timing_for(timing))
@@ -193,19 +195,13 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
 def _busy_host_env(family: str, profile) -> dict[str, str]:
     """The family's busy-host settings when other processes keep the profile's cores busy now, else {}."""
     from suite.hoststate import NOISY_BUSY, others_busy
-    from suite.profiles import busy_host_env
+    from suite.profiles import busy_host_env, profile_cores
 
     env = busy_host_env(profile, family)
     if not env:
         return {}
-    busy = others_busy(_profile_cores(profile), 0.5)
+    busy = others_busy(profile_cores(profile), 0.5)
     return env if busy is not None and busy > NOISY_BUSY else {}
-
-
-def _profile_cores(profile) -> list[int]:
-    from suite.profiles import available_cores
-
-    return sorted(profile.affinity) if profile.affinity is not None else sorted(available_cores())
 
 
 class _QuietWait:
