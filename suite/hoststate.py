@@ -21,7 +21,10 @@ A timing is only as good as the machine was quiet. Around every timed cell the w
 A cell is **noisy** (:func:`noisy_reason`) when
 
 * other processes used more than ``NOISY_BUSY`` (10%) of its cores' time, or the steal was above
-  ``NOISY_STEAL`` (5%): the host was not the cell's alone;
+  ``NOISY_STEAL`` (5%): the host was not the cell's alone. The kernel counts both in ticks (10 ms at
+  the usual 100 Hz), so a difference of two readings is uncertain by a tick per core and per counter;
+  a cell is flagged only when its figure is above the threshold by more than that uncertainty (on a
+  0.25 s cell of one core one tick is 4%: two ticks of steal in 25 are not evidence of a neighbour);
 * its samples **drift**: the last third of the samples differs from the first third by more than
   ``DRIFT`` (10%, the engine's ``unstable_threshold``), each third summarised by the mean of its middle
   half: the machine changed speed during the measurement (another process started or stopped, a CPU
@@ -200,14 +203,25 @@ def sample_shape(samples: Sequence[float]) -> str | None:
     return None
 
 
-def noisy_reason(host: dict, samples: Sequence[float], cores: Sequence[int]) -> str | None:
-    """Why a timed cell is noisy (see the module docstring), or None when it is clean."""
+def tick_uncertainty(window_s: float | None, cores: Sequence[int], counters: int = 1) -> float:
+    """How far a share of the cores' time computed from tick counters read at both ends of ``window_s``
+    can be off by counting alone: one tick per core and per counter (``counters``: the cores' counter,
+    plus the suite's own processes' user and system times for ``host_busy``), over the window's ticks."""
+    if not window_s or window_s <= 0 or not cores:
+        return 0.0
+    return (len(cores) + counters - 1) / (window_s * _TICK * len(cores))
+
+
+def noisy_reason(host: dict, samples: Sequence[float], cores: Sequence[int],
+                 window_s: float | None = None) -> str | None:
+    """Why a timed cell is noisy (see the module docstring), or None when it is clean. ``window_s``: the
+    seconds between the two readings of the host state; the thresholds then allow for tick counting."""
     why = []
     busy = host.get("host_busy")
-    if busy is not None and busy > NOISY_BUSY:
+    if busy is not None and busy - tick_uncertainty(window_s, cores, counters=1 + 4) > NOISY_BUSY:
         why.append(f"host busy: other processes used {busy:.0%} of cores {_cores(cores)} while timing")
     steal = host.get("host_steal")
-    if steal is not None and steal > NOISY_STEAL:
+    if steal is not None and steal - tick_uncertainty(window_s, cores) > NOISY_STEAL:
         why.append(f"steal {steal:.0%}: the hypervisor ran other guests on these cores")
     shape = sample_shape(samples)
     if shape:

@@ -267,9 +267,11 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
             cores = hoststate.cores_of_this_process()
             before = hoststate.snapshot(cores, [os.getppid()])  # the scheduler waits on us: it is the suite too
             timing = engine.measure(timed_call, built.synchronize, config)
-            host = hoststate.interval(before, hoststate.snapshot(cores, [os.getppid()]), cores)
+            after = hoststate.snapshot(cores, [os.getppid()])
+            host = hoststate.interval(before, after, cores)
             cell.timing = replace(cell.timing, **timing.as_record(), throughput=timing.throughput(cell.params["batch"]))
-            why = hoststate.noisy_reason(host, timing.samples_s, cores)
+            window = after.t - before.t if before and after else None
+            why = hoststate.noisy_reason(host, timing.samples_s, cores, window)
             if os.environ.get("BENCH_BUSY_HOST"):  # not the framework's default: never a clean figure
                 why = "; ".join(filter(None, [f"timed with {os.environ['BENCH_BUSY_HOST']} (the host was busy "
                                                    f"when this worker started)", why]))

@@ -69,6 +69,19 @@ def test_noisy_reason_thresholds():
     assert noisy_reason({}, steady, [0]) is None  # nothing readable: only the samples can say
 
 
+def test_a_few_ticks_on_a_short_cell_are_not_evidence_of_a_neighbour():
+    """Counters move in ticks: 2 ticks of steal in a 0.25 s one-core window (8%) are within counting error,
+    6 ticks (24%) are not; over 2.5 s the same 8% is flagged."""
+    steady = [1e-3] * 50
+    tick = hoststate._TICK
+    assert noisy_reason({"host_steal": 2 / (0.25 * tick)}, steady, [0], window_s=0.25) is None
+    assert "steal 24%" in noisy_reason({"host_steal": 6 / (0.25 * tick)}, steady, [0], window_s=0.25)
+    assert "steal 8%" in noisy_reason({"host_steal": 0.08}, steady, [0], window_s=2.5)
+    assert noisy_reason({"host_busy": 0.2}, steady, [0], window_s=0.25) is None
+    assert noisy_reason({"host_busy": 0.5}, steady, [0], window_s=0.25).startswith("host busy: other processes used 50%")
+    assert noisy_reason({"host_busy": 0.2}, steady, [0], window_s=5.0).startswith("host busy")
+
+
 @linux
 def test_snapshots_of_this_process_see_its_own_work_as_its_own():
     cores = [sorted(os.sched_getaffinity(0))[0]]
@@ -125,6 +138,15 @@ def test_a_cell_noisy_every_time_keeps_its_fastest_attempt_still_noisy():
     assert len(sent) == 2
     rec = kept[0]
     assert rec["latency_median_s"] == 2e-3 and rec["noisy"] and rec["noisy_reason"] == "b" and rec["attempts"] == 2
+
+
+def test_with_no_clean_attempt_a_neighbours_figure_comes_last():
+    """A passive worker next to a burner timed 1.0 ms, the default worker once quiet drifted around 1.2 ms:
+    the cell keeps the default worker's figure (its own), not the faster figure the neighbour shaped."""
+    drift = "drift: 1.1 ms over the first third of the samples, 1.3 ms over the last"
+    kept, _ = _drive([_attempt(1.0e-3, "timed with OMP_WAIT_POLICY=PASSIVE (the host was busy ...)", busy=0.5),
+                      _attempt(1.3e-3, drift), _attempt(1.2e-3, drift)], times=2)
+    assert kept[0]["latency_median_s"] == 1.2e-3 and kept[0]["noisy"] and kept[0]["attempts"] == 3
 
 
 def test_the_default_run_times_again_only_what_a_neighbour_spoiled():
@@ -280,7 +302,7 @@ def test_a_torch_worker_started_on_a_busy_host_waits_passively_and_its_cells_are
     try:
         time.sleep(0.5)
         out = bench("run", "--no-dashboard", "-w", "mlp_classifier", "-t", "torch:eager", "-p", "cpu", "--quick",
-                    "--remeasure", "1", "--quiet-wait", "90", "--results", str(tmp_path), "--run-id", "p",
+                    "--remeasure", "2", "--quiet-wait", "90", "--results", str(tmp_path), "--run-id", "p",
                     timeout=600)
     finally:
         burner.kill()
@@ -290,5 +312,8 @@ def test_a_torch_worker_started_on_a_busy_host_waits_passively_and_its_cells_are
     assert len(df) == 1 and df.status.iloc[0] == "pass"
     first = json.loads(df.attempts_json.iloc[0])[0]
     assert "timed with OMP_WAIT_POLICY=PASSIVE (the host was busy" in first["noisy_reason"]
-    assert not df.noisy.iloc[0] and df.attempts.iloc[0] == 2
+    # the kept figure is the default worker's: clean, or (this VM drifts often on a quick cell) noisy by
+    # its samples' shape only, never the passive worker's figure
+    kept_reason = df.noisy_reason.iloc[0] if df.noisy.iloc[0] else None
+    assert not hoststate.from_a_neighbour(kept_reason) and df.attempts.iloc[0] >= 2
     assert json.loads(df.thread_settings.iloc[0])["omp_wait_policy"] == "default"  # the kept figure
