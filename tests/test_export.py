@@ -62,6 +62,22 @@ def test_second_run_reuses_cached_artifact(cache, cpu_profile):
         assert rec["artifact_bytes"] == first[k]["artifact_bytes"] > 0
 
 
+def test_litert_with_and_without_xnnpack_run_one_artifact(cache, cpu_profile):
+    """XNNPACK is the interpreter's choice, not the converter's: the builtin-kernel route runs the float32
+    route's .tflite, exported once (Export.same_artifact_as)."""
+    targets = ["tensorflow>tflite@litert", "tensorflow>tflite@litert-noxnnpack"]
+    skip_if_missing(targets[0])
+    recs = run_cells([load_workload(MLP)], targets, cpu_profile)
+    assert len(recs) == 4 and all(r["status"] == "pass" for r in recs.values())
+    assert len(_manifests(cache, "tensorflow_tflite_litert")) == 2, "one artifact per sweep point"
+    assert not _manifests(cache, "tensorflow_tflite_litert-noxnnpack")
+    by_target = {}
+    for rec in recs.values():
+        by_target.setdefault(rec["target"], []).append((rec["artifact_bytes"], rec["export_s"]))
+    assert sorted(by_target[targets[0]]) == sorted(by_target[targets[1]])
+    assert all(r["layout"].endswith("; no XNNPACK") for r in recs.values() if r["target"] == targets[1])
+
+
 @pytest.mark.parametrize("target", ["torch>onnx@onnxruntime", "tensorflow>onnx@onnxruntime",
                                     "tensorflow>tflite@litert", "tensorflow>tflite-int8@litert"])
 def test_runtime_target_imports_no_framework(target, tmp_path):

@@ -73,12 +73,16 @@ class Export:
         requires: importable modules the exporter needs, each with its pip extra (the target's own
             ``requires`` stays runtime-only, so a machine with just the runtime plans these cells).
         converter_dists: distributions whose versions key the artifact cache ("a|b": whichever is installed).
+        same_artifact_as: the id of a target whose exporter produces exactly this target's artifact (the
+            two differ only in how the runtime runs it, e.g. LiteRT with and without XNNPACK): the cell
+            then runs that target's artifact, exported once for both.
     """
 
     family: str
     exporter: str
     requires: tuple[tuple[str, str], ...]
     converter_dists: tuple[str, ...]
+    same_artifact_as: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,9 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
              options=LiteRTOptions(quant=quant, xnnpack=xnn,
                                    float_ops=("BATCH_MATMUL", "SOFTMAX") if quant == "full" else ()),
              export=Export("tensorflow", "suite.targets.tensorflow.export:to_tflite", (("tensorflow", "tensorflow"),),
-                           _TF_DISTS))
+                           _TF_DISTS,
+                           # XNNPACK is the interpreter's choice: the builtin-kernel route runs the same file
+                           same_artifact_as=None if xnn else f"tensorflow>{fmt}@litert"))
       for fmt, rt, quant, dtype, xnn, desc in _TFLITE],
     target("jax>tflite@litert", "suite.targets.runtimes.litert", "litert", _LITERT, variant="xnnpack",
            options=LiteRTOptions(), description="jax -> jax2tf -> TFLite -> LiteRT (where it converts)",
@@ -103,6 +105,7 @@ FAMILY_RUNTIMES: dict[str, str] = {
     "onnxruntime": "suite.targets.runtimes.hooks",
     "litert": "suite.targets.runtimes.hooks",
     "fault": "suite.targets.runtimes.hooks",
+    "numpy": "suite.targets.runtimes.hooks",  # `bench peak`'s NumPy GEMM and copy (suite.peak_worker)
 }
 
 TESTING_SWITCH = "BENCH_TESTING_TARGETS"

@@ -43,7 +43,12 @@ def slug(target_id: str) -> str:
 
 
 def cell_dir(root: str | Path, workload, params: dict, info) -> Path:
-    """The artifact folder of one cell under ``root``."""
+    """The artifact folder of one cell under ``root`` (the exporting target's, for a target that runs
+    another's artifact: ``Export.same_artifact_as``)."""
+    if info.export is not None and info.export.same_artifact_as:
+        from suite.targets.registry import get_target
+
+        info = get_target(info.export.same_artifact_as)
     opts = {**info.options.as_key(), "dtype": info.dtype}
     key = json.dumps([workload.hash, workload.seed, dict(sorted(params.items())), info.id, opts],
                      sort_keys=True, default=str)
