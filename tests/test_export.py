@@ -75,13 +75,15 @@ def test_litert_with_and_without_xnnpack_run_one_artifact(cache, cpu_profile):
     for rec in recs.values():
         by_target.setdefault(rec["target"], []).append((rec["artifact_bytes"], rec["export_s"]))
     assert sorted(by_target[targets[0]]) == sorted(by_target[targets[1]])
-    assert all(r["layout"].endswith("; no XNNPACK") for r in recs.values() if r["target"] == targets[1])
+    assert all("; no XNNPACK" in r["layout"] for r in recs.values() if r["target"] == targets[1])
 
 
 @pytest.mark.parametrize("target", ["torch>onnx@onnxruntime", "tensorflow>onnx@onnxruntime",
-                                    "tensorflow>tflite@litert", "tensorflow>tflite-int8@litert"])
+                                    "tensorflow>tflite@litert", "tensorflow>tflite-int8@litert",
+                                    "torch>openvino@openvino", "tensorflow>openvino@openvino"])
 def test_runtime_target_imports_no_framework(target, tmp_path):
-    """`bench export` an artifact, then run it in a fresh process: torch/tensorflow/jax stay unimported."""
+    """`bench export` an artifact, then run it in a fresh process that cannot import torch, tensorflow,
+    jax or keras (as on an edge box with only the runtime): it passes and is timed."""
     skip_if_missing(target)
     out = tmp_path / "artifacts"
     exp = subprocess.run([sys.executable, "-m", "suite.cli", "export", "-w", str(MLP), "-t", target,
@@ -90,6 +92,9 @@ def test_runtime_target_imports_no_framework(target, tmp_path):
     folder = sorted(out.glob("*/mlp_classifier-batch1-*"))[0]
     probe = f"""
 import json, sys
+FRAMEWORKS = ("torch", "tensorflow", "jax", "keras")
+for m in FRAMEWORKS:
+    sys.modules[m] = None  # `import m` now raises ImportError, as where it is not installed
 from suite.profiles import load_profiles
 from suite.worker import CellState, run_task
 profile = load_profiles({str(REPO / 'hardware_profiles')!r})["mobile-runtime"]
@@ -99,7 +104,7 @@ task = {{"workload_path": {str(MLP)!r}, "params": {{"batch": 1}}, "target": {tar
 from suite.targets.registry import get_target
 task["dtype"] = get_target({target!r}).dtype
 rec = run_task(task, CellState(), profile)
-bad = [m for m in ("torch", "tensorflow", "jax", "keras") if m in sys.modules]
+bad = [m for m in sys.modules if m.split(".")[0] in FRAMEWORKS and sys.modules[m] is not None]
 print("RESULT " + json.dumps({{"status": rec["status"], "reason": rec.get("status_reason"), "bad": bad,
                              "layout": rec.get("layout"), "median": rec.get("latency_median_s")}}))
 """

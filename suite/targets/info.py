@@ -58,6 +58,11 @@ class LiteRTOptions(Options):
 
 
 @dataclass(frozen=True)
+class OpenVINOOptions(Options):
+    precision: str = "f32"  # INFERENCE_PRECISION_HINT of the CPU plugin (f32: no silent bfloat16)
+
+
+@dataclass(frozen=True)
 class RoundTripOptions(Options):
     load: str = ""  # torch.export | saved_model | jax.export
 

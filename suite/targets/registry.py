@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from suite.targets.info import (Export, KerasOptions, LiteRTOptions, OnnxOptions, Options, RoundTripOptions,  # noqa: F401 (re-exported for callers)
+from suite.targets.info import (Export, KerasOptions, LiteRTOptions, OnnxOptions, OpenVINOOptions, Options, RoundTripOptions,  # noqa: F401 (re-exported for callers)
                                 TargetId, TargetInfo, TensorFlowOptions, TorchOptions, parse_target_id, target)
 
 _TORCH = [("torch", "torch")]
@@ -15,6 +15,7 @@ _TF = [("tensorflow", "tensorflow")]
 _JAX = [("jax", "jax")]
 _LITERT = [("ai_edge_litert|tflite_runtime", "litert")]
 _ORT = [("onnxruntime", "onnx")]
+_OV = [("openvino", "openvino")]
 _TF_DISTS = ("tensorflow-cpu|tensorflow",)
 
 _TFLITE = [  # format, runtime, quantisation, judged as, XNNPACK, description
@@ -70,6 +71,19 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            options=LiteRTOptions(), description="jax -> jax2tf -> TFLite -> LiteRT (where it converts)",
            export=Export("jax2tf", "suite.targets.jax.export:to_tflite", (("jax", "jax"), ("tensorflow", "tensorflow")),
                          ("jax", "jaxlib", *_TF_DISTS))),
+    # OpenVINO (CPU plugin): IR converted from the framework, or the torch ONNX file read by its ONNX frontend
+    target("torch>openvino@openvino", "suite.targets.runtimes.openvino", "openvino", _OV, variant="cpu",
+           options=OpenVINOOptions(), description="openvino.convert_model from the torch module -> IR -> OpenVINO CPU",
+           export=Export("torch", "suite.targets.torch.export:to_openvino", (("torch", "torch"), ("openvino", "openvino")),
+                         ("torch", "openvino"))),
+    target("torch>onnx@openvino", "suite.targets.runtimes.openvino", "openvino", _OV, variant="cpu",
+           options=OpenVINOOptions(), description="the torch.onnx file (as torch>onnx@onnxruntime) -> OpenVINO CPU",
+           export=Export("torch", "suite.targets.torch.export:to_onnx", (("torch", "torch"), ("onnxscript", "onnx")),
+                         ("torch", "onnx", "onnxscript"), same_artifact_as="torch>onnx@onnxruntime")),
+    target("tensorflow>openvino@openvino", "suite.targets.runtimes.openvino", "openvino", _OV, variant="cpu",
+           options=OpenVINOOptions(), description="SavedModel -> openvino.convert_model -> IR -> OpenVINO CPU",
+           export=Export("tensorflow", "suite.targets.tensorflow.export:to_openvino",
+                         (("tensorflow", "tensorflow"), ("openvino", "openvino")), (*_TF_DISTS, "openvino"))),
     target("torch>export@torch", "suite.targets.runtimes.roundtrip", "torch", _TORCH, variant="load",
            options=RoundTripOptions(load="torch.export"),
            description="torch.export ExportedProgram saved (.pt2), loaded back, run",
@@ -104,6 +118,7 @@ FAMILY_RUNTIMES: dict[str, str] = {
     "keras-torch": "suite.targets.keras.runtime",
     "onnxruntime": "suite.targets.runtimes.hooks",
     "litert": "suite.targets.runtimes.hooks",
+    "openvino": "suite.targets.runtimes.hooks",
     "fault": "suite.targets.runtimes.hooks",
     "numpy": "suite.targets.runtimes.hooks",  # `bench peak`'s NumPy GEMM and copy (suite.peak_worker)
 }

@@ -25,6 +25,7 @@ TFLite variants (``info.options.quant``):
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,25 @@ def to_saved_model(ctx: BuildContext, out_dir: Path) -> dict:
     tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
     return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name, layout=LAYOUT + "; SavedModel",
                 versions=tf_version_key())
+
+
+def to_openvino(ctx: BuildContext, out_dir: Path) -> dict:
+    """The cell's SavedModel (as ``to_saved_model``), converted by ``openvino.convert_model`` -> IR with
+    float32 weights (``model.xml`` + ``.bin``); the SavedModel is a temporary step, not kept."""
+    import shutil
+
+    from suite.targets.common.convert import import_openvino, openvino_convert
+
+    ov = import_openvino()
+
+    tf = import_tf()
+    module, concrete, in_specs, to_nhwc, out_nhwc = tf_function(ctx)
+    saved = out_dir / "saved_model.tmp"
+    tf.saved_model.save(module, str(saved), signatures={"serving_default": concrete})
+    ov_model = openvino_convert(ov, str(saved))
+    path = out_dir / "model.xml"
+    ov.save_model(ov_model, str(path), compress_to_fp16=False)
+    shutil.rmtree(saved, ignore_errors=True)
+    return dict(_io(ctx, to_nhwc, out_nhwc), artifact=path.name,
+                layout=LAYOUT + "; OpenVINO IR (convert_model from a SavedModel)",
+                versions=dict(tf_version_key(), openvino=importlib.metadata.version("openvino")))

@@ -42,6 +42,24 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
                           "onnx": importlib.metadata.version("onnx")})
 
 
+def to_openvino(ctx: BuildContext, out_dir: Path) -> dict:
+    """``openvino.convert_model`` of the ``torch:eager`` module (traced with zero inputs of the cell's
+    shapes, static shapes) -> ``openvino.save_model`` as IR with float32 weights (``model.xml`` + ``.bin``)."""
+    from suite.targets.common.convert import import_openvino, openvino_convert
+
+    ov = import_openvino()
+    import torch
+
+    model, dummy = _model_and_dummy(ctx)
+    path = out_dir / "model.xml"
+    with torch.inference_mode(False), torch.no_grad():
+        ov_model = openvino_convert(ov, model, example_input=dummy,
+                                       input=[tuple(int(d) for d in x.shape) for x in dummy])
+    ov.save_model(ov_model, str(path), compress_to_fp16=False)  # the default would halve the weights
+    return dict(_io(ctx), artifact=path.name, layout=LAYOUT + "; OpenVINO IR (convert_model from torch)",
+                versions={"torch": torch.__version__, "openvino": importlib.metadata.version("openvino")})
+
+
 def to_exported_program(ctx: BuildContext, out_dir: Path) -> dict:
     """``torch.export.export`` -> ``torch.export.save`` (.pt2); the runtime loads it back with ``torch.export.load``."""
     import torch
