@@ -54,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list workloads, targets and hardware profiles")
     sub.add_parser("env", help="print the environment and which profiles are available here, and why not")
 
+    pk = sub.add_parser("peak", help="measure (or show the cached) peak FLOP/s and memory bandwidth of a CPU "
+                        "profile on this host: the roofline's roofs")
+    pk.add_argument("-p", "--profile", default="cpu", metavar="PROFILE", help="hardware profile (default: cpu)")
+    pk.add_argument("--rerun", action="store_true", help="measure again even when a peak is cached")
+    pk.add_argument("-l", "--library", action="append", metavar="LIB", choices=("numpy", "torch", "jax", "tensorflow"),
+                    help="GEMM library to time (repeatable; default: every one installed; NumPy is always timed "
+                         "for the copy)")
+    pk.add_argument("--size", type=int, default=None, metavar="N",
+                    help="GEMM matrix size N (N x N float32; default 1536, or the cached one)")
+    pk.add_argument("--copy-mb", type=float, default=None, metavar="MB",
+                    help="MiB of each array of the bandwidth copy (default: 4x the last-level cache, >= 128)")
+    pk.add_argument("--seconds", type=float, default=None, metavar="S",
+                    help="GEMM sampling time per library (default 1; the copy gets half)")
+
     v = sub.add_parser("verify", help="check every target against the NumPy float64 reference (no timing)")
     _add_matrix_args(v, None)
     v.add_argument("--sweep", choices=("first", "all"), default="all",
@@ -88,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", default=None, help="run id (default: a new timestamped id)")
     r.add_argument("--resume", action="store_true", help="skip cells already stored under --run-id")
     r.add_argument("--no-dashboard", action="store_true", help="do not rebuild the dashboard at the end")
+    _publish_cli().add_run_args(r)
+    r.add_argument("--no-peak", action="store_true", help="do not measure a CPU profile's NumPy peak when none is "
+                   "cached (about 2 s per profile, once per host; without it roofline_fraction stays null)")
 
     d = sub.add_parser("dashboard", help="build the static comparison site (plotly) from the results")
     d.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
@@ -99,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export/convert the artifacts of export targets into a folder (no run)")
     _add_matrix_args(e, "cpu")
     e.add_argument("--out", required=True, metavar="DIR", help="folder to write artifacts and manifests into")
+    e.add_argument("--no-verify", action="store_true",
+                   help="do not verify the artifacts with their runtime (by default the figures against the "
+                        "reference are written into each artifact's provenance)")
 
     c = sub.add_parser("compare", help="regression verdicts between two runs (exit 1 on a regression)")
     c.add_argument("base", metavar="BASE", help="run id (in --results) or a results folder (its latest run)")
@@ -108,7 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ratio of medians a change must exceed (default 1.10; 1.0 = significance only)")
     c.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
     c.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="output format")
+
+    k = sub.add_parser("card", help="write a model card (Markdown and JSON) of one workload × target from the results")
+    k.add_argument("-w", "--workload", required=True, metavar="WORKLOAD", help="workload name or YAML path")
+    k.add_argument("-t", "--target", required=True, metavar="TARGET", help="target id")
+    k.add_argument("-p", "--profile", action="append", metavar="PROFILE", help="only these profiles (repeatable)")
+    k.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
+    k.add_argument("--run-id", default=None, help="run id (default: the latest run with the cell)")
+    k.add_argument("--out", default=".", metavar="DIR", help="folder for the card files (default: .)")
+
+    pv = sub.add_parser("provenance", help="print the provenance an exported artifact carries (JSON)")
+    pv.add_argument("path", metavar="PATH", help=".onnx / .tflite / .pt2 file, SavedModel folder or artifact folder")
+
+    _publish_cli().add_publish_parser(sub)
     return ap
+
+
+def _publish_cli():
+    """suite.publish.cli: the `bench publish` and `bench run --mlflow` arguments (imports no tracker)."""
+    from suite.publish import cli
+
+    return cli
 
 
 def _selection(args, default_profiles: list[str] | None):
@@ -210,10 +250,18 @@ def cmd_run(args) -> int:
         before = len(cells)
         cells = [c for c in cells if c.key not in done]
         print(f"resuming {run_id}: {before - len(cells)} cells already stored, {len(cells)} to go", file=sys.stderr)
+    try:
+        publisher = _publish_cli().RunPublisher(args)  # --mlflow: a bad URI stops here, before any cell runs
+    except _publish_error() as e:
+        raise UsageError(str(e)) from None
     meta = dict(run_metadata(), **host_load())
     busy = busy_warning(meta)
     if busy:
         print(f"bench: warning: {busy}", file=sys.stderr)
+    if not args.no_peak:  # the roofline's roofs, before a --budget's clock starts (suite.peak)
+        from suite.peak import ensure_for_run
+
+        ensure_for_run(cells, host_busy=meta.get("host_busy_start"))
     if budget_s is not None:
         timing = Budget(budget_s, cells)
     else:
@@ -237,6 +285,10 @@ def cmd_run(args) -> int:
         print(f"note: {busy}")
     if not args.no_dashboard:
         _build_dashboard_quietly(results_dir)
+    try:
+        publisher.publish(results_dir, run_id, None if args.no_dashboard else _dashboard_out(None))
+    except _publish_error() as e:
+        raise UsageError(f"{e} (the run is stored: retry with `bench publish mlflow --run-id {run_id}`)") from None
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
 
 
@@ -309,12 +361,43 @@ def cmd_export(args) -> int:
             report(c, {"status": c.status, "status_reason": c.reason})
     ready = export_phase(planned, report, artifacts_dir=args.out, timeout_s=args.timeout,
                          memory_limit=int(args.worker_memory_gb * 2**30), check_versions=True)
+    verified = {}
+    if not args.no_verify and ready:
+        verified = _verify_exported(ready, args.out, timeout_s=args.timeout,
+                                    memory_limit=int(args.worker_memory_gb * 2**30))
     for cell, art in ready:
         size = art.get("artifact_bytes") or 0
+        v = verified.get(art["artifact"])
         print(f"{'exported':<12} {cell.workload.name} {cell.params_json} {cell.target.id}: "
-              f"{size / 1e6:.2f} MB, export {art.get('export_s') or 0:.2f} s -> {art['artifact']}")
+              f"{size / 1e6:.2f} MB, export {art.get('export_s') or 0:.2f} s -> {art['artifact']}"
+              + (f"; verify {v}" if v else ""))
     print(f"\n{len(ready)} artifacts in {args.out}; run them with: bench run --artifacts {args.out}")
     return 1 if failed else 0
+
+
+def _verify_exported(ready: list, out: str, *, timeout_s: float, memory_limit: int = 0) -> dict[str, str]:
+    """``bench export``: verifies each exported artifact with its runtime, in the runtime's own worker (as
+    ``bench verify --artifacts OUT`` would); the scheduler stamps the figures into the artifacts.
+
+    Args:
+        ready: [(cell, artifact info)] from the export phase.
+        out: the artifacts folder.
+    Returns:
+        artifact folder -> one line: status and max_abs_err (or the reason).
+    """
+    from suite.scheduler import execute
+
+    folders = {id(c): a["artifact"] for c, a in ready}
+    lines: dict[str, str] = {}
+
+    def on_result(cell, rec):
+        err = rec.get("max_abs_err")
+        figure = f" (max_abs_err {err:.3g})" if err is not None else \
+            f" ({rec.get('status_reason')})" if rec.get("status_reason") else ""
+        lines[folders[id(cell)]] = f"{rec['status']}{figure}"
+
+    execute([c for c, _ in ready], on_result, timeout_s=timeout_s, memory_limit=memory_limit, artifacts_dir=out)
+    return lines
 
 
 def cmd_list(args) -> int:
@@ -357,6 +440,59 @@ def cmd_env(args) -> int:
     return 0
 
 
+def cmd_peak(args) -> int:
+    from suite.peak import PeakError, ensure, installed_libraries, table
+    from suite.profiles import load_profiles
+
+    profiles = load_profiles(args.profiles_dir or _default_dir("hardware_profiles"))
+    if args.profile not in profiles:
+        raise UsageError(f"unknown profile {args.profile!r}; known: {', '.join(profiles)}")
+    for name, v in (("--size", args.size), ("--copy-mb", args.copy_mb), ("--seconds", args.seconds)):
+        if v is not None and v <= 0:
+            raise UsageError(f"{name} must be positive")
+    missing = [lib for lib in args.library or () if lib not in installed_libraries()]
+    if missing:
+        raise UsageError(f"--library {missing[0]}: not installed here (installed: {', '.join(installed_libraries())})")
+    try:
+        peak, measured = ensure(profiles[args.profile], args.library, rerun=args.rerun, size=args.size,
+                                copy_bytes=int(args.copy_mb * 2**20) if args.copy_mb else None,
+                                **({"seconds": args.seconds} if args.seconds else {}))
+    except PeakError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    print(table(peak))
+    print("(measured now)" if measured else "(cached; --rerun measures again)")
+    return 0 if peak.flops_per_s and peak.bytes_per_s else 1
+
+
+def cmd_card(args) -> int:
+    from suite.card import build_card, write_card
+    from suite.spec import load_workloads
+    from suite.targets.registry import get_target
+
+    wl = load_workloads(args.workloads_dir or _default_dir("workloads"), [args.workload])[0]
+    try:
+        info = get_target(args.target)
+        card = build_card(args.results or _default_dir("results"), wl, info, args.profile, args.run_id)
+    except (KeyError, LookupError) as e:
+        raise UsageError(e.args[0]) from None
+    md, js = write_card(card, args.out)
+    print(f"card: {md} and {js} (run {card['run_id']})")
+    return 0
+
+
+def cmd_provenance(args) -> int:
+    import json
+
+    from suite.provenance import read_provenance
+
+    try:
+        print(json.dumps(read_provenance(args.path), indent=1, sort_keys=True))
+    except (OSError, LookupError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
 def cmd_compare(args) -> int:
     from suite.compare import FORMATTERS, compare_runs, has_regression, host_state_note, load_side
 
@@ -372,9 +508,22 @@ def cmd_compare(args) -> int:
     return 1 if has_regression(rows) else 0
 
 
+def _publish_error():
+    from suite.publish.common import PublishError
+
+    return PublishError
+
+
+def cmd_publish(args) -> int:
+    try:
+        return _publish_cli().cmd_publish(args, args.results or _default_dir("results"), _dashboard_out(None))
+    except _publish_error() as e:
+        raise UsageError(str(e)) from None
+
+
 COMMANDS = {"verify": cmd_verify, "run": cmd_run, "list": cmd_list, "env": cmd_env, "export": cmd_export,
-            "compare": cmd_compare,
-            "dashboard": cmd_dashboard}
+            "compare": cmd_compare, "peak": cmd_peak, "card": cmd_card, "provenance": cmd_provenance,
+            "dashboard": cmd_dashboard, "publish": cmd_publish}
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,7 @@ classes: a misspelt field is a ``TypeError`` where it is written (in the worker 
       Export     the exported artifact (export targets)
       Resources  memory and wall time of the cell
       Train      train mode: loss, gradients, updated parameters, step memory
+      Roofline   achieved FLOP/s, arithmetic intensity, the profile's peak, fraction of the roof (suite.roofline)
 
 On the wire (worker -> scheduler -> runner) a result is a flat dict of its non-null fields
 (:meth:`Result.row`); :meth:`Result.from_row` turns it back and rejects unknown keys.
@@ -197,9 +198,26 @@ class Train:
     step_extra_bytes: int | None = _col("int64", "that peak minus the memory in use just before the step")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Roofline:
+    """Where a timed inference cell sits under its profile's roofline (suite.roofline; filled by suite.runner)."""
+
+    achieved_flops_per_s: float | None = _col("float64", "flops / latency_median_s (inference cells; FLOP/s)")
+    arithmetic_intensity: float | None = _col("float64", "flops / bytes one call moves at least: parameters + inputs "
+                                                         "+ every node's output at the cell's dtype, each once "
+                                                         "(suite.roofline.traffic_bytes; FLOP/byte)")
+    peak_flops_per_s: float | None = _col("float64", "the profile's peak float32 GEMM FLOP/s on this host, cached by "
+                                                     "`bench peak` (suite.peak); null when none was measured")
+    peak_bytes_per_s: float | None = _col("float64", "the profile's peak copy bandwidth on this host, bytes read + "
+                                                     "written per second (suite.peak)")
+    peak_flops_library: str | None = _col("string", "the library whose GEMM gave peak_flops_per_s")
+    roofline_fraction: float | None = _col("float64", "achieved_flops_per_s / min(peak_flops_per_s, "
+                                                      "arithmetic_intensity * peak_bytes_per_s)")
+
+
 # The parts of a Result, in column order.
 _RESULT_GROUPS = {"outcome": Outcome, "software": Software, "numerics": Numerics, "timing": Timing, "host": Host,
-                  "export": Export, "resources": Resources, "train": Train}
+                  "export": Export, "resources": Resources, "train": Train, "roofline": Roofline}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,6 +232,7 @@ class Result:
     export: Export = Export()
     resources: Resources = Resources()
     train: Train = Train()
+    roofline: Roofline = Roofline()
 
     def row(self) -> dict[str, Any]:
         """The flat wire form: column -> value, null fields left out."""

@@ -198,13 +198,20 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
     progress = Progress(cells, progress_stream)
     records: list[dict] = []
     learn = getattr(timing, "finished", None)  # a Budget learns each cell's fixed cost
+    from suite.peak import peaks_for
+    from suite.roofline import with_roofline
+
+    # the cached peaks of the profiles on this host (nothing measured here: `bench run` / `bench peak` do)
+    peaks = peaks_for({c.profile.name: c.profile for c in cells if c.status is None}.values())
 
     def on_result(cell: Cell, measured: dict) -> None:
         result = Result.from_row(measured)
         sw = result.software
         if sw.framework_version and not sw.runtime_version and cell.target.format == "native":
             result = replace(result, software=replace(sw, runtime_version=sw.framework_version))
-        rec = Record(identity=base_record(cell, run_id, meta), result=result).row()
+        identity = base_record(cell, run_id, meta)
+        result = with_roofline(cell, identity, result, peaks.get(cell.profile.name))
+        rec = Record(identity=identity, result=result).row()
         records.append(rec)
         writer.add(cell, rec)
         progress.finish(cell, rec)

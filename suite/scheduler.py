@@ -184,12 +184,27 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
             for k in ("export_s", "artifact_bytes"):  # recorded per cell, from the artifact's manifest
                 if art.get(k) is not None and rec.get(k) is None:
                     rec[k] = art[k]
+            if art.get("artifact") and cell.mode == "inference":
+                _stamp(art["artifact"], rec, cell.profile, cell.target.id)
             on_result(cell, rec)
 
         queue = _Remeasure(jobs, done, remeasure, wait, profile_cores(group[0][0].profile), on_remeasure,
                            remeasure_which)
         _run_group(family, group[0][0].profile, queue, queue.record, timeout_s, memory_limit, on_start,
                    timing_for=_timing_for(timing))
+
+
+def _stamp(folder: str, rec: dict, profile, target: str) -> None:
+    """The cell's verification figures into its artifact's provenance (suite.provenance); a failure is one
+    warning line: the cell's record is what counts."""
+    try:
+        from suite.provenance import stamp_verification
+
+        stamp_verification(folder, rec, profile, target)
+    except ImportError:  # a runtime-only box without the format's writer (onnx): the manifest keeps export's
+        pass
+    except Exception as e:  # noqa: BLE001
+        print(f"bench: warning: verification not written into {folder}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def _busy_host_env(family: str, profile) -> dict[str, str]:

@@ -73,7 +73,7 @@ def _record(rng, run, start, commit, wl, batch, target, profile, slow=1.0):
 
 
 def write_store(results_dir, n_runs: int = 3, workloads=None, targets=None, profiles=None, seed: int = 0,
-                evil: bool = False, regress_last: bool = True) -> int:
+                evil: bool = False, regress_last: bool = True, commits: bool = True) -> int:
     """Writes ``n_runs`` runs of the matrix (one Parquet file per run); returns the number of rows.
 
     The last run is 1.6x slower on resnet_cnn when ``regress_last`` (a regression to mark);
@@ -88,7 +88,7 @@ def write_store(results_dir, n_runs: int = 3, workloads=None, targets=None, prof
     for i in range(n_runs):
         run = f"run{i:04d}"
         start = t0 + dt.timedelta(hours=6 * i)
-        commit = f"{i:040x}"
+        commit = f"{i:040x}" if commits else None  # None: a checkout without git
         recs = []
         for wl in workloads:
             for batch in (1, 32):

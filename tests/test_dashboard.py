@@ -126,6 +126,14 @@ def test_one_run_has_no_history_figure(tmp_path):
     assert "Only one run in the store" in html and 'id="fig-history"' not in html
 
 
+def test_runs_without_a_git_commit_build(tmp_path):
+    """A checkout without git records no commit: the runs table says "-" instead of failing."""
+    write_store(tmp_path / "r", n_runs=2, workloads=["mlp_classifier"], targets=["torch:eager"], commits=False)
+    build_dashboard(tmp_path / "r", tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "run0001" in html and "<td>-</td>" in html
+
+
 def test_empty_store_and_foreign_folder_are_errors(tmp_path):
     with pytest.raises(DashboardError, match="no results"):
         build_dashboard(tmp_path / "none", tmp_path / "site")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-FRAMEWORKS = ("torch", "tensorflow", "jax", "keras", "onnxruntime")
+FRAMEWORKS = ("torch", "tensorflow", "jax", "keras", "onnxruntime", "mlflow", "tensorboard")  # + trackers (bench publish)
 
 PROBE = """
 import sys, runpy

@@ -38,7 +38,10 @@ NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start"
        # the host's state while a cell was timed (suite.hoststate), its noisy flag and re-measurements
        "host_busy": (pa.float64(), True), "host_steal": (pa.float64(), True), "host_runqueue": (pa.int32(), True),
        "cpu_mhz": (pa.float64(), True), "noisy": (pa.bool_(), True), "noisy_reason": (_S, True),
-       "attempts": (pa.int32(), True), "attempts_json": (_S, True), "lock_wait_s": (pa.float64(), True)}  # columns added since, with their type
+       "attempts": (pa.int32(), True), "attempts_json": (_S, True), "lock_wait_s": (pa.float64(), True),
+       # the roofline of a timed inference cell (suite.roofline, suite.peak)
+       "achieved_flops_per_s": (_F, True), "arithmetic_intensity": (_F, True), "peak_flops_per_s": (_F, True),
+       "peak_bytes_per_s": (_F, True), "peak_flops_library": (_S, True), "roofline_fraction": (_F, True)}  # columns added since, with their type
 
 
 def identity(**kw) -> Identity:

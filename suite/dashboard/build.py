@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.dashboard import best, charts, figures, history, page, training
+from suite.dashboard import best, charts, figures, history, page, roofline, training
 from suite.dashboard.data import (FAILED, DashboardError, Data, cells_download, environment, first_line, fmt_bytes,
                                   load, status_counts)
 
@@ -57,10 +57,15 @@ def _validate(figs: list[dict]) -> None:
         go.Figure(data=f["data"], layout=f["layout"])
 
 
+def _text(value) -> str:
+    """A run's optional text field for a table: "-" when missing (None, or NaN from a column pandas read)."""
+    return value if isinstance(value, str) and value else "-"
+
+
 def _overview(data: Data, counts) -> str:
     env = page.table(["", ""], [[k, v] for k, v in environment(data)])
     runs = data.runs.iloc[::-1].head(8)
-    run_rows = [[r.run_id, r.start.strftime("%Y-%m-%d %H:%M"), (r.git_commit or "-")[:10], r.host or "-",
+    run_rows = [[r.run_id, r.start.strftime("%Y-%m-%d %H:%M"), _text(r.git_commit)[:10], _text(r.host),
                  int(r.rows), r.statuses] for r in runs.itertuples()]
     more = len(data.runs) - len(runs)
     runs_html = page.table(["run", "started (UTC)", "commit", "host", "rows", "statuses"], run_rows, num_cols=(4,))
@@ -149,6 +154,7 @@ def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str
         figs.get("profiles"), "profiles", "No timed cells."),
         "The same workload and target across hardware profiles (profiles not available here are listed "
         "in the overview). Not affected by the profile filter."))
+    out.append(roofline.section(data, figs))
     out.append(page.section("costs", "Costs", _fig_or_note(
         figs.get("costs"), "costs", "No first-call, compile, export or artifact figures stored."),
         "One-off costs: first call, compile / trace and export time, exported artifact size."))
@@ -213,7 +219,8 @@ def build_dashboard(results_dir, out_dir, baseline: str | None = None, max_runs:
     built = [figures.status_figure(data, counts), figures.matrix_figure(data), figures.speedup_figure(data, bases),
              charts.latency_bars(data), charts.distributions(data), charts.scaling(data, "latency"),
              charts.scaling(data, "throughput"), figures.profiles_figure(data), charts.costs(data),
-             charts.history(data, h), training.comparison_figure(data, pairs)]
+             charts.history(data, h), training.comparison_figure(data, pairs),
+             roofline.figure(data)]
     figs = {f["id"]: f for f in built if f is not None}
     _validate(list(figs.values()))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -210,7 +210,7 @@ def history(data: Data, h) -> dict | None:
         seen.add((tgt, prof))
     for verdict, symbol, color in (("regression", "triangle-up", "#d62728"), ("improvement", "triangle-down", "#2ca02c")):
         for prof, s in h[h["verdict"] == verdict].groupby("profile", sort=False):
-            text = ["<b>" + esc(c) + "</b> · " + esc(t) + "<br>run " + esc(r) + " " + esc(str(g or "")[:10])
+            text = ["<b>" + esc(c) + "</b> · " + esc(t) + "<br>run " + esc(r) + " " + esc((g if isinstance(g, str) else "")[:10])
                     + "<br>" + x for c, t, r, g, x in zip(s["cell"], s["target"], s["run_id"], s["git_commit"], s["hover"])]
             traces.append({
                 "type": "scatter", "mode": "markers", "name": verdict, "x": s["x"].tolist(),

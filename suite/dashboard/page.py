@@ -15,6 +15,7 @@ from suite.dashboard.figures import STATUS_COLORS
 
 SECTIONS = [("best", "Best route"), ("overview", "Overview"), ("matrix", "Portability matrix"), ("speed", "Speed"),
             ("training", "Training vs inference"), ("distributions", "Distributions"), ("scaling", "Scaling"), ("profiles", "Profiles"),
+            ("roofline", "Roofline"),
             ("costs", "Costs"), ("history", "History"), ("downloads", "Downloads")]
 
 

@@ -8,7 +8,8 @@ Layout on disk (the cache is ``$BENCH_CACHE_DIR/artifacts``, or the folder given
 ``bench export --out`` / ``bench run --artifacts``)::
 
     <root>/<target slug>/<workload>-<params>-<cell hash>/
-        manifest.json      target, workload hash, params, export_s, artifact_bytes, versions, I/O layout
+        manifest.json      target, workload hash, params, export_s, artifact_bytes, versions, I/O layout,
+                           provenance (also inside the artifact: suite.provenance)
         model.onnx | model.tflite | model.pt2 | saved_model/ | model.jax_exported
 
 The cell hash covers the workload hash, the sweep point, the target id and its options. The
@@ -31,7 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-MANIFEST = "manifest.json"
+from suite.targets.common.manifest import MANIFEST, read_manifest  # noqa: F401 (re-exported)
 
 
 def is_export_target(info) -> bool:
@@ -86,14 +87,6 @@ def version_key(info) -> dict:
                 continue
         out[names[0]] = ver
     return out
-
-
-def read_manifest(folder: str | Path) -> dict | None:
-    try:
-        with open(Path(folder) / MANIFEST) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def lookup(folder: Path, info, check_versions: bool) -> dict | None:
@@ -171,10 +164,24 @@ def run_export(task: dict, state, profile) -> dict:
         text = str(e).strip().splitlines()
         return {"status": "error", "status_reason": f"export ({fn_name}) failed: {type(e).__name__}: "
                                                     f"{text[0] if text else ''}"[:500]}
+    prov, embedded = _embed_provenance(tmp / fields["artifact"], wl, params, info, weights, fields)
     man = dict(fields, target=info.id, workload=wl.name, workload_hash=wl.hash, params=params,
                export_s=export_s, artifact_bytes=nbytes(tmp / fields["artifact"]), version_key=version_key(info),
-               exported_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+               exported_at=time.strftime("%Y-%m-%dT%H:%M:%S"), provenance=prov, provenance_in_artifact=embedded)
     (tmp / MANIFEST).write_text(json.dumps(man, indent=1, sort_keys=True, default=str))
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return {"status": "exported", "export_s": export_s, "artifact_bytes": man["artifact_bytes"]}
+
+
+def _embed_provenance(path: Path, wl, params: dict, info, weights, fields: dict) -> tuple[dict, bool | str]:
+    """Writes the export-time provenance (:mod:`suite.provenance`) into the fresh artifact, before its size is
+    taken. Returns (provenance, True | False (no slot in the format) | why it could not be written); a failure
+    here never fails the export: the manifest still carries the provenance."""
+    from suite.provenance import embed, export_provenance
+
+    prov = export_provenance(wl, params, info, weights, fields.get("versions", {}), version_key(info))
+    try:
+        return prov, embed(path, prov)
+    except Exception as e:  # noqa: BLE001 - metadata is a convenience, the artifact is good
+        return prov, f"{type(e).__name__}: {e}"[:300]
