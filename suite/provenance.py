@@ -16,6 +16,9 @@ Where each format keeps it (key / name :data:`KEY`):
   that go with a model but are not loaded by its graph).
 * ``.pt2`` (torch.export): the extra file ``bench_suite.provenance.json``, i.e. what
   ``torch.export.load(path, extra_files={"bench_suite.provenance.json": ""})`` reads.
+* OpenVINO IR (``model.xml``): ``<rt_info><bench_suite><provenance value="..."/></bench_suite></rt_info>``, what
+  ``openvino.Core().read_model(path).get_rt_info(["bench_suite", "provenance"])`` reads (the weights file
+  ``model.bin`` is not touched).
 * Formats with no metadata slot (``jax.export`` bytes): the manifest only.
 
 The manifest (``manifest.json`` next to the artifact) holds the same object under ``provenance``.
@@ -28,11 +31,12 @@ cell hash do not involve the metadata, so the cache keeps finding the artifact; 
 not touched, so the numerics are those verified.
 
 Imports only what the format needs: ``onnx`` for ONNX; nothing for TFLite, SavedModel and ``.pt2``
-(read as bytes, JSON and a zip archive). Never torch, tensorflow or jax.
+(read as bytes, JSON and a zip archive) and OpenVINO IR (XML). Never torch, tensorflow or jax.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -79,7 +83,7 @@ def export_provenance(wl, params: dict, info, weights, converter_versions: dict,
 def _kind(path: Path) -> str:
     if path.is_dir():
         return "saved_model" if (path / "saved_model.pb").exists() else "dir"
-    return {".onnx": "onnx", ".tflite": "tflite", ".pt2": "pt2"}.get(path.suffix, "other")
+    return {".onnx": "onnx", ".tflite": "tflite", ".pt2": "pt2", ".xml": "openvino_ir"}.get(path.suffix, "other")
 
 
 def _read_onnx(path: Path) -> str | None:
@@ -160,8 +164,35 @@ def _write_saved_model(path: Path, text: str, prov: dict) -> None:
     _atomic(path / "assets.extra" / f"{KEY}.json", text.encode())
 
 
-READERS = {"onnx": _read_onnx, "tflite": _read_tflite, "pt2": _read_pt2, "saved_model": _read_saved_model}
-WRITERS = {"onnx": _write_onnx, "tflite": _write_tflite, "pt2": _write_pt2, "saved_model": _write_saved_model}
+def _read_ir(path: Path) -> str | None:
+    import xml.etree.ElementTree as ET
+
+    node = ET.parse(path).getroot().find("rt_info/bench_suite/provenance")
+    return node.get("value") if node is not None else None
+
+
+def _write_ir(path: Path, text: str, prov: dict) -> None:
+    """Into the IR's ``rt_info`` (OpenVINO's own runtime-info section, nested elements with ``value``)."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    root = tree.getroot()
+    rt = root.find("rt_info")
+    if rt is None:
+        rt = ET.SubElement(root, "rt_info")
+    ours = rt.find("bench_suite")
+    if ours is not None:
+        rt.remove(ours)
+    ET.SubElement(ET.SubElement(rt, "bench_suite"), "provenance", value=text)
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    _atomic(path, buf.getvalue())
+
+
+READERS = {"onnx": _read_onnx, "tflite": _read_tflite, "pt2": _read_pt2, "saved_model": _read_saved_model,
+           "openvino_ir": _read_ir}
+WRITERS = {"onnx": _write_onnx, "tflite": _write_tflite, "pt2": _write_pt2, "saved_model": _write_saved_model,
+           "openvino_ir": _write_ir}
 
 
 def _atomic(path: Path, data: bytes) -> None:

@@ -17,8 +17,10 @@ from conftest import REPO, bench, skip_if_missing
 from suite.spec import load_workload
 
 MLP = REPO / "workloads" / "mlp_classifier.yaml"
-TARGETS = {"onnx": "torch>onnx@onnxruntime", "tflite": "tensorflow>tflite@litert"}
-CONVERTERS = {"onnx": ("torch", "onnx", "onnxscript"), "tflite": ("tensorflow|tensorflow-cpu",)}
+TARGETS = {"onnx": "torch>onnx@onnxruntime", "tflite": "tensorflow>tflite@litert",
+           "openvino_ir": "torch>openvino@openvino"}
+CONVERTERS = {"onnx": ("torch", "onnx", "onnxscript"), "tflite": ("tensorflow|tensorflow-cpu",),
+              "openvino_ir": ("torch", "openvino")}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def exported(tmp_path_factory):
     args = ["export", "-w", str(MLP), "--out", str(out)] + [a for t in TARGETS.values() for a in ("-t", t)]
     res = bench(*args, env=env, timeout=900)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("verify pass") == 4, res.stdout  # 2 targets × 2 sweep points
+    assert res.stdout.count("verify pass") == 2 * len(TARGETS), res.stdout  # 2 sweep points each
     return out, env
 
 
@@ -49,7 +51,7 @@ def _installed(names: str) -> str:
     raise AssertionError(names)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("fmt", list(TARGETS))
 def test_artifact_carries_its_provenance(exported, fmt):
     import suite
     from suite.provenance import read_provenance, weights_hash
@@ -78,6 +80,16 @@ def test_artifact_carries_its_provenance(exported, fmt):
     # the size as exported (with export-time provenance); the verification stamp is not counted
     assert 0 < artifact.stat().st_size - man["artifact_bytes"] < 2048
     assert not {"torch", "tensorflow", "jax"} & set(sys.modules), "reading provenance imported a framework"
+
+
+def test_openvino_reads_the_provenance_from_its_own_rt_info(exported):
+    """OpenVINO itself sees what the suite wrote (rt_info), and the stamped IR still loads."""
+    ov = pytest.importorskip("openvino")
+    out, _ = exported
+    folder = _folder(out, "openvino_ir")
+    model = ov.Core().read_model(str(folder / "model.xml"))
+    prov = json.loads(model.get_rt_info(["bench_suite", "provenance"]).astype(str))
+    assert prov["target"] == TARGETS["openvino_ir"] and prov["verification"]["cpu"]["status"] == "pass"
 
 
 def test_tflite_with_metadata_loads_and_gives_the_same_outputs(exported):
