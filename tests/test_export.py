@@ -80,7 +80,8 @@ def test_litert_with_and_without_xnnpack_run_one_artifact(cache, cpu_profile):
 
 @pytest.mark.parametrize("target", ["torch>onnx@onnxruntime", "tensorflow>onnx@onnxruntime",
                                     "tensorflow>tflite@litert", "tensorflow>tflite-int8@litert",
-                                    "torch>openvino@openvino", "tensorflow>openvino@openvino"])
+                                    "torch>openvino@openvino", "tensorflow>openvino@openvino",
+                                    "jax>stablehlo@iree", "torch>iree@iree"])
 def test_runtime_target_imports_no_framework(target, tmp_path):
     """`bench export` an artifact, then run it in a fresh process that cannot import torch, tensorflow,
     jax or keras (as on an edge box with only the runtime): it passes and is timed."""
@@ -151,18 +152,22 @@ def test_missing_artifact_on_runtime_only_box_is_skipped(tmp_path, cpu_profile, 
     assert all(r["status"] == "skipped" and "cannot be exported here" in r["status_reason"] for r in got)
 
 
-def test_failed_conversion_is_a_row_with_the_converters_message(cache, cpu_profile):
-    target = "jax>onnx@onnxruntime"
+def test_failed_conversion_is_a_row_with_the_converters_message(cache, cpu_profile, opcase_dir):
+    """OpenVINO's PyTorch frontend refuses avg_pool2d(divisor_override): `unsupported`, the export stage, the
+    frontend's own words, and the runtime is never started."""
+    target = "torch>openvino@openvino"
     skip_if_missing(target)
     from suite.plan import missing_module
     from suite.targets.registry import get_target
 
     if missing_module(get_target(target).export.requires):
         pytest.skip("exporter not installed")
-    recs = run_cells([load_workload(MLP)], [target], cpu_profile)
+    recs = run_cells([load_workload(opcase_dir / "avg_pool_same.yaml")], [target], cpu_profile)
+    assert recs
     for rec in recs.values():
-        assert rec["status"] == "unsupported"
-        assert "tf2onnx" in rec["status_reason"] and "XlaCallModule" in rec["status_reason"]
+        assert (rec["status"], rec["stage"]) == ("unsupported", "export"), rec.get("status_reason")
+        assert rec["status_reason"].startswith("export: openvino.convert_model: Conversion is failed for: aten::avg_pool2d")
+        assert "do not support divisor_override" in rec["status_reason"]
 
 
 def test_int8_verdict_uses_cosine_and_top1():

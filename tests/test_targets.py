@@ -31,15 +31,25 @@ VARIANT_CASES = ("conv_depthwise_s2", "attention_causal", "lstm_last")
 # Cells an export target refuses, keyed by (target, op or workload/case name), with the text the
 # reason must contain (checked, not just allowed).
 EXPECTED_UNSUPPORTED = {
-    ("jax>onnx@onnxruntime", None): "XlaCallModule",
     ("tensorflow>tflite-int8-full@litert", "lstm"): "segfaults",
     ("tensorflow>tflite-int8-full@litert", "gru"): "segfaults",
     # tf2onnx's Loop for the last-state LSTM (no TensorArray) has an int32/int64 mismatch
     ("tensorflow>onnx@onnxruntime", "lstm_classifier"): "invalid ONNX model",
     ("tensorflow>onnx@onnxruntime", "lstm_last"): "invalid ONNX model",
     ("tensorflow>onnx@onnxruntime", "gru_classifier"): "invalid ONNX model",  # the same for the last-state GRU
+    # jax2onnx 0.17 refuses jax.image.resize's bilinear method with its default antialias=True, even when
+    # upsampling (where antialiasing changes nothing); nearest converts
+    ("jax>onnx@onnxruntime", "unet_tiny"): "resize with antialias=True is not supported yet",
     # OpenVINO's PyTorch frontend refuses avg_pool2d(divisor_override=...) (TF-style SAME averaging)
     ("torch>openvino@openvino", "avg_pool_same"): "do not support divisor_override",
+    # IREE 3.13's torch input conversion has no lowering for the recurrent aten ops iree-turbine emits (nn.LSTM,
+    # nn.GRU; the reset_after=False GRU is written out step by step in the torch model, and passes)
+    ("torch>iree@iree", "lstm"): "failed to legalize operation 'torch.operator' that was explicitly marked illegal "
+                                 "(torch.aten.lstm.input)",
+    ("torch>iree@iree", "gru_classifier"): "(torch.aten.gru.input)",
+    ("torch>iree@iree", "gru_sequence"): "(torch.aten.gru.input)",
+    # ... nor for F.pad with negative pads (a crop): the torch model crops a SAME transposed conv that way
+    ("torch>iree@iree", "conv_t_same_s2_k3"): "slice along dimension 2 runs out-of-bounds: 8 >= 8",
 }
 # Known runtime errors on a model the converter produced, keyed like EXPECTED_UNSUPPORTED: the run is an
 # `error` with the runtime's own words (checked).
@@ -57,6 +67,9 @@ EXPECTED_FAIL = {
     # that implements TF-style SAME averaging is dropped silently, every value is wrong.
     ("torch>onnx@onnxruntime", "avg_pool_same"): "outside rtol",
     ("torch>onnx@openvino", "avg_pool_same"): "outside rtol",  # the same .onnx file, run by OpenVINO
+    # IREE 3.13 lowers torch's gelu(approximate="tanh") up to 5.1e-5 off (tanh and x**3 alone are exact to
+    # ~2e-7 on the same route): vit_tiny's logits miss rtol 1e-4 (max abs err 1.2e-4 at batch 1)
+    ("torch>iree@iree", "vit_tiny"): "outside rtol",
 }
 
 

@@ -63,6 +63,12 @@ class OpenVINOOptions(Options):
 
 
 @dataclass(frozen=True)
+class IREEOptions(Options):
+    backend: str = "llvm-cpu"  # --iree-hal-local-target-device-backends of iree-compile
+    target_cpu: str = "host"  # --iree-llvmcpu-target-cpu: "host" ties the .vmfb to the exporting machine's CPU
+
+
+@dataclass(frozen=True)
 class RoundTripOptions(Options):
     load: str = ""  # torch.export | saved_model | jax.export
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from suite.targets.info import (Export, KerasOptions, LiteRTOptions, OnnxOptions, OpenVINOOptions, Options, RoundTripOptions,  # noqa: F401 (re-exported for callers)
+from suite.targets.info import (Export, IREEOptions, KerasOptions, LiteRTOptions, OnnxOptions, OpenVINOOptions, Options, RoundTripOptions,  # noqa: F401 (re-exported for callers)
                                 TargetId, TargetInfo, TensorFlowOptions, TorchOptions, parse_target_id, target)
 
 _TORCH = [("torch", "torch")]
@@ -16,6 +16,7 @@ _JAX = [("jax", "jax")]
 _LITERT = [("ai_edge_litert|tflite_runtime", "litert")]
 _ORT = [("onnxruntime", "onnx")]
 _OV = [("openvino", "openvino")]
+_IREE = [("iree.runtime", "iree")]
 _TF_DISTS = ("tensorflow-cpu|tensorflow",)
 
 _TFLITE = [  # format, runtime, quantisation, judged as, XNNPACK, description
@@ -53,10 +54,9 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            export=Export("tensorflow", "suite.targets.tensorflow.export:to_onnx",
                          (("tensorflow", "tensorflow"), ("tf2onnx", "onnx")), (*_TF_DISTS, "tf2onnx", "onnx"))),
     target("jax>onnx@onnxruntime", "suite.targets.runtimes.onnxruntime", "onnxruntime", _ORT, variant="cpu-ep",
-           options=OnnxOptions(), description="jax -> jax2tf -> tf2onnx -> ONNX Runtime (where tf2onnx can)",
-           export=Export("jax2tf", "suite.targets.jax.export:to_onnx",
-                         (("jax", "jax"), ("tensorflow", "tensorflow"), ("tf2onnx", "onnx")),
-                         ("jax", "jaxlib", *_TF_DISTS, "tf2onnx", "onnx"))),
+           options=OnnxOptions(opset=23), description="jax2onnx -> ONNX Runtime, CPU EP",
+           export=Export("jax", "suite.targets.jax.export:to_onnx", (("jax", "jax"), ("jax2onnx", "jax2onnx")),
+                         ("jax", "jaxlib", "jax2onnx", "onnx"))),
     *[target(f"tensorflow>{fmt}@{rt}", "suite.targets.runtimes.litert", "litert", _LITERT,
              variant="xnnpack" if xnn else "builtin", dtype=dtype, description=desc,
              # full int8 keeps causal attention's core in float (tensorflow/export.py); in options, so in the cache key
@@ -84,6 +84,17 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            options=OpenVINOOptions(), description="SavedModel -> openvino.convert_model -> IR -> OpenVINO CPU",
            export=Export("tensorflow", "suite.targets.tensorflow.export:to_openvino",
                          (("tensorflow", "tensorflow"), ("openvino", "openvino")), (*_TF_DISTS, "openvino"))),
+    # IREE (local-task driver): a .vmfb compiled by iree-compile for the llvm-cpu backend, target CPU = host
+    target("jax>stablehlo@iree", "suite.targets.runtimes.iree", "iree", _IREE, variant="llvm-cpu",
+           options=IREEOptions(),
+           description="jax.export StableHLO -> iree-compile (llvm-cpu, host CPU) -> IREE local-task",
+           export=Export("jax", "suite.targets.jax.export:to_iree", (("jax", "jax"), ("iree.compiler", "iree")),
+                         ("jax", "jaxlib", "iree-base-compiler", "iree-base-runtime"))),
+    target("torch>iree@iree", "suite.targets.runtimes.iree", "iree", _IREE, variant="llvm-cpu",
+           options=IREEOptions(),
+           description="iree-turbine aot.export (torch MLIR) -> iree-compile (llvm-cpu, host CPU) -> IREE local-task",
+           export=Export("torch", "suite.targets.torch.export:to_iree", (("torch", "torch"), ("iree.turbine", "iree")),
+                         ("torch", "iree-turbine", "iree-base-compiler", "iree-base-runtime"))),
     target("torch>export@torch", "suite.targets.runtimes.roundtrip", "torch", _TORCH, variant="load",
            options=RoundTripOptions(load="torch.export"),
            description="torch.export ExportedProgram saved (.pt2), loaded back, run",
@@ -119,6 +130,7 @@ FAMILY_RUNTIMES: dict[str, str] = {
     "onnxruntime": "suite.targets.runtimes.hooks",
     "litert": "suite.targets.runtimes.hooks",
     "openvino": "suite.targets.runtimes.hooks",
+    "iree": "suite.targets.runtimes.hooks",
     "fault": "suite.targets.runtimes.hooks",
     "numpy": "suite.targets.runtimes.hooks",  # `bench peak`'s NumPy GEMM and copy (suite.peak_worker)
 }

@@ -3,6 +3,7 @@ No framework import at module level."""
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from pathlib import Path
 
 from suite.targets.base import UnsupportedError
@@ -71,3 +72,51 @@ def openvino_convert(ov, source, **kwargs):
         why = [ln for ln in lines if ln.startswith("[") and "]" in ln]  # "[PyTorch Frontend] Translation for ..."
         said = "; ".join(dict.fromkeys(failed + why)) or first_line(e)
         raise UnsupportedError(f"openvino.convert_model: {said}") from None
+
+
+def iree_compile_flags(backend: str, target_cpu: str) -> list[str]:
+    """``iree-compile`` flags for a local (CPU) artifact: one HAL device, ``backend`` code generation for
+    ``target_cpu`` ("host": the exporting machine's CPU and its instruction-set extensions)."""
+    return ["--iree-hal-target-device=local", f"--iree-hal-local-target-device-backends={backend}",
+            f"--iree-llvmcpu-target-cpu={target_cpu}"]
+
+
+def iree_message(e: BaseException) -> str:
+    """The ``error:`` diagnostics of an ``iree-compile`` failure on one line, without their source locations
+    and the op they print (the op name is in the message), else the exception's first line."""
+    said = []
+    for ln in str(e).splitlines():
+        _, sep, msg = ln.partition("error: ")
+        if sep:
+            head = msg.split(": %", 1)[0].split(": \"", 1)[0].strip()
+            named = re.search(r'<\{name = "([^"]+)"', msg)  # torch.operator "torch.aten.lstm.input": the real op
+            said.append(f"{head} ({named[1]})" if named else head)
+    return "; ".join(dict.fromkeys(said))[:400] if said else first_line(e)
+
+
+def iree_compile(source, input_type: str, backend: str, target_cpu: str) -> bytes:
+    """``iree.compiler.compile_str`` -> the .vmfb bytes; a compiler refusal (an op it cannot legalize) is
+    :class:`UnsupportedError` with the compiler's diagnostics, on one line."""
+    import iree.compiler as ic
+
+    try:
+        return ic.compile_str(source, input_type=input_type, extra_args=iree_compile_flags(backend, target_cpu))
+    except ic.CompilerToolError as e:
+        raise UnsupportedError(f"iree-compile {dist_version('iree-base-compiler')}: {iree_message(e)}") from None
+
+
+def iree_artifact(out_dir: Path, source, input_type: str, options) -> dict:
+    """Compiles ``source`` (``input_type`` MLIR: stablehlo, torch) into ``out_dir/model.vmfb``. Returns the
+    manifest fields the IREE exporters share: artifact, ``iree`` (backend, target CPU, flags, and the CPU it
+    was compiled on, which the runtime checks for target_cpu=host), the layout's suffix, versions."""
+    from suite.targets.runtimes.iree import host_cpu
+
+    path = out_dir / "model.vmfb"
+    path.write_bytes(iree_compile(source, input_type, options.backend, options.target_cpu))
+    cpu = host_cpu()
+    iree = {"backend": options.backend, "target_cpu": options.target_cpu, "compiled_on": cpu,
+            "flags": iree_compile_flags(options.backend, options.target_cpu)}
+    on = f" ({cpu['model']})" if options.target_cpu == "host" else ""
+    return {"artifact": path.name, "iree": iree,
+            "layout": f"IREE vmfb, {options.backend} target-cpu={options.target_cpu}{on}",
+            "versions": {"iree-base-compiler": dist_version("iree-base-compiler")}}

@@ -1,14 +1,16 @@
-"""JAX exporters: ``jax.export`` (serialised StableHLO) and, through jax2tf, ONNX and TFLite.
+"""JAX exporters: ``jax.export`` (serialised StableHLO), ONNX through jax2onnx, TFLite through jax2tf.
 
 The function is the one ``jax:jit`` compiles (:mod:`suite.targets.jax.model`), with the cell's
 weights closed over as constants, so the artifact is self-contained. I/O keeps JAX's native layout
 (NHWC images where a spatial op reads them); the manifest says which.
 
-jax2tf (``jax.experimental.jax2tf``) only emits *native serialisation* with jax 0.10: the TF graph is
-one ``XlaCallModule`` op carrying StableHLO, not TF ops. tf2onnx has no handler for XlaCallModule, and
-the TFLite converter only lowers it when StableHLO legalisation succeeds; each exporter here tries
-the route and, when the converter refuses, raises :class:`UnsupportedError` naming the converter and
-its message (the cell becomes ``unsupported`` with that reason).
+ONNX: jax2onnx converts the jaxpr primitive by primitive (no TensorFlow). The earlier route, jax2tf then
+tf2onnx, never converted anything with jax 0.10: jax2tf only emits *native serialisation* (the TF graph
+is one ``XlaCallModule`` op carrying StableHLO), which tf2onnx has no handler for.
+
+TFLite: jax2tf, whose ``XlaCallModule`` the TFLite converter lowers when StableHLO legalisation succeeds.
+Each exporter tries the route and, when the converter refuses, raises :class:`UnsupportedError` naming
+the converter and its message (the cell becomes ``unsupported`` with that reason).
 """
 from __future__ import annotations
 
@@ -60,6 +62,22 @@ def to_jax_export(ctx: BuildContext, out_dir: Path) -> dict:
                 versions=runtime.versions())
 
 
+def to_iree(ctx: BuildContext, out_dir: Path) -> dict:
+    """``jax.export``'s portable StableHLO (versioned bytecode, stable across jax/IREE version drift, unlike
+    ``lower().as_text()``) -> ``iree-compile`` -> ``model.vmfb``. Refused (UnsupportedError) with the
+    compiler's diagnostics when it cannot legalize an op."""
+    import jax
+
+    from suite.targets.common.convert import iree_artifact
+
+    f, specs, in_nhwc, out_nhwc = _closed_fn(ctx)
+    exported = jax.export.export(jax.jit(f))(*specs)
+    fields = iree_artifact(out_dir, exported.mlir_module_serialized, "stablehlo", ctx.info.options)
+    return {**_io(ctx, in_nhwc, out_nhwc), **fields,
+            "layout": "NHWC/HWIO; StableHLO (jax.export) -> " + fields["layout"],
+            "versions": dict(runtime.versions(), **fields["versions"])}
+
+
 def _tf_function(ctx):
     """jax2tf.convert of the closed function as a tf.function with named, static input specs."""
     import tensorflow as tf
@@ -76,23 +94,27 @@ def _tf_function(ctx):
 
 
 def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
-    """jax2tf -> tf2onnx. Refused (UnsupportedError) when tf2onnx cannot convert jax2tf's graph."""
-    import tf2onnx
+    """``jax2onnx.to_onnx`` of the closed function (weights as initializers, static shapes, the workload's
+    input and output names), opset ``options.opset``; the model is checked by ``onnx.checker``. A primitive
+    jax2onnx has no plugin for is a refusal (:class:`UnsupportedError`) naming it."""
+    import importlib.metadata
 
-    from suite.targets.common.convert import check_onnx, first_line, tf_version_key
+    from jax2onnx import to_onnx as jax2onnx
 
-    tf, module, concrete, tf_specs, in_nhwc, out_nhwc = _tf_function(ctx)
-    ops = sorted({op.type for op in concrete.graph.get_operations()} - {"Placeholder", "Identity", "NoOp"})
+    from suite.targets.common.convert import check_onnx, first_line
+
+    f, specs, in_nhwc, out_nhwc = _closed_fn(ctx)
+    version = importlib.metadata.version("jax2onnx")
     path = out_dir / "model.onnx"
     try:
-        tf2onnx.convert.from_function(module.forward, input_signature=tf_specs,
-                                      opset=ctx.info.options.opset, output_path=str(path))
-    except Exception as e:
-        raise UnsupportedError(f"jax2tf -> tf2onnx {tf2onnx.__version__} failed on the jax2tf graph "
-                               f"(TF ops: {', '.join(ops)}): {first_line(e)}") from e
-    check_onnx(path, f"jax2tf + tf2onnx {tf2onnx.__version__}")
-    return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; ONNX (jax2tf + tf2onnx)",
-                versions=dict(runtime.versions(), **tf_version_key(), tf2onnx=tf2onnx.__version__))
+        jax2onnx(f, specs, model_name=ctx.workload.name, opset=ctx.info.options.opset, return_mode="file",
+                 output_path=str(path), input_names=[s.name for s in ctx.workload.inputs],
+                 output_names=list(ctx.workload.outputs))
+    except NotImplementedError as e:  # jax2onnx's word for "no plugin for this primitive"
+        raise UnsupportedError(f"jax2onnx {version}: {first_line(e)}") from e
+    check_onnx(path, f"jax2onnx {version}")
+    return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; ONNX (jax2onnx)",
+                versions=dict(runtime.versions(), jax2onnx=version, onnx=importlib.metadata.version("onnx")))
 
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:

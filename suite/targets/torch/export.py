@@ -60,6 +60,33 @@ def to_openvino(ctx: BuildContext, out_dir: Path) -> dict:
                 versions={"torch": torch.__version__, "openvino": importlib.metadata.version("openvino")})
 
 
+def to_iree(ctx: BuildContext, out_dir: Path) -> dict:
+    """``iree.turbine.aot.export`` of the ``torch:eager`` module (torch.export -> torch-dialect MLIR, weights
+    inlined, static shapes) -> ``iree-compile`` -> ``model.vmfb``. Compiled by the suite's own ``iree_compile``
+    (not turbine's ``compile``, which prints its diagnostics and raises "See diagnostics"), so an op IREE cannot
+    legalize is refused (UnsupportedError) with the compiler's words."""
+    import io
+    import warnings
+
+    import torch
+
+    from suite.targets.common.convert import iree_artifact
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # turbine's import of a deprecated torch API; harmless
+        import iree.turbine.aot as aot
+
+        model, dummy = _model_and_dummy(ctx)
+        with torch.inference_mode(False), torch.no_grad():
+            exported = aot.export(model, args=dummy)
+    mlir = io.BytesIO()
+    exported.mlir_module.write_bytecode(mlir)  # the same MLIR the in-process compiler would take
+    fields = iree_artifact(out_dir, mlir.getvalue(), "torch", ctx.info.options)
+    return {**_io(ctx), **fields, "layout": LAYOUT + "; torch MLIR (iree-turbine aot.export) -> " + fields["layout"],
+            "versions": dict(fields["versions"], torch=torch.__version__,
+                             **{"iree-turbine": importlib.metadata.version("iree-turbine")})}
+
+
 def to_exported_program(ctx: BuildContext, out_dir: Path) -> dict:
     """``torch.export.export`` -> ``torch.export.save`` (.pt2); the runtime loads it back with ``torch.export.load``."""
     import torch
