@@ -98,7 +98,8 @@ def build(ctx: BuildContext) -> Built:
         return tuple(request.get_output_tensor(i).data.copy() for i in range(n_out))
 
     threads = compiled.get_property("INFERENCE_NUM_THREADS")
-    precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT")  # an ov.Type: its short name, "f32"
+    precision = precision.get_type_name() if hasattr(precision, "get_type_name") else str(precision)
     return Built(prepare=prepare, run=run, to_numpy=lambda outs: io_layout.canonical_outputs(man, outs),
                  layout=f"{man.get('layout', '')}; OpenVINO {DEVICE} threads={threads} precision={precision} "
                         f"hint=LATENCY", compile_s=load_s, artifact_path=str(path),
