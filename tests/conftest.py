@@ -54,6 +54,17 @@ def run_cells(workloads, target_ids, profile, *, timed=False, quick=True, timeou
     return {(r["workload"], r["params"], r["target"]): r for r in records}
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A module's own $BENCH_CACHE_DIR (an empty folder; worker subprocesses inherit it), so what a test
+    checks about caching is not disturbed by a developer's cache or another module's artifacts."""
+    d = tmp_path_factory.mktemp("bench-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE_DIR", str(d))
+    yield d
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def verified_cache():
     return {}

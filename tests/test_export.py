@@ -19,15 +19,6 @@ from suite.spec import load_workload
 MLP = REPO / "workloads" / "mlp_classifier.yaml"
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bench-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BENCH_CACHE_DIR", str(d))
-    yield d
-    mp.undo()
-
-
 @pytest.mark.parametrize("target,status", [("torch>onnx-nan@onnxruntime", "nan"),
                                            ("torch>onnx-garbage@onnxruntime", "fail")])
 def test_broken_artifact_is_caught_not_timed(target, status, cache, cpu_profile):

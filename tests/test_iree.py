@@ -18,15 +18,6 @@ TARGET = "jax>stablehlo@iree"
 MLP = REPO / "workloads" / "mlp_classifier.yaml"
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bench-cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BENCH_CACHE_DIR", str(d))
-    yield d
-    mp.undo()
-
-
 def test_task_flags_follow_the_thread_count():
     from suite.targets.runtimes.iree import task_flags
 
