@@ -157,7 +157,13 @@ def test_noisy_function_capped_at_max_time_and_unstable():
     t = engine.measure(run, nosync, cfg)
     assert t.stop_reason == "max_time"
     assert t.unstable
-    assert t.total_s < 0.4 + 0.3  # warmup, calibration and one last sample beyond the cap
+    # The cap holds on any host: every sample but the last started before max_time had passed
+    # since sampling began, so their sum (wall time they took, no more) is below the cap. The
+    # exact overshoot of total_s is tested on the virtual clock above; on a real host preemption
+    # between samples can add to it, so only a bound against a hang is asserted here.
+    per_sample = [s * t.loops for s in t.samples_s]
+    assert sum(per_sample[:-1]) < 0.4
+    assert t.total_s < 0.4 + 2.0
     assert t.ci_low <= t.median <= t.ci_high
 
 
