@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, at most 0.25 s per cell")
     r.add_argument("--precise", action="store_true",
                    help="the engine's full stop rule (judged after 0.5 s, capped at 10 s per cell) instead of "
-                        "the default's shorter windows (0.25 s, 2 s)")
+                        "the default's shorter windows (0.25 s, 1.5 s)")
     r.add_argument("--budget", default=None, metavar="DURATION",
                    help="plan each cell's measuring time so the run ends within DURATION (e.g. 30m, 1h, 90s)")
     r.add_argument("--full", action="store_true", help="the whole matrix, carefully: --sweep all --all-profiles "

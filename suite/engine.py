@@ -50,7 +50,8 @@ unstable_threshold     0.10      IQR > 10% of median: comparisons below that siz
 ``max_time`` / ``max_samples`` is recorded separately in ``stop_reason``.
 
 The garbage collector stays enabled (models run with it in real use) but ``gc.collect()`` runs once
-before measuring so garbage from building is not charged to the samples.
+before measuring so garbage from building is not charged to the samples. (A worker freezes what survives
+each task, :func:`suite.worker._freeze_survivors`, so that collection scans only the cell's own objects.)
 
 Note that for ``loops > 1`` p90 / p99 are quantiles of per-sample means over ``loops`` calls, not of
 single calls; for calls >= ``min_sample_s`` they are single-call quantiles.
@@ -102,10 +103,10 @@ class TimingConfig:
     @classmethod
     def standard(cls) -> "TimingConfig":
         """`bench run`'s default: the same stop rule (IQR/median < 3%, at least 10 samples) over shorter
-        windows — 0.1 s warmup, judged after 0.25 s, capped at 2 s — so that a whole matrix fits a coffee
-        break. A call that does not settle within 2 s keeps its spread in ``unstable`` / ``stop_reason``;
-        ``precise`` (the class defaults) gives it 10 s."""
-        return cls(warmup_s=0.1, min_time=0.25, max_time=2.0)
+        windows — 0.1 s warmup, judged after 0.25 s, capped at 1.5 s — so that a whole matrix fits a
+        coffee break. A call that does not settle within 1.5 s keeps its spread in ``unstable`` /
+        ``stop_reason``; ``precise`` (the class defaults) gives it 10 s."""
+        return cls(warmup_s=0.1, min_time=0.25, max_time=1.5)
 
     @classmethod
     def for_allowance(cls, seconds: float) -> "TimingConfig":

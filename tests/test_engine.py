@@ -2,6 +2,8 @@
 unlike sleep, whose wake-up slack is tens of µs)."""
 import itertools
 import random
+import subprocess
+import sys
 import time
 import types
 
@@ -209,3 +211,22 @@ def test_as_record_uses_result_columns():
 
     rec = engine.summarize([1e-3, 1.1e-3, 0.9e-3], loops=4).as_record()
     assert set(rec) <= set(results.COLUMNS)
+
+
+def test_a_worker_freezes_what_survives_a_task_but_later_cycles_are_still_collected():
+    # In a fresh process: freezing must not keep a later cell's cyclic garbage (a model) alive.
+    code = """
+import gc, weakref
+from suite.worker import _freeze_survivors
+class Node: pass
+_freeze_survivors()
+assert gc.get_freeze_count() > 1000, gc.get_freeze_count()  # the interpreter's and the suite's objects
+a, b = Node(), Node(); a.other, b.other = b, a  # a reference cycle, as in a torch.fx graph
+probe = weakref.ref(a); del a, b
+gc.collect()
+assert probe() is None, "a cycle created after the freeze was not collected"
+_freeze_survivors()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

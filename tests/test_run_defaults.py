@@ -76,7 +76,7 @@ def test_parse_duration_refuses(text):
 def test_presets_and_allowance_windows():
     assert TimingConfig.preset("precise") == TimingConfig()
     std = TimingConfig.preset("standard")
-    assert (std.min_time, std.max_time, std.rel_spread_target) == (0.25, 2.0, TimingConfig().rel_spread_target)
+    assert (std.min_time, std.max_time, std.rel_spread_target) == (0.25, 1.5, TimingConfig().rel_spread_target)
     assert TimingConfig.preset("quick").max_time == 0.25  # a smoke test: a quarter of a second per cell
     with pytest.raises(ValueError, match="unknown timing preset"):
         TimingConfig.preset("fast")
@@ -122,7 +122,7 @@ def test_budget_run_ends_on_time_and_records_the_measuring_time(tmp_path):
     df = pd.read_parquet(tmp_path)
     assert len(df) == 2 and (df.status == "pass").all()
     assert (df.measure_s > 0).all() and df.measure_s.sum() <= 20
-    # a roomy budget for two cheap cells: each gets more than the standard 2 s cap would give
+    # a roomy budget for two cheap cells: each gets more than the standard 1.5 s cap would give
     assert (df.n_samples >= 10).all()
 
 

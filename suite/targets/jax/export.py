@@ -103,6 +103,7 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
 
     from suite.targets.common.convert import check_onnx, first_line
 
+    _import_jax_plugins_only()
     f, specs, in_nhwc, out_nhwc = _closed_fn(ctx)
     version = importlib.metadata.version("jax2onnx")
     path = out_dir / "model.onnx"
@@ -115,6 +116,33 @@ def to_onnx(ctx: BuildContext, out_dir: Path) -> dict:
     check_onnx(path, f"jax2onnx {version}")
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; ONNX (jax2onnx)",
                 versions=dict(runtime.versions(), jax2onnx=version, onnx=importlib.metadata.version("onnx")))
+
+
+def _import_jax_plugins_only() -> None:
+    """Registers jax2onnx's plugins for JAX primitives, not its Flax / Equinox / example plugins.
+
+    jax2onnx's first conversion imports every module of its plugin tree, and the Equinox and example
+    modules build and jit-compile sample models when imported (74 XLA compilations, ~10 of the 14 s the
+    first export of a worker took). The suite's functions are plain JAX, so only ``plugins/jax`` (and the
+    shared helpers beside it) can apply. Relies on jax2onnx 0.17's plugin loader; with another loader the
+    full import runs as before.
+    """
+    import importlib
+    from pathlib import Path
+
+    try:
+        from jax2onnx import plugins
+        from jax2onnx.plugins import plugin_system as ps
+    except ImportError:
+        return
+    if getattr(ps, "_already_imported_plugins", True) or not hasattr(ps, "_import_tree"):
+        return
+    root = Path(plugins.__file__).parent
+    for helper in sorted(root.glob("_*.py")):
+        if helper.stem != "__init__":
+            importlib.import_module(f"jax2onnx.plugins.{helper.stem}")
+    ps._import_tree(root / "jax", "jax2onnx.plugins.jax")
+    ps._already_imported_plugins = True
 
 
 def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
