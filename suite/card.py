@@ -130,7 +130,7 @@ def _artifact_provenance(wl, info, rows: list[dict]) -> list[dict]:
     out, seen = [], set()
     for r in rows:
         params = json.loads(r["params"])
-        folder = cell_dir(cache_root() / "artifacts", wl, params, info)
+        folder = cell_dir(cache_root() / "artifacts", wl, params, info, r.get("device") or "cpu")
         man = read_manifest(folder) if folder not in seen else None
         seen.add(folder)
         prov = (man or {}).get("provenance")

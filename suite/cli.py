@@ -343,8 +343,8 @@ def cmd_export(args) -> int:
                          + ", ".join(t.id for t in targets if not is_export_target(t)))
     cells, seen = [], set()
     for c in make_plan(workloads, targets, profiles, avail):
-        folder = cell_dir(args.out, c.workload, c.params_dict, c.target)
-        if folder not in seen:  # one artifact per cell, whatever the profile
+        folder = cell_dir(args.out, c.workload, c.params_dict, c.target, c.profile.device)
+        if folder not in seen:  # one artifact per cell, whatever the profile (per device for IREE)
             seen.add(folder)
             cells.append(c)
     failed = []
@@ -430,7 +430,8 @@ def cmd_env(args) -> int:
         print(f"{k:<16} {v}")
     print("\npackages:")
     for name, ver in package_versions(["numpy", "torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "keras",
-                                       "onnxruntime", "ai-edge-litert", "pyarrow", "pandas"]).items():
+                                       "onnxruntime", "ai-edge-litert", "openvino", "iree-base-runtime", "jax2onnx",
+                                       "pyarrow", "pandas"]).items():
         print(f"  {name:<16} {ver or 'not installed'}")
     print("\nprofiles:")
     for name, p in load_profiles(args.profiles_dir or _default_dir("hardware_profiles")).items():

@@ -328,7 +328,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
     """
     from suite.plan import missing_module
     from suite.profiles import available_cores
-    from suite.targets.common.artifacts import cell_dir, is_export_target, lookup
+    from suite.targets.common.artifacts import cell_dir, export_device, is_export_target, lookup
     from suite.paths import cache_root
 
     root = Path(artifacts_dir) if artifacts_dir else cache_root() / "artifacts"
@@ -338,7 +338,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
         if not is_export_target(cell.target):
             ready.append((cell, {}))
             continue
-        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
+        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target, cell.profile.device)
         man = lookup(folder, cell.target, artifacts_dir is None if check_versions is None else check_versions)
         if man and man.get("refused"):  # the converter refused this cell before, same versions
             on_result(cell, dict(man["refused"], stage="export"))
@@ -357,7 +357,8 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
     for folder, same in needed.items():
         first = same[0]
         task = {"kind": "export", "workload_path": first.workload.path, "params": first.params_dict,
-                "target": first.target.id, "artifact": str(folder)}
+                "target": first.target.id, "artifact": str(folder),
+                "device": export_device(first.target, first.profile.device)}
         groups.setdefault(first.target.export.family, []).append((first, task))
 
     lock = threading.Lock()
@@ -365,7 +366,7 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
 
     def exported(cell, rec):
         nonlocal done
-        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target)
+        folder = cell_dir(root, cell.workload, cell.params_dict, cell.target, cell.profile.device)
         with lock:  # called from the export threads
             done += 1
             for c in needed[folder]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,13 +65,13 @@ def test_threads_follow_the_profile_and_the_artifact_is_the_vmfb(cache):
 def test_a_compiler_refusal_is_one_line_with_the_diagnostic():
     pytest.importorskip("iree.compiler")
     from suite.targets.base import UnsupportedError
-    from suite.targets.common.convert import iree_compile
+    from suite.targets.common.convert import iree_compile, iree_compile_flags
 
     mlir = ("module {\n func.func @main(%a: tensor<2xf32>) -> tensor<2xf32> {\n"
             "  %0 = stablehlo.custom_call @foo(%a) : (tensor<2xf32>) -> tensor<2xf32>\n"
             "  return %0 : tensor<2xf32>\n }\n}\n")
     with pytest.raises(UnsupportedError) as e:
-        iree_compile(mlir, "stablehlo", "llvm-cpu", "host")
+        iree_compile(mlir, "stablehlo", iree_compile_flags("llvm-cpu", "host"))
     msg = str(e.value)
     assert "\n" not in msg and "<stdin>" not in msg and "Invoked with" not in msg, msg
     assert msg.startswith("iree-compile 3.") and msg.endswith(
@@ -132,3 +133,57 @@ print("RESULT " + json.dumps({{"status": rec["status"], "reason": rec.get("statu
     rec = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
     assert rec["bad"] == [] and rec["status"] == "pass", rec
     assert rec["median"] is not None and "threads=1" in rec["layout"]
+
+
+def test_only_a_per_device_export_is_keyed_by_the_device():
+    from suite.targets.common.artifacts import cell_dir
+    from suite.targets.registry import get_target
+
+    wl = load_workload(MLP)
+    iree, onnx = get_target(TARGET), get_target("torch>onnx@onnxruntime")
+    cpu, cuda = cell_dir("/c", wl, {"batch": 1}, iree, "cpu"), cell_dir("/c", wl, {"batch": 1}, iree, "cuda")
+    assert cpu != cuda and cuda.name.startswith("mlp_classifier-batch1-cuda-") and "-cuda-" not in cpu.name
+    assert cell_dir("/c", wl, {"batch": 1}, iree) == cpu  # the CPU artifact's key is the one it always had
+    assert cell_dir("/c", wl, {"batch": 1}, onnx, "cuda") == cell_dir("/c", wl, {"batch": 1}, onnx, "cpu")
+    assert "cuda" in iree.devices and "cuda" in get_target("torch>iree@iree").devices
+
+
+@pytest.mark.parametrize("target_id", [TARGET, "torch>iree@iree"])
+def test_the_cuda_profile_gets_its_own_artifact_compiled_for_cuda_without_a_gpu(cache, target_id):
+    """The cuda profile's IREE cells are compiled for IREE's cuda HAL device (PTX for sm_80), a second artifact
+    beside the CPU one; iree-compile needs no GPU for it, so this runs on any host (running it needs one)."""
+    skip_if_missing(target_id)
+    from suite.plan import make_plan
+    from suite.profiles import load_profiles
+    from suite.scheduler import export_phase
+    from suite.targets.registry import get_target
+
+    profiles = load_profiles(REPO / "hardware_profiles")
+    picked = {"cuda": profiles["cuda"], "cpu-1t": profiles["cpu-1t"]}
+    cells = make_plan([load_workload(MLP)], [get_target(target_id)], picked, {p: (True, "") for p in picked})
+    cells = [c for c in cells if c.params_dict == {"batch": 1}]
+    failed = []
+    ready = export_phase(cells, lambda c, rec: failed.append((c.profile.name, rec)), timeout_s=600)
+    assert not failed, failed
+    folders = {cell.profile.name: Path(art["artifact"]) for cell, art in ready}
+    assert set(folders) == {"cuda", "cpu-1t"} and folders["cuda"] != folders["cpu-1t"]
+    man = json.loads((folders["cuda"] / "manifest.json").read_text())
+    assert man["iree"]["device"] == "cuda" and man["iree"]["cuda_target"] == "sm_80", man["iree"]
+    assert "--iree-hal-target-device=cuda" in man["iree"]["flags"] and "compiled_on" not in man["iree"]
+    assert "IREE vmfb, cuda sm_80 (PTX)" in man["layout"]
+    vmfb = (folders["cuda"] / man["artifact"]).read_bytes()
+    assert vmfb.startswith(b"PK\x03\x04") and b"cuda-nvptx-fb" in vmfb  # IREE's CUDA executable format
+    cpu_man = json.loads((folders["cpu-1t"] / "manifest.json").read_text())
+    assert cpu_man["iree"]["device"] == "cpu" and b"cuda-nvptx-fb" not in (folders["cpu-1t"] / "model.vmfb").read_bytes()
+
+
+def test_an_artifact_for_another_device_is_refused_before_it_is_loaded(tmp_path):
+    from types import SimpleNamespace
+
+    from suite.targets.runtimes.iree import build
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"artifact": "model.vmfb", "iree": {"device": "cuda"}}))
+    (tmp_path / "model.vmfb").write_bytes(b"")
+    ctx = SimpleNamespace(artifact=str(tmp_path), device="cpu", threads=1, info=SimpleNamespace(id=TARGET))
+    with pytest.raises(RuntimeError, match=r"^model.vmfb was compiled for cuda, this profile runs on cpu: export it"):
+        build(ctx)

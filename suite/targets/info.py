@@ -64,8 +64,11 @@ class OpenVINOOptions(Options):
 
 @dataclass(frozen=True)
 class IREEOptions(Options):
-    backend: str = "llvm-cpu"  # --iree-hal-local-target-device-backends of iree-compile
+    backend: str = "llvm-cpu"  # --iree-hal-local-target-device-backends of iree-compile (CPU profiles)
     target_cpu: str = "host"  # --iree-llvmcpu-target-cpu: "host" ties the .vmfb to the exporting machine's CPU
+    # --iree-cuda-target for the cuda profile: IREE embeds PTX for it, which the driver compiles for the GPU
+    # at load (any later architecture runs it), so one artifact serves every GPU from Ampere on
+    cuda_target: str = "sm_80"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class Export:
         same_artifact_as: the id of a target whose exporter produces exactly this target's artifact (the
             two differ only in how the runtime runs it, e.g. LiteRT with and without XNNPACK): the cell
             then runs that target's artifact, exported once for both.
+        per_device: the artifact is compiled for the device of the profile that runs it (IREE: CPU code
+            or CUDA kernels), so it is exported once per device and the device is part of its cache key;
+            otherwise one artifact serves every profile.
     """
 
     family: str
@@ -94,6 +100,7 @@ class Export:
     requires: tuple[tuple[str, str], ...]
     converter_dists: tuple[str, ...]
     same_artifact_as: str | None = None
+    per_device: bool = False
 
 
 @dataclass(frozen=True)

@@ -84,17 +84,18 @@ TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            options=OpenVINOOptions(), description="SavedModel -> openvino.convert_model -> IR -> OpenVINO CPU",
            export=Export("tensorflow", "suite.targets.tensorflow.export:to_openvino",
                          (("tensorflow", "tensorflow"), ("openvino", "openvino")), (*_TF_DISTS, "openvino"))),
-    # IREE (local-task driver): a .vmfb compiled by iree-compile for the llvm-cpu backend, target CPU = host
+    # IREE: a .vmfb compiled by iree-compile for the profile's device: llvm-cpu (target CPU = host, local-task
+    # driver) on CPU profiles, PTX for the cuda driver on the cuda profile (one artifact per device)
     target("jax>stablehlo@iree", "suite.targets.runtimes.iree", "iree", _IREE, variant="llvm-cpu",
-           options=IREEOptions(),
+           devices=("cpu", "cuda"), options=IREEOptions(),
            description="jax.export StableHLO -> iree-compile (llvm-cpu, host CPU) -> IREE local-task",
            export=Export("jax", "suite.targets.jax.export:to_iree", (("jax", "jax"), ("iree.compiler", "iree")),
-                         ("jax", "jaxlib", "iree-base-compiler", "iree-base-runtime"))),
+                         ("jax", "jaxlib", "iree-base-compiler", "iree-base-runtime"), per_device=True)),
     target("torch>iree@iree", "suite.targets.runtimes.iree", "iree", _IREE, variant="llvm-cpu",
-           options=IREEOptions(),
+           devices=("cpu", "cuda"), options=IREEOptions(),
            description="iree-turbine aot.export (torch MLIR) -> iree-compile (llvm-cpu, host CPU) -> IREE local-task",
            export=Export("torch", "suite.targets.torch.export:to_iree", (("torch", "torch"), ("iree.turbine", "iree")),
-                         ("torch", "iree-turbine", "iree-base-compiler", "iree-base-runtime"))),
+                         ("torch", "iree-turbine", "iree-base-compiler", "iree-base-runtime"), per_device=True)),
     target("torch>export@torch", "suite.targets.runtimes.roundtrip", "torch", _TORCH, variant="load",
            options=RoundTripOptions(load="torch.export"),
            description="torch.export ExportedProgram saved (.pt2), loaded back, run",

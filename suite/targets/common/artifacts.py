@@ -43,19 +43,30 @@ def slug(target_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in target_id)
 
 
-def cell_dir(root: str | Path, workload, params: dict, info) -> Path:
+def export_device(info, device: str) -> str:
+    """The device an artifact of ``info`` is compiled for when it runs on ``device``: that device for a
+    per-device export (``Export.per_device``), else "cpu" (one artifact for every profile)."""
+    return device if info.export is not None and info.export.per_device else "cpu"
+
+
+def cell_dir(root: str | Path, workload, params: dict, info, device: str = "cpu") -> Path:
     """The artifact folder of one cell under ``root`` (the exporting target's, for a target that runs
-    another's artifact: ``Export.same_artifact_as``)."""
+    another's artifact: ``Export.same_artifact_as``). ``device`` is the profile's: it is part of the key
+    (and the folder name) only for a per-device export compiled for a device other than the CPU."""
     if info.export is not None and info.export.same_artifact_as:
         from suite.targets.registry import get_target
 
         info = get_target(info.export.same_artifact_as)
     opts = {**info.options.as_key(), "dtype": info.dtype}
-    key = json.dumps([workload.hash, workload.seed, dict(sorted(params.items())), info.id, opts],
-                     sort_keys=True, default=str)
+    parts = [workload.hash, workload.seed, dict(sorted(params.items())), info.id, opts]
+    device = export_device(info, device)
+    if device != "cpu":
+        parts.append({"device": device})
+    key = json.dumps(parts, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     point = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
-    return Path(root) / slug(info.id) / f"{workload.name}-{point}-{digest}"
+    suffix = "" if device == "cpu" else f"-{device}"
+    return Path(root) / slug(info.id) / f"{workload.name}-{point}{suffix}-{digest}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,8 +150,10 @@ def run_export(task: dict, state, profile) -> dict:
     mod_name, fn_name = info.export.exporter.split(":")
     try:
         weights = init_weights(wl, params)
+        # compiled for the task's device (a per-device export), always converted here on the CPU
         ctx = BuildContext(workload=wl, weights=weights, params=params, shapes=wl.shapes(params), info=info,
-                           device="cpu", threads=resolved_threads(profile), cache_dir=str(dest.parent))
+                           device=task.get("device", "cpu"), threads=resolved_threads(profile),
+                           cache_dir=str(dest.parent))
         exporter = getattr(importlib.import_module(mod_name), fn_name)
         t0 = time.perf_counter()
         fields = exporter(ctx, tmp)

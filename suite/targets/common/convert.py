@@ -74,9 +74,14 @@ def openvino_convert(ov, source, **kwargs):
         raise UnsupportedError(f"openvino.convert_model: {said}") from None
 
 
-def iree_compile_flags(backend: str, target_cpu: str) -> list[str]:
-    """``iree-compile`` flags for a local (CPU) artifact: one HAL device, ``backend`` code generation for
-    ``target_cpu`` ("host": the exporting machine's CPU and its instruction-set extensions)."""
+def iree_compile_flags(backend: str, target_cpu: str, device: str = "cpu", cuda_target: str = "sm_80") -> list[str]:
+    """``iree-compile`` flags. CPU: one local HAL device, ``backend`` code generation for ``target_cpu``
+    ("host": the exporting machine's CPU and its instruction-set extensions). CUDA: one cuda HAL device,
+    kernels for ``cuda_target`` embedded as PTX (the driver compiles them for the GPU when they load)."""
+    if device == "cuda":
+        return ["--iree-hal-target-device=cuda", f"--iree-cuda-target={cuda_target}"]
+    if device != "cpu":
+        raise UnsupportedError(f"IREE routes are compiled for cpu or cuda, not {device}")
     return ["--iree-hal-target-device=local", f"--iree-hal-local-target-device-backends={backend}",
             f"--iree-llvmcpu-target-cpu={target_cpu}"]
 
@@ -94,29 +99,36 @@ def iree_message(e: BaseException) -> str:
     return "; ".join(dict.fromkeys(said))[:400] if said else first_line(e)
 
 
-def iree_compile(source, input_type: str, backend: str, target_cpu: str) -> bytes:
-    """``iree.compiler.compile_str`` -> the .vmfb bytes; a compiler refusal (an op it cannot legalize) is
-    :class:`UnsupportedError` with the compiler's diagnostics, on one line."""
+def iree_compile(source, input_type: str, flags: list[str]) -> bytes:
+    """``iree.compiler.compile_str`` with ``flags`` (:func:`iree_compile_flags`) -> the .vmfb bytes; a
+    compiler refusal (an op it cannot legalize) is :class:`UnsupportedError` with the compiler's
+    diagnostics, on one line."""
     import iree.compiler as ic
 
     try:
-        return ic.compile_str(source, input_type=input_type, extra_args=iree_compile_flags(backend, target_cpu))
+        return ic.compile_str(source, input_type=input_type, extra_args=flags)
     except ic.CompilerToolError as e:
         raise UnsupportedError(f"iree-compile {dist_version('iree-base-compiler')}: {iree_message(e)}") from None
 
 
-def iree_artifact(out_dir: Path, source, input_type: str, options) -> dict:
-    """Compiles ``source`` (``input_type`` MLIR: stablehlo, torch) into ``out_dir/model.vmfb``. Returns the
-    manifest fields the IREE exporters share: artifact, ``iree`` (backend, target CPU, flags, and the CPU it
-    was compiled on, which the runtime checks for target_cpu=host), the layout's suffix, versions."""
+def iree_artifact(out_dir: Path, source, input_type: str, options, device: str = "cpu") -> dict:
+    """Compiles ``source`` (``input_type`` MLIR: stablehlo, torch) for ``device`` (cpu or cuda) into
+    ``out_dir/model.vmfb``. Returns the manifest fields the IREE exporters share: artifact, ``iree`` (device,
+    backend, target CPU or CUDA target, flags, and the CPU it was compiled on, which the runtime checks for
+    target_cpu=host), the layout's suffix, versions."""
     from suite.targets.runtimes.iree import host_cpu
 
     path = out_dir / "model.vmfb"
-    path.write_bytes(iree_compile(source, input_type, options.backend, options.target_cpu))
-    cpu = host_cpu()
-    iree = {"backend": options.backend, "target_cpu": options.target_cpu, "compiled_on": cpu,
-            "flags": iree_compile_flags(options.backend, options.target_cpu)}
-    on = f" ({cpu['model']})" if options.target_cpu == "host" else ""
-    return {"artifact": path.name, "iree": iree,
-            "layout": f"IREE vmfb, {options.backend} target-cpu={options.target_cpu}{on}",
+    flags = iree_compile_flags(options.backend, options.target_cpu, device, options.cuda_target)
+    path.write_bytes(iree_compile(source, input_type, flags))
+    if device == "cuda":
+        iree = {"device": "cuda", "backend": "cuda", "cuda_target": options.cuda_target, "flags": flags}
+        layout = f"IREE vmfb, cuda {options.cuda_target} (PTX)"
+    else:
+        cpu = host_cpu()
+        iree = {"device": "cpu", "backend": options.backend, "target_cpu": options.target_cpu, "compiled_on": cpu,
+                "flags": flags}
+        on = f" ({cpu['model']})" if options.target_cpu == "host" else ""
+        layout = f"IREE vmfb, {options.backend} target-cpu={options.target_cpu}{on}"
+    return {"artifact": path.name, "iree": iree, "layout": layout,
             "versions": {"iree-base-compiler": dist_version("iree-base-compiler")}}

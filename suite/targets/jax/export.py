@@ -55,7 +55,8 @@ def to_jax_export(ctx: BuildContext, out_dir: Path) -> dict:
     import jax
 
     f, specs, in_nhwc, out_nhwc = _closed_fn(ctx)
-    exported = jax.export.export(jax.jit(f))(*specs)
+    # lowered for the CPU platform on any machine: plain StableHLO that IREE compiles for cpu and cuda alike
+    exported = jax.export.export(jax.jit(f), platforms=("cpu",))(*specs)
     path = out_dir / "model.jax_exported"
     path.write_bytes(exported.serialize())
     return dict(_io(ctx, in_nhwc, out_nhwc), artifact=path.name, layout="NHWC/HWIO; jax.export StableHLO",
@@ -72,7 +73,7 @@ def to_iree(ctx: BuildContext, out_dir: Path) -> dict:
 
     f, specs, in_nhwc, out_nhwc = _closed_fn(ctx)
     exported = jax.export.export(jax.jit(f))(*specs)
-    fields = iree_artifact(out_dir, exported.mlir_module_serialized, "stablehlo", ctx.info.options)
+    fields = iree_artifact(out_dir, exported.mlir_module_serialized, "stablehlo", ctx.info.options, ctx.device)
     return {**_io(ctx, in_nhwc, out_nhwc), **fields,
             "layout": "NHWC/HWIO; StableHLO (jax.export) -> " + fields["layout"],
             "versions": dict(runtime.versions(), **fields["versions"])}

@@ -1,5 +1,5 @@
 """IREE targets (``jax>stablehlo@iree``, ``torch>iree@iree``): run an ``iree-compile``d ``.vmfb`` with IREE's
-``local-task`` driver.
+``local-task`` driver (CPU profiles) or its ``cuda`` driver (the cuda profile).
 
 Imports iree.runtime and NumPy only — never torch, tensorflow or jax (nor iree.compiler) — so an
 artifact compiled on a workstation runs on a box with just ``iree-base-runtime`` and ``numpy``
@@ -10,8 +10,10 @@ artifact compiled on a workstation runs on a box with just ``iree-base-runtime``
 * ``torch>iree@iree``: ``iree.turbine.aot.export`` of the ``torch:eager`` module (torch-dialect MLIR, weights
   inlined), compiled the same way.
 
-Only the CPU (``local-task``) is declared: no CUDA route (``--iree-hal-target-device=cuda`` and the ``cuda``
-driver) is implemented or tested.
+On the ``cuda`` profile the same source is compiled for IREE's ``cuda`` HAL device instead
+(``--iree-hal-target-device=cuda --iree-cuda-target=sm_80``: PTX the driver compiles for the GPU at load),
+a separate artifact (``Export.per_device``: the device is part of its cache key), run by the ``cuda`` driver.
+The compilation itself needs no GPU (it is tested on CPU-only hosts); running it was not measured on a GPU.
 
 The code is generated for ``--iree-llvmcpu-target-cpu=host`` (``IREEOptions.target_cpu``): the exporting
 machine's CPU, with every instruction-set extension it has. The manifest records that CPU (model and a
@@ -36,6 +38,7 @@ from suite.targets.common import io_layout
 from suite.targets.common.artifacts import artifact_path
 
 DRIVER = "local-task"
+DRIVERS = {"cpu": "local-task", "cuda": "cuda"}  # the artifact's device -> the IREE driver that runs it
 _TOPOLOGY: list[str] = []  # the task-system flags this process parsed (IREE reads them once)
 _CONFIGS: dict = {}  # driver -> iree.runtime.Config: one device (and one worker pool) per process
 
@@ -82,7 +85,7 @@ def host_cpu() -> dict:
 def check_cpu(man: dict, path) -> None:
     """Refuses a target_cpu=host artifact compiled on a different CPU (see the module docstring)."""
     iree = man.get("iree", {})
-    if iree.get("target_cpu") != "host":
+    if iree.get("device", "cpu") != "cpu" or iree.get("target_cpu") != "host":
         return
     built, here = iree.get("compiled_on", {}), host_cpu()
     if built != here:
@@ -91,20 +94,31 @@ def check_cpu(man: dict, path) -> None:
                            f"(flags {here['isa']}): export it on this machine (bench export)")
 
 
-def _config(ireert):
-    if DRIVER not in _CONFIGS:
-        _CONFIGS[DRIVER] = ireert.Config(DRIVER)
-    return _CONFIGS[DRIVER]
+def _config(ireert, driver: str):
+    if driver not in _CONFIGS:
+        _CONFIGS[driver] = ireert.Config(driver)
+    return _CONFIGS[driver]
+
+
+def artifact_device(man: dict) -> str:
+    """The device a manifest's .vmfb was compiled for (artifacts from before CUDA was declared: cpu)."""
+    return man.get("iree", {}).get("device", "cpu")
 
 
 def build(ctx: BuildContext) -> Built:
     import iree.runtime as ireert
 
     path, man = artifact_path(ctx)
+    compiled_for = artifact_device(man)
+    if compiled_for != ctx.device:
+        raise RuntimeError(f"{path.name} was compiled for {compiled_for}, this profile runs on {ctx.device}: "
+                           f"export it for {ctx.device} (bench export -p <a {ctx.device} profile>)")
     check_cpu(man, path)
-    topology = set_task_topology(int(ctx.threads or 0))  # before the device: afterwards it does nothing
+    driver = DRIVERS[compiled_for]
+    # the task topology is the CPU driver's; set before the first device, afterwards it does nothing
+    topology = set_task_topology(int(ctx.threads or 0)) if driver == DRIVER else []
     t0 = time.perf_counter()
-    config = _config(ireert)
+    config = _config(ireert, driver)
     context = ireert.SystemContext(config=config)
     vm = ireert.VmModule.mmap(context.instance, str(path))
     context.add_vm_module(vm)
@@ -116,15 +130,19 @@ def build(ctx: BuildContext) -> Built:
         return [ireert.asdevicearray(config.device, x) for x in io_layout.host_inputs(man, host)]
 
     def run(xs, _keep=(context, vm)):
-        outs = fn(*xs)  # local-task: returns once the invocation's fences are signalled
+        outs = fn(*xs)  # synchronous invocation; to_host() below also waits for a device's results
         outs = outs if isinstance(outs, (tuple, list)) else (outs,)
         if len(outs) != n_out:
             raise ValueError(f"{path.name}: {len(outs)} outputs, the workload has {n_out}")
         return tuple(o.to_host().copy() for o in outs)  # host-complete copies, as every runtime returns
 
-    threads = ", ".join(f.lstrip("-") for f in topology)
+    if driver == DRIVER:
+        threads = ", ".join(f.lstrip("-") for f in topology)
+        how = f"IREE {DRIVER} threads={ctx.threads or 'default'} ({threads})"
+    else:
+        how = f"IREE {driver} driver"
     return Built(prepare=prepare, run=run, to_numpy=lambda outs: io_layout.canonical_outputs(man, outs),
-                 layout=f"{man.get('layout', '')}; IREE {DRIVER} threads={ctx.threads or 'default'} ({threads})",
+                 layout=f"{man.get('layout', '')}; {how}",
                  compile_s=load_s, artifact_path=str(path), artifact_bytes=man.get("artifact_bytes"),
                  versions={**man.get("versions", {}),
                            "iree-base-runtime": importlib.metadata.version("iree-base-runtime")})

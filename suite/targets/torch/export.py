@@ -81,7 +81,7 @@ def to_iree(ctx: BuildContext, out_dir: Path) -> dict:
             exported = aot.export(model, args=dummy)
     mlir = io.BytesIO()
     exported.mlir_module.write_bytecode(mlir)  # the same MLIR the in-process compiler would take
-    fields = iree_artifact(out_dir, mlir.getvalue(), "torch", ctx.info.options)
+    fields = iree_artifact(out_dir, mlir.getvalue(), "torch", ctx.info.options, ctx.device)
     return {**_io(ctx), **fields, "layout": LAYOUT + "; torch MLIR (iree-turbine aot.export) -> " + fields["layout"],
             "versions": dict(fields["versions"], torch=torch.__version__,
                              **{"iree-turbine": importlib.metadata.version("iree-turbine")})}
