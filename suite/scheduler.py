@@ -390,7 +390,9 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
                 family = max((f for f in queues if queues[f]), key=lambda f: len(queues[f]), default=None)
             if family is None:
                 return
-            profile = groups[family][0][0].profile
+            # Converting runs on the CPU whatever the cell's device (an artifact for a GPU is cross-compiled
+            # there too, Export.per_device): the worker gets the profile's threads, not its accelerator.
+            profile = dataclasses.replace(groups[family][0][0].profile, device="cpu")
             _run_group(family, profile, iter(lambda: take(family), None), exported, timeout_s, memory_limit, None)
 
     n = max(1, min(workers or len(available_cores()), total))
