@@ -72,7 +72,8 @@ def test_litert_with_and_without_xnnpack_run_one_artifact(cache, cpu_profile):
 @pytest.mark.parametrize("target", ["torch>onnx@onnxruntime", "tensorflow>onnx@onnxruntime",
                                     "tensorflow>tflite@litert", "tensorflow>tflite-int8@litert",
                                     "torch>openvino@openvino", "tensorflow>openvino@openvino",
-                                    "jax>stablehlo@iree", "torch>iree@iree"])
+                                    "jax>stablehlo@iree", "torch>iree@iree", "torch>tflite@litert",
+                                    "torch>tflite-int8@litert"])
 def test_runtime_target_imports_no_framework(target, tmp_path):
     """`bench export` an artifact, then run it in a fresh process that cannot import torch, tensorflow,
     jax or keras (as on an edge box with only the runtime): it passes and is timed."""

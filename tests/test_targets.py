@@ -70,6 +70,10 @@ EXPECTED_FAIL = {
     # IREE 3.13 lowers torch's gelu(approximate="tanh") up to 5.1e-5 off (tanh and x**3 alone are exact to
     # ~2e-7 on the same route): vit_tiny's logits miss rtol 1e-4 (max abs err 1.2e-4 at batch 1)
     ("torch>iree@iree", "vit_tiny"): "outside rtol",
+    # litert-torch 0.10 gets attention with ONE key/value head (MQA) wrong on every value, with interleaved,
+    # half or no RoPE alike (max abs err 1.8-2.2); the same attention with 4 kv heads passes, as does GQA
+    # (llama_block)
+    ("torch>tflite@litert", "attention_mqa_rope_interleaved_nobias"): "192 of 192 values outside rtol",
 }
 
 

@@ -1,4 +1,5 @@
-"""PyTorch exporters, run in a torch export worker: ``torch.onnx.export`` (dynamo) and ``torch.export``.
+"""PyTorch exporters, run in a torch export worker: ``torch.onnx.export`` (dynamo), ``torch.export``, OpenVINO,
+IREE (iree-turbine) and TFLite (litert-torch).
 
 The model is the one ``torch:eager`` builds (:mod:`suite.targets.torch.model`): same modules, same
 weight mapping, so an export target differs from the native one only by the export and the runtime.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from suite.targets.base import BuildContext
+from suite.targets.base import BuildContext, UnsupportedError
 from suite.targets.torch.model import LAYOUT, inference_model, zero_inputs
 
 
@@ -85,6 +86,49 @@ def to_iree(ctx: BuildContext, out_dir: Path) -> dict:
     return {**_io(ctx), **fields, "layout": LAYOUT + "; torch MLIR (iree-turbine aot.export) -> " + fields["layout"],
             "versions": dict(fields["versions"], torch=torch.__version__,
                              **{"iree-turbine": importlib.metadata.version("iree-turbine")})}
+
+
+def to_tflite(ctx: BuildContext, out_dir: Path) -> dict:
+    """``litert_torch.convert`` of the ``torch:eager`` module (torch.export -> StableHLO -> TFLite, no
+    TensorFlow) -> ``model.tflite`` for the LiteRT interpreter; ``options.quant="dynamic"`` then quantises it
+    with AI Edge Quantizer's ``dynamic_wi8_afp32`` recipe (litert-torch's int8 route). Inputs keep torch's layout (NCHW: the
+    converter adds the transposes it needs); integer ids go in as int32 (TFLite's index type). A conversion the
+    converter cannot do is a refusal (UnsupportedError) with its first line."""
+    import torch
+
+    from suite.targets.common.convert import first_line
+
+    version = importlib.metadata.version("litert-torch")
+    quant = ctx.info.options.quant
+    if quant not in ("none", "dynamic"):  # litert-torch's quantizer has int8/int4 recipes, no float16
+        raise UnsupportedError(f"torch>tflite: quant={quant} is not offered by litert-torch {version}")
+    import litert_torch
+
+    model, dummy = _model_and_dummy(ctx)
+    path = out_dir / "model.tflite"
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            edge = litert_torch.convert(model, dummy)
+        edge.export(str(path))
+    except Exception as e:  # noqa: BLE001 - the converter's own errors: lowering, legalisation, export
+        raise UnsupportedError(f"litert-torch {version}: {type(e).__name__}: {first_line(e)}") from e
+    versions = {"torch": torch.__version__, "litert-torch": version}
+    if quant == "dynamic":  # int8 weights (per channel), activations quantised on the fly: AI Edge Quantizer
+        from ai_edge_quantizer import quantizer, recipe
+
+        try:
+            result = quantizer.Quantizer(bytearray(path.read_bytes()), recipe.dynamic_wi8_afp32()).quantize(
+                enable_progress_report=False)
+        except Exception as e:  # noqa: BLE001 - the quantizer's refusal of an op or a tensor
+            raise UnsupportedError(f"ai-edge-quantizer {importlib.metadata.version('ai-edge-quantizer')} "
+                                   f"(dynamic_wi8_afp32): {type(e).__name__}: {first_line(e)}") from e
+        path.write_bytes(bytes(result.quantized_model))
+        versions["ai-edge-quantizer"] = importlib.metadata.version("ai-edge-quantizer")
+    io = _io(ctx)
+    for spec in io["inputs"]:  # TFLite has no int64 index tensors: the converter makes the ids int32
+        spec["dtype"] = "int32" if spec["dtype"] == "int64" else spec["dtype"]
+    how = "int8 dynamic range (AI Edge Quantizer dynamic_wi8_afp32)" if quant == "dynamic" else "none"
+    return dict(io, artifact=path.name, layout=LAYOUT + f"; TFLite (litert-torch), quant={how}", versions=versions)
 
 
 def to_exported_program(ctx: BuildContext, out_dir: Path) -> dict:
