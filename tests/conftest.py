@@ -86,10 +86,12 @@ def assert_passes(rec: dict, mode: str) -> None:
 
 
 def skip_if_missing(target_id: str) -> None:
-    """Skips on a capability (the framework is not importable), never on a framework name."""
-    from suite.plan import missing_requirement
+    """Skips on a capability (the framework, or an export target's converter, is not importable; e.g. the
+    opt-in litert-torch), never on a framework name."""
+    from suite.plan import missing_module, missing_requirement
     from suite.targets.registry import get_target
 
-    missing = missing_requirement(get_target(target_id))
+    info = get_target(target_id)
+    missing = missing_requirement(info) or (missing_module(info.export.requires) if info.export else None)
     if missing:
         pytest.skip(missing)
