@@ -113,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--artifacts", default=None, metavar="DIR",
                    help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
 
+    d = sub.add_parser("diagnose", help="where a failing cell leaves the reference: every node in the graph and "
+                       "alone, and the first node wrong on its own (the culprit)")
+    d.add_argument("-w", "--workload", required=True, metavar="WORKLOAD", help="workload name or YAML path")
+    d.add_argument("-t", "--target", required=True, metavar="TARGET", help="target id; see `bench list`")
+    d.add_argument("-p", "--profile", default="cpu", metavar="PROFILE", help="hardware profile (default: cpu)")
+    d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="sweep point (repeatable, e.g. --param batch=32; default: the first value of each)")
+    d.add_argument("--out", default=None, metavar="DIR",
+                   help="folder of the report and the rewritten workloads (default: "
+                        "results/diagnoses/<workload>-<target>-<profile>)")
+    d.add_argument("--timeout", type=float, default=900.0, metavar="S",
+                   help="per-cell limit in seconds before the worker is killed (default 900)")
+    d.add_argument("--worker-memory-gb", type=float, default=0.0, metavar="GB",
+                   help="address-space limit of each worker (default: none)")
+    d.add_argument("--artifacts", default=None, metavar="DIR",
+                   help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
+
     e = sub.add_parser("export", help="export/convert the artifacts of export targets into a folder (no run)")
     _add_matrix_args(e, "cpu")
     e.add_argument("--out", required=True, metavar="DIR", help="folder to write artifacts and manifests into")
@@ -201,6 +218,53 @@ def cmd_verify(args) -> int:
     print(verify_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}")
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
+
+
+def _sweep_point(wl, given: list[str]) -> dict[str, int]:
+    """The sweep point of ``--param NAME=VALUE`` flags (default: the first value of each parameter)."""
+    point = dict(wl.param_grid()[0])
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or name not in wl.sweep:
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(wl.sweep)}")
+        try:
+            point[name] = int(value)
+        except ValueError:
+            raise UsageError(f"--param {item!r}: expected an integer value") from None
+        if point[name] not in wl.sweep[name]:
+            raise UsageError(f"--param {item!r}: {wl.name} sweeps {name} over "
+                             f"{', '.join(map(str, wl.sweep[name]))}")
+    return point
+
+
+def cmd_diagnose(args) -> int:
+    from suite.diagnose import diagnose, table
+    from suite.plan import missing_requirement
+    from suite.profiles import detect
+    from suite.targets.common.artifacts import slug
+
+    args.workload, args.target, args.profile = [args.workload], [args.target], [args.profile]
+    args.all_profiles = False
+    (wl,), (info,), profiles, avail = _selection(args, None)
+    (profile,) = profiles.values()
+    ok, why = avail[profile.name]
+    if not ok:
+        raise UsageError(f"profile {profile.name} is not available here: {why}")
+    missing = missing_requirement(info)
+    if missing:
+        raise UsageError(f"{info.id} cannot run here: {missing}")
+    params = _sweep_point(wl, args.param)
+    out = args.out or str(Path(_default_dir("results")) / "diagnoses" / f"{wl.name}-{slug(info.id)}-{profile.name}")
+    diag = diagnose(wl, info, profile, params, out, timeout_s=args.timeout,
+                    memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts,
+                    log=lambda s: print(s, file=sys.stderr, flush=True))
+    point = " ".join(f"{k}={v}" for k, v in params.items())
+    print(f"{wl.name} [{point}] {info.id} @{profile.name}: {diag.status}" + (f" ({diag.reason})" if diag.reason else ""))
+    if diag.nodes:
+        print("\n".join(table(diag)))
+    print(diag.summary)
+    print(f"report: {Path(out) / 'report.md'} ({diag.seconds:g} s)")
+    return 0 if diag.status == "pass" else 1
 
 
 def _apply_full(args) -> None:
@@ -524,7 +588,7 @@ def cmd_publish(args) -> int:
 
 COMMANDS = {"verify": cmd_verify, "run": cmd_run, "list": cmd_list, "env": cmd_env, "export": cmd_export,
             "compare": cmd_compare, "peak": cmd_peak, "card": cmd_card, "provenance": cmd_provenance,
-            "dashboard": cmd_dashboard, "publish": cmd_publish}
+            "dashboard": cmd_dashboard, "publish": cmd_publish, "diagnose": cmd_diagnose}
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,7 @@ class Cell:
     status: str | None = None  # decided in advance: skipped / unsupported
     reason: str = ""
     timed: bool = False  # verify only, or verify then time
+    dump: str | None = None  # an .npz path: the worker saves the target's outputs there (bench diagnose)
 
     @property
     def params_dict(self) -> dict[str, int]:

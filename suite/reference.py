@@ -379,10 +379,16 @@ def run_op(op: str, inputs: list[np.ndarray], params: Mapping[str, np.ndarray], 
     return OP_FUNCS[op](*xs, params, **attrs)
 
 
-def reference(workload, weights, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """Runs the whole graph in float64; returns the workload outputs in order."""
+def reference_values(workload, weights, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs the whole graph in float64; returns every value by name: the inputs, then each node's output."""
     values = dict(inputs)
     for node in workload.nodes:
         values[node.name] = run_op(node.op, [values[s] for s in node.inputs], weights.get(node.name, {}),
                                    node.attrs)
+    return values
+
+
+def reference(workload, weights, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Runs the whole graph in float64; returns the workload outputs in order."""
+    values = reference_values(workload, weights, inputs)
     return [np.asarray(values[o], dtype=np.float64) for o in workload.outputs]

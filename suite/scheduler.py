@@ -177,6 +177,8 @@ def execute(cells: Iterable[Cell], on_result: Callable[[Cell, dict], None], *, t
                     "dtype": cell.target.dtype}
             if art:
                 task["artifact"] = art["artifact"]
+            if cell.dump:
+                task["dump"] = cell.dump
             jobs.append((cell, task))
 
         def done(cell, rec, arts=dict((id(c), a) for c, a in group)):

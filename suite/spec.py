@@ -336,9 +336,11 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
     tolerance = None if model.tolerance is None else {
         k: v for k, v in (("rtol", model.tolerance.rtol), ("atol", model.tolerance.atol)) if v is not None}
 
-    digest = hashlib.sha256(json.dumps(
-        {k: data[k] for k in sorted(data) if k not in ("description", "tags")}, sort_keys=True, default=str
-    ).encode()).hexdigest()[:16]
+    hashed = {k: data[k] for k in sorted(data) if k not in ("description", "tags")}
+    files = [i.distribution["sha256"] for i in inputs if i.distribution["kind"] == "file"]
+    if files:  # fixed input values: their content, not their path, is part of the identity
+        hashed["input_files"] = files
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     train = _train(model.train, model.outputs, path) if model.train is not None else None
     wl = Workload(model.name, model.description, tuple(model.tags), model.seed, inputs, MappingProxyType(sweep),
                   nodes, tuple(model.outputs), _freeze(tolerance), model.classes_axis, path, digest, train)
@@ -357,8 +359,51 @@ def _inputs(model: WorkloadModel, path: str) -> tuple[InputSpec, ...]:
         for j, d in enumerate(spec.shape[1:], 1):
             if isinstance(d, str) and d not in model.sweep:
                 _fail(path, f"inputs[{i}].shape[{j}]", f"unknown sweep parameter {d!r}")
-        out.append(InputSpec(spec.name, spec.shape, spec.dtype, MappingProxyType(spec.distribution.model_dump())))
+        dist = spec.distribution.model_dump()
+        if dist["kind"] == "file":
+            dist = _file_values(spec, dict(model.sweep), path, f"inputs[{i}].distribution.path")
+        out.append(InputSpec(spec.name, spec.shape, spec.dtype, MappingProxyType(dist)))
     return tuple(out)
+
+
+def _file_values(spec, sweep: dict, path: str, where: str) -> dict:
+    """A ``kind: file`` input's distribution, checked (the array exists, its dtype kind and its shape at
+    every sweep point fit) and resolved: {kind, path (absolute), sha256 of the file}."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    f = Path(spec.distribution.path).expanduser()
+    if not f.is_absolute():
+        f = (Path(path).parent if Path(path).is_file() else Path.cwd()) / f
+    problem, arr, raw = None, None, b""
+    try:
+        raw = f.read_bytes()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            if spec.name in z.files:
+                arr = z[spec.name]
+            else:
+                problem = f"{f} has no array named {spec.name!r} (it has: {', '.join(z.files) or 'none'})"
+    except OSError as e:
+        problem = f"cannot read {f}: {e.strerror or e}"
+    except (ValueError, zipfile.BadZipFile, EOFError):
+        problem = f"{f} is not a NumPy .npz file"
+    if problem:
+        _fail(path, where, problem)
+    want = "iu" if spec.dtype.startswith("int") else "f"
+    if arr.dtype.kind not in want:
+        _fail(path, where, f"array {spec.name!r} in {f} is {arr.dtype}, the input is {spec.dtype}")
+    keys = list(sweep)
+    for vals in itertools.product(*(sweep[k] for k in keys)):
+        point = dict(zip(keys, vals))
+        shape = tuple(point["batch"] if j == 0 else point[d] if isinstance(d, str) else d
+                      for j, d in enumerate(spec.shape))
+        if tuple(arr.shape) != shape:
+            at = " ".join(f"{k}={v}" for k, v in point.items())
+            _fail(path, where, f"array {spec.name!r} in {f} has shape {list(arr.shape)}, the input needs "
+                               f"{list(shape)} at {at}")
+    return {"kind": "file", "path": str(f.resolve()), "sha256": hashlib.sha256(raw).hexdigest()}
 
 
 def _graph(model: WorkloadModel, input_names: set[str], path: str) -> tuple[Node, ...]:

@@ -174,6 +174,7 @@ WorkloadName = _matching(WORKLOAD_NAME_RE, "lower-case letters, digits and under
 DType = _one_of(DTYPES)
 Axis = _int("an integer axis")
 RandintBound = _int("an integer (randint bounds are integers)")
+NpzPath = _matching(re.compile(r"^.+\.npz$"), "the path of a .npz file")
 Loss = _one_of(LOSSES)
 Steps = _int("an integer from 1 to 100", low=1, high=100)
 ProfileName = _matching(PROFILE_NAME_RE, "lower-case letters, digits, '-' and '_'")
@@ -295,7 +296,16 @@ class RandintDistribution(KindedModel):
         return self
 
 
-Distribution = Annotated[Union[NormalDistribution, UniformDistribution, RandintDistribution],
+class FileDistribution(KindedModel):
+    """Fixed values: the array named like the input in a NumPy ``.npz`` file (a relative path is relative to
+    the workload file), e.g. a value cut out of another workload by ``bench diagnose``. Its shape must be
+    the input's at every sweep point; the file's content is part of the workload's hash."""
+
+    kind: Literal["file"]
+    path: NpzPath
+
+
+Distribution = Annotated[Union[NormalDistribution, UniformDistribution, RandintDistribution, FileDistribution],
                          Field(discriminator="kind")]
 FloatDistribution = Annotated[Union[NormalDistribution, UniformDistribution], Field(discriminator="kind")]
 STANDARD_NORMAL = NormalDistribution(kind="normal", mean=0.0, std=1.0)
@@ -312,7 +322,7 @@ class InputModel(SpecModel):
     @model_validator(mode="after")
     def _kind_fits_dtype(self):
         is_int = self.dtype.startswith("int")
-        if is_int != (self.distribution.kind == "randint"):
+        if self.distribution.kind != "file" and is_int != (self.distribution.kind == "randint"):
             fail_at("distribution.kind", f"{self.dtype} inputs need {'randint' if is_int else 'normal or uniform'}")
         return self
 

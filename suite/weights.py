@@ -67,13 +67,19 @@ def init_weights(workload, params: Mapping[str, int] | None = None) -> dict[str,
 
 
 def make_inputs(workload, params: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """Seeded inputs in canonical layout and their declared dtype (float32 / int32 / int64)."""
+    """Seeded inputs (or an input's fixed values from its file) in canonical layout and their declared dtype
+    (float32 / int32 / int64)."""
     shapes = workload.shapes(params)
     out = {}
     for spec in workload.inputs:
         rng = _rng(workload.seed, "input/" + spec.name)
         d, shape = spec.distribution, shapes[spec.name]
-        if d["kind"] == "normal":
+        if d["kind"] == "file":  # fixed values (suite.spec checked the array's shape at every sweep point)
+            with np.load(d["path"], allow_pickle=False) as z:
+                x = z[spec.name]
+            if tuple(x.shape) != tuple(shape):
+                raise ValueError(f"{d['path']}: array {spec.name!r} has shape {list(x.shape)}, expected {list(shape)}")
+        elif d["kind"] == "normal":
             x = rng.normal(d["mean"], d["std"], size=shape)
         elif d["kind"] == "uniform":
             x = rng.uniform(d["low"], d["high"], size=shape)

@@ -58,6 +58,13 @@ class CellState:
         return self.data[key]
 
 
+def _save_outputs(path: str, outputs) -> None:
+    """A target's outputs as ``out0``, ``out1``, ... of an .npz (written whole, then renamed)."""
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **{f"out{i}": np.asarray(o) for i, o in enumerate(outputs)})
+    os.replace(tmp, path)
+
+
 def _cached_reference(wl, weights, inputs, params_key: str) -> list[np.ndarray]:
     from suite.reference import reference
 
@@ -126,8 +133,11 @@ class _Inference:
         cell.timing = replace(cell.timing, first_call_s=first_s)
         # the rule the verifier judges by: quantised targets use their own (suite.verify.TOLERANCES)
         dtype = cell.task.get("dtype") or "float32"
-        numerics = verify_outputs(cell.workload, built.to_numpy(outputs), cell.refs, dtype)
-        del outputs
+        got = built.to_numpy(outputs)
+        if cell.task.get("dump"):  # the outputs themselves, for bench diagnose (suite.diagnose)
+            _save_outputs(cell.task["dump"], got)
+        numerics = verify_outputs(cell.workload, got, cell.refs, dtype)
+        del outputs, got
         return numerics, lambda: built.run(prepared)
 
 

@@ -110,7 +110,7 @@ BAD = [
     ("sweep_not_a_list", _edit(sweep={"batch": 2}), "sweep.batch", "expected a non-empty list of positive integers, got 2"),
     ("sweep_without_batch", _edit(sweep={"seq": [2]}), "sweep.batch", "missing required sweep parameter"),
     ("distribution_kind", _edit(inputs=[{"name": "x", "shape": ["batch", 8], "distribution": {"kind": "gauss"}}]),
-     "inputs[0].distribution", "expected a mapping with kind one of normal, uniform, randint, got kind 'gauss'"),
+     "inputs[0].distribution", "expected a mapping with kind one of normal, uniform, randint, file, got kind 'gauss'"),
     ("optimizer_field", _edit(train={"loss": "mean_squared_error", "optimizer": {"kind": "adam", "lr": 0.1}}),
      "train.optimizer.lr", "unknown field for adam; expected learning_rate, beta_1, beta_2, epsilon"),
 ]

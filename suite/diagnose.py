@@ -1,0 +1,301 @@
+"""`bench diagnose`: where, node by node, a target's result leaves the float64 reference.
+
+For a cell that fails numerically, two questions per node of the graph (in topological order):
+
+* **inherited**: the target's value of the node, with the whole graph before it, against the reference's
+  value of that node. The graph is rewritten with every node as an output and run once through the
+  target, export routes included (the rewritten model is exported through the same route); the worker
+  saves what the target returned (``Cell.dump``).
+* **own**: the node alone, run by the target on the reference's values of its inputs (cast to their
+  declared dtype: float32 for values between nodes), against the node in float64 on those same inputs.
+  Each node becomes a one-node workload whose inputs are fixed values (``distribution: {kind: file}``),
+  with the same node name and seed, hence the same weights; it is a cell like any other (isolated in a
+  worker; exported first for an export route; a node the converter cannot take alone says so).
+
+The **culprit** is the first node whose own error is out of the target's tolerance; a node out of
+tolerance only through its inputs *inherits*. If no node is out of tolerance on its own but the result
+is, the error accumulates (rounding over many nodes), and the report names the first node where the
+inherited error leaves the tolerance. A passing cell gives "no divergence"; a cell that errors, is
+unsupported, crashes or times out gives its stage and message, not a localization.
+
+Everything lands in the output folder: ``report.json``, ``report.md``, and ``work/`` with the rewritten
+workloads (valid workload files: ``bench verify -w work/nodes/<node>.yaml`` reruns one node), their input
+values and the saved outputs. NumPy and the suite only: targets run in their workers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+# Verdicts of a node, in the order a reader cares about them.
+CULPRIT, OWN, INHERITED, CLEAN, NOT_ISOLATED = "culprit", "own error", "inherited", "clean", "not isolated"
+
+
+@dataclasses.dataclass
+class NodeReport:
+    name: str
+    op: str
+    inherited: dict | None  # compare() figures of the node's value in the whole graph; None: not measured
+    own: dict | None  # the one-node cell's status and figures; None: not run
+    verdict: str = CLEAN
+    note: str = ""
+
+
+@dataclasses.dataclass
+class Diagnosis:
+    workload: str
+    params: dict
+    target: str
+    profile: str
+    status: str  # the cell's own status: pass, fail, nan, error, ...
+    reason: str
+    stage: str | None = None
+    culprit: str | None = None
+    culprit_op: str | None = None
+    summary: str = ""
+    nodes: list[NodeReport] = dataclasses.field(default_factory=list)
+    out_dir: str = ""
+    seconds: float = 0.0
+
+    @property
+    def localized(self) -> bool:
+        return bool(self.nodes)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "node"
+
+
+def _raw_graph(wl) -> tuple[dict, dict[str, dict]]:
+    """The workload file's data and its graph entries by node name (what the rewritten workloads copy)."""
+    from suite.spec import read_yaml
+
+    data = read_yaml(wl.path)
+    return data, {entry["name"]: entry for entry in data["graph"]}
+
+
+def _input_entry(spec) -> dict:
+    """A workload input as a file entry, with a file input's path made absolute (the copy lives elsewhere)."""
+    dist = dict(spec.distribution)
+    if dist["kind"] == "file":
+        dist = {"kind": "file", "path": dist["path"]}
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "distribution": dist}
+
+
+def _write_yaml(path: Path, data: dict) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
+
+
+def all_nodes_workload(wl, params: dict, folder: Path) -> Path:
+    """The workload with every node an output, at one sweep point (no train section, no classes axis)."""
+    data, _ = _raw_graph(wl)
+    out = {k: v for k, v in data.items() if k not in ("train", "classes_axis", "outputs", "sweep", "inputs")}
+    out.update(name=_slug(f"{wl.name}_all_nodes"), description=f"{wl.name} with every node an output (bench diagnose)",
+               inputs=[_input_entry(s) for s in wl.inputs], sweep={k: [v] for k, v in params.items()},
+               outputs=[n.name for n in wl.nodes])
+    path = folder / "all_nodes.yaml"
+    _write_yaml(path, out)
+    return path
+
+
+def node_workload(wl, node, params: dict, values: dict[str, np.ndarray], folder: Path) -> tuple[Path | None, str]:
+    """A one-node workload: ``node`` reading fixed values (the reference's, cast to each input's dtype) from
+    ``<node>.npz`` beside it. Returns (path, "") or (None, why it cannot be isolated)."""
+    _, graph = _raw_graph(wl)
+    declared = {s.name: s for s in wl.inputs}
+    sources = list(dict.fromkeys(node.inputs))  # a node may read one value twice (add(x, x))
+    arrays, entries = {}, []
+    for src in sources:
+        value = values[src]
+        if value.ndim == 0 or value.shape[0] != params["batch"]:
+            return None, f"its input {src!r} (shape {list(value.shape)}) does not lead with the batch dimension"
+        dtype = declared[src].dtype if src in declared else "float32"
+        arrays[src] = np.asarray(value).astype(dtype)
+        entries.append({"name": src, "shape": ["batch", *value.shape[1:]], "dtype": dtype,
+                        "distribution": {"kind": "file", "path": f"{_slug(node.name)}.npz"}})
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / f"{_slug(node.name)}.npz", **arrays)
+    data = {"name": _slug(f"{wl.name}_node_{node.name}"),
+            "description": f"node {node.name} ({node.op}) of {wl.name} alone, on the reference's values of its inputs",
+            "seed": wl.seed, "inputs": entries, "sweep": {k: [v] for k, v in params.items()},
+            "graph": [graph[node.name]], "outputs": [node.name]}
+    if wl.tolerance:
+        data["tolerance"] = dict(wl.tolerance)
+    path = folder / f"{_slug(node.name)}.yaml"
+    _write_yaml(path, data)
+    return path, ""
+
+
+def _figures(n) -> dict:
+    """The figures of a Numerics (or a record) a report shows."""
+    get = n.get if isinstance(n, dict) else lambda k, d=None: getattr(n, k, d)
+    return {"status": get("status"), "max_abs_err": get("max_abs_err"), "max_rel_err": get("max_rel_err"),
+            "cosine": get("cosine"), "reason": get("reason") or get("status_reason") or ""}
+
+
+def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s: float = 900.0,
+             memory_limit: int = 0, artifacts_dir: str | None = None,
+             log: Callable[[str], None] = lambda s: None) -> Diagnosis:
+    """Runs the cell, and if it fails numerically, localizes where (see the module docstring)."""
+    from suite.plan import make_plan
+    from suite.profiles import detect
+    from suite.reference import reference_values
+    from suite.scheduler import execute
+    from suite.verify import compare, tolerance_for
+    from suite.weights import init_weights, make_inputs
+
+    t0 = time.monotonic()
+    out = Path(out_dir)
+    work = out / "work"
+    avail = {profile.name: detect(profile)}
+
+    def cells_of(workload, dump: str | None = None):
+        cells = [c for c in make_plan([workload], [info], {profile.name: profile}, avail, memory_limit=memory_limit)
+                 if c.params_dict == params]
+        return [dataclasses.replace(c, dump=dump) for c in cells]
+
+    def run(cells) -> dict[int, dict]:
+        got: dict[int, dict] = {}
+        execute(cells, lambda cell, rec: got.__setitem__(id(cell), rec), timeout_s=timeout_s,
+                memory_limit=memory_limit, artifacts_dir=artifacts_dir)
+        return got
+
+    (cell,) = cells_of(wl)
+    log(f"diagnose {cell.label}: running the cell")
+    rec = run([cell])[id(cell)]
+    diag = Diagnosis(wl.name, params, info.id, profile.name, rec.get("status"), rec.get("status_reason") or "",
+                     rec.get("stage"), out_dir=str(out))
+    if diag.status == "pass":
+        diag.summary = (f"no divergence: {info.id} matches the reference (max abs error {rec.get('max_abs_err'):.3g}, "
+                        f"cosine {rec.get('cosine'):.6f})")
+    elif diag.status not in ("fail", "nan", "shape_mismatch"):
+        where = f" at stage {diag.stage}" if diag.stage else ""
+        diag.summary = f"not a numerical divergence: {diag.status}{where}: {diag.reason}"
+    else:
+        _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights, make_inputs,
+                  compare, tolerance_for(wl, info.dtype or "float32"))
+    diag.seconds = round(time.monotonic() - t0, 1)
+    write_report(diag, out)
+    return diag
+
+
+def _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights, make_inputs,
+              compare, tol) -> None:
+    from suite.spec import load_workload
+
+    values = reference_values(wl, init_weights(wl, params), make_inputs(wl, params))
+    work.mkdir(parents=True, exist_ok=True)
+    dump = work / "all_nodes.out.npz"
+    dump.unlink(missing_ok=True)
+    jobs, notes = [], {}
+    (all_cell,) = cells_of(load_workload(all_nodes_workload(wl, params, work)), str(dump))
+    jobs.append(all_cell)
+    node_cells = {}
+    for node in wl.nodes:
+        path, why = node_workload(wl, node, params, values, work / "nodes")
+        if path is None:
+            notes[node.name] = why
+            continue
+        (node_cells[node.name],) = cells_of(load_workload(path))
+        jobs.append(node_cells[node.name])
+    log(f"diagnose {cell.label}: {len(wl.nodes)} nodes: the whole graph with every node an output, and "
+        f"{len(node_cells)} nodes alone")
+    recs = run(jobs)
+    all_rec = recs[id(all_cell)]
+    got = None
+    if dump.exists():
+        with np.load(dump) as z:
+            got = [z[f"out{i}"] for i in range(len(wl.nodes))]
+    cmp_kw = dict(rtol=tol["rtol"], atol=tol["atol"], min_cosine=tol.get("min_cosine"), min_top1=tol.get("min_top1"))
+    for i, node in enumerate(wl.nodes):
+        inherited = None
+        if got is not None:
+            inherited = _figures(compare([got[i]], [np.asarray(values[node.name], np.float64)], names=[node.name],
+                                         **cmp_kw))
+        own = None
+        if node.name in node_cells:
+            own = _figures(recs[id(node_cells[node.name])])
+        diag.nodes.append(NodeReport(node.name, node.op, inherited, own, note=notes.get(node.name, "")))
+    _verdicts(diag, all_rec if got is None else None)
+
+
+def _verdicts(diag: Diagnosis, whole_failed: dict | None) -> None:
+    bad = ("fail", "nan", "shape_mismatch")
+    for n in diag.nodes:
+        own = n.own["status"] if n.own else None
+        if own in bad:
+            n.verdict = OWN
+        elif own != "pass":
+            n.verdict = NOT_ISOLATED
+            if n.own and not n.note:
+                n.note = f"{own}: {n.own['reason']}"
+        elif n.inherited and n.inherited["status"] in bad:
+            n.verdict = INHERITED
+    first = next((n for n in diag.nodes if n.verdict == OWN), None)
+    later = 0
+    if first is not None:
+        first.verdict = CULPRIT
+        diag.culprit, diag.culprit_op = first.name, first.op
+        after = diag.nodes[diag.nodes.index(first) + 1:]
+        later = sum(n.verdict == INHERITED for n in after)
+        others = [n.name for n in after if n.verdict == OWN]
+        diag.summary = (f"culprit: {first.name} ({first.op}): on the reference's inputs it is already out of "
+                        f"tolerance (max abs error {first.own['max_abs_err']:.3g}, cosine {first.own['cosine']:.6f}); "
+                        f"{later} later node(s) inherit it" + (f"; also wrong alone: {', '.join(others)}" if others else ""))
+    else:
+        drift = next((n for n in diag.nodes if n.verdict == INHERITED), None)
+        if drift is not None:
+            diag.summary = (f"no node is out of tolerance alone; the error accumulates and leaves the tolerance "
+                            f"at {drift.name} ({drift.op}), max abs error {drift.inherited['max_abs_err']:.3g}")
+        else:
+            diag.summary = "no node is out of tolerance, alone or in the graph: the divergence was not localized"
+    unisolated = [n.name for n in diag.nodes if n.verdict == NOT_ISOLATED]
+    if unisolated:
+        diag.summary += f"; not isolated: {', '.join(unisolated)}"
+    if whole_failed is not None:
+        diag.summary += (f"; the graph with every node an output did not run ({whole_failed.get('status')}: "
+                         f"{(whole_failed.get('status_reason') or '').splitlines()[0] if whole_failed.get('status_reason') else ''})")
+
+
+def _num(v, fmt: str = ".3g") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def table(diag: Diagnosis) -> list[str]:
+    """The per-node table as text lines (Markdown)."""
+    lines = ["| node | op | in the graph: max abs / cosine | alone: max abs / cosine | verdict |",
+             "|---|---|---|---|---|"]
+    for n in diag.nodes:
+        inh = (f"{_num(n.inherited['max_abs_err'])} / {_num(n.inherited['cosine'], '.6f')} {n.inherited['status']}"
+               if n.inherited else "-")
+        own = (f"{_num(n.own['max_abs_err'])} / {_num(n.own['cosine'], '.6f')} {n.own['status']}"
+               if n.own and n.own["status"] in ("pass", "fail", "nan") else (n.own["status"] if n.own else "-"))
+        verdict = f"**{n.verdict}**" if n.verdict == CULPRIT else n.verdict
+        if n.note:
+            verdict += f" ({n.note})"
+        lines.append(f"| {n.name} | {n.op} | {inh} | {own} | {verdict} |")
+    return lines
+
+
+def write_report(diag: Diagnosis, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(diag.as_dict(), indent=1, default=str) + "\n")
+    point = " ".join(f"{k}={v}" for k, v in diag.params.items())
+    md = [f"# {diag.workload} [{point}] {diag.target} @{diag.profile}", "",
+          f"Cell: **{diag.status}**" + (f" ({diag.reason})" if diag.reason else ""), "", diag.summary, ""]
+    if diag.nodes:
+        md += table(diag) + ["", "Rerun one node alone: `bench verify -w work/nodes/<node>.yaml -t "
+                             f"'{diag.target}' -p {diag.profile}` (from this folder)."]
+    (out / "report.md").write_text("\n".join(md) + "\n")

@@ -1,0 +1,205 @@
+"""`bench diagnose`: a failing cell is localized to the node whose mapping is wrong (injected bugs, native and
+through an export route), earlier nodes are clean and later ones inherit; a passing cell gives "no
+divergence"; an error gives its stage, not a localization; bad input is one line and exit code 2. Also the
+`kind: file` input distribution the one-node workloads use."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import bench, skip_if_missing
+from suite.spec import SpecError, load_workload, parse_workload
+
+
+def _workload(folder: Path, name: str, graph: list[dict], inputs: list[dict], outputs: list[str],
+              sweep: dict | None = None) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "description": "diagnose test", "seed": 7, "inputs": inputs,
+                                    "sweep": sweep or {"batch": [2]}, "graph": graph, "outputs": outputs}))
+    return path
+
+
+X = [{"name": "x", "shape": ["batch", 12]}]
+IMG = [{"name": "x", "shape": ["batch", 3, 9, 9]}]
+SEQ = [{"name": "x", "shape": ["batch", 5, 6]}]
+
+# A bug deep in a network: four dense layers, then GELU (the node asks for the tanh approximation; the
+# bugged target uses the exact erf), then a dense head.
+DEEP = [node for i in range(1, 4) for node in (
+    {"name": f"fc{i}", "op": "dense", "input": "x" if i == 1 else f"act{i - 1}", "units": 16},
+    {"name": f"act{i}", "op": "relu", "input": f"fc{i}"})] + [
+    {"name": "fc4", "op": "dense", "input": "act3", "units": 16},
+    {"name": "act4", "op": "gelu", "input": "fc4", "approximate": "tanh"},
+    {"name": "head", "op": "dense", "input": "act4", "units": 4}]
+DEEP_ORDER = ["fc1", "act1", "fc2", "act2", "fc3", "act3", "fc4", "act4", "head"]
+CONV = [{"name": "conv", "op": "conv2d", "input": "x", "filters": 4, "kernel_size": 3, "padding": "same"},
+        {"name": "act", "op": "relu", "input": "conv"},
+        {"name": "pool", "op": "avg_pool2d", "input": "act", "pool_size": 3, "strides": 2, "padding": "same"},
+        {"name": "flat", "op": "flatten", "input": "pool"},
+        {"name": "head", "op": "dense", "input": "flat", "units": 5}]
+LSTM = [{"name": "proj", "op": "dense", "input": "x", "units": 6},
+        {"name": "lstm", "op": "lstm", "input": "proj", "units": 8, "return_sequences": False},
+        {"name": "head", "op": "dense", "input": "lstm", "units": 3}]
+
+# (target, graph, inputs, culprit, nodes that must be clean, nodes that must inherit)
+BUGS = [
+    ("torch:bug-gelu-exact", DEEP, X, "act4", DEEP_ORDER[:7], ["head"]),
+    ("torch:bug-conv-kernel", CONV, IMG, "conv", [], ["act", "pool", "flat", "head"]),
+    ("tensorflow:bug-conv-kernel", CONV, IMG, "conv", [], ["act", "pool", "flat", "head"]),
+    ("jax:bug-lstm-gates", LSTM, SEQ, "lstm", ["proj"], ["head"]),
+    ("keras:bug-lstm-gates", LSTM, SEQ, "lstm", ["proj"], ["head"]),
+]
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def _verdicts(rep: dict) -> dict[str, str]:
+    return {n["name"]: n["verdict"] for n in rep["nodes"]}
+
+
+@pytest.mark.parametrize("target,graph,inputs,culprit,clean,inherit", BUGS, ids=[b[0] for b in BUGS])
+def test_an_injected_bug_is_localized_to_its_node(target, graph, inputs, culprit, clean, inherit, tmp_path):
+    skip_if_missing(target)
+    wl = _workload(tmp_path, "bugged", graph, inputs, ["head"])
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    rep = _report(out)
+    assert rep["status"] == "fail" and rep["culprit"] == culprit, rep["summary"]
+    verdicts = _verdicts(rep)
+    assert verdicts[culprit] == "culprit"
+    assert all(verdicts[n] == "clean" for n in clean), verdicts
+    assert all(verdicts[n] == "inherited" for n in inherit), verdicts
+    node = next(n for n in rep["nodes"] if n["name"] == culprit)
+    assert node["own"]["status"] == "fail" and node["own"]["max_abs_err"] > 1e-4
+    assert f"culprit: {culprit} (" in r.stdout and "| node | op |" in r.stdout
+
+
+def test_a_wrong_export_is_localized_through_the_route(tmp_path):
+    """torch.onnx drops avg_pool2d's divisor_override (SAME average pooling with padding; README's known
+    wrong results): the ONNX route's culprit is the pool, the conv before it is clean, and the one-node
+    workload it wrote reproduces the failure with `bench verify`."""
+    target = "torch>onnx@onnxruntime"
+    skip_if_missing(target)
+    wl = _workload(tmp_path, "pool_net", CONV, IMG, ["head"])
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    rep = _report(out)
+    assert rep["culprit"] == "pool" and rep["culprit_op"] == "avg_pool2d", rep["summary"]
+    assert _verdicts(rep) == {"conv": "clean", "act": "clean", "pool": "culprit", "flat": "inherited",
+                              "head": "inherited"}
+    one = out / "work" / "nodes" / "pool.yaml"
+    assert load_workload(one).nodes[0].op == "avg_pool2d"
+    again = bench("verify", "-w", str(one), "-t", target, "-p", "cpu")
+    assert again.returncode == 1 and "fail" in again.stdout and "outside rtol" in again.stdout
+    assert "| pool | avg_pool2d |" in (out / "report.md").read_text()
+
+
+def test_a_passing_cell_gives_no_divergence(tmp_path):
+    wl = _workload(tmp_path, "fine", CONV, IMG, ["head"])
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", "test:numpy", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "no divergence" in r.stdout
+    rep = _report(out)
+    assert rep["status"] == "pass" and rep["nodes"] == [] and rep["culprit"] is None
+    assert not (out / "work").exists()
+
+
+def test_an_error_gives_its_stage_not_a_localization(tmp_path):
+    wl = _workload(tmp_path, "fine", CONV, IMG, ["head"])
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", "test:error", "--out", str(out))
+    assert r.returncode == 1
+    rep = _report(out)
+    assert rep["status"] == "error" and rep["nodes"] == [] and rep["stage"] == "build"
+    assert "not a numerical divergence: error at stage build: RuntimeError: injected failure" in r.stdout
+
+
+def test_a_garbage_target_is_localized_to_the_first_node(tmp_path):
+    """test:garbage scales every output: every node is wrong alone, the first is the culprit."""
+    wl = _workload(tmp_path, "g", CONV, IMG, ["head"])
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", "test:garbage", "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    rep = _report(out)
+    assert rep["culprit"] == "conv"
+    assert [n["verdict"] for n in rep["nodes"]] == ["culprit"] + ["own error"] * 4
+    assert "also wrong alone: act, pool, flat, head" in rep["summary"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-w", "mlp_classifier", "-t", "no:such"], "unknown target"),
+    (["-w", "no_such_workload", "-t", "test:numpy"], "no_such_workload"),
+    (["-w", "mlp_classifier", "-t", "test:numpy", "--param", "batch=3"], "sweeps batch over 1, 32"),
+    (["-w", "mlp_classifier", "-t", "test:numpy", "--param", "seq=3"], "expected NAME=VALUE"),
+    (["-w", "mlp_classifier", "-t", "test:numpy", "--param", "batch=x"], "expected an integer"),
+    (["-w", "mlp_classifier", "-t", "test:numpy", "-p", "nope"], "unknown profile"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    r = bench("diagnose", *args, "--out", str(tmp_path / "d"))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error:") and message in lines[0], r.stderr
+
+
+# ---- inputs with fixed values (distribution kind: file) ----
+
+def _file_workload(folder: Path, dist: dict, dtype: str = "float32", shape=("batch", 4)) -> dict:
+    return {"name": "fixed", "seed": 0, "inputs": [{"name": "x", "shape": list(shape), "dtype": dtype,
+                                                   "distribution": dist}],
+            "sweep": {"batch": [2]}, "graph": [{"name": "y", "op": "relu", "input": "x"}], "outputs": ["y"]}
+
+
+def test_file_inputs_are_read_and_their_content_is_the_identity(tmp_path):
+    from suite.weights import make_inputs
+
+    x = np.arange(8, dtype=np.float32).reshape(2, 4) - 3
+    np.savez(tmp_path / "v.npz", x=x)
+    path = tmp_path / "fixed.yaml"
+    path.write_text(yaml.safe_dump(_file_workload(tmp_path, {"kind": "file", "path": "v.npz"})))
+    wl = load_workload(path)
+    np.testing.assert_array_equal(make_inputs(wl, {"batch": 2})["x"], x)
+    first = wl.hash
+    np.savez(tmp_path / "v.npz", x=x + 1)
+    assert load_workload(path).hash != first  # new values: a new workload for every cache
+    r = bench("verify", "-w", str(path), "-t", "test:numpy", "-p", "cpu")
+    assert r.returncode == 0 and "pass" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("make,dist,dtype,message", [
+    (None, {"kind": "file", "path": "missing.npz"}, "float32", "cannot read"),
+    ("other", {"kind": "file", "path": "v.npz"}, "float32", "has no array named 'x' (it has: other)"),
+    ("short", {"kind": "file", "path": "v.npz"}, "float32", "has shape [2, 3], the input needs [2, 4] at batch=2"),
+    ("float", {"kind": "file", "path": "v.npz"}, "int32", "is float32, the input is int32"),
+    ("text", {"kind": "file", "path": "v.npz"}, "float32", "is not a NumPy .npz file"),
+    (None, {"kind": "file", "path": "v.txt"}, "float32", "expected the path of a .npz file"),
+    (None, {"kind": "file"}, "float32", "path: missing required field for file"),
+])
+def test_bad_file_inputs_are_one_line(make, dist, dtype, message, tmp_path):
+    arrays = {"other": {"other": np.zeros((2, 4), np.float32)}, "short": {"x": np.zeros((2, 3), np.float32)},
+              "float": {"x": np.zeros((2, 4), np.float32)}}
+    if make == "text":
+        (tmp_path / "v.npz").write_text("not numpy")
+    elif make:
+        np.savez(tmp_path / "v.npz", **arrays[make])
+    path = tmp_path / "fixed.yaml"
+    path.write_text(yaml.safe_dump(_file_workload(tmp_path, dist, dtype)))
+    with pytest.raises(SpecError) as e:
+        load_workload(path)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_file_input_must_fit_every_sweep_point(tmp_path):
+    np.savez(tmp_path / "v.npz", x=np.zeros((2, 4), np.float32))
+    data = _file_workload(tmp_path, {"kind": "file", "path": str(tmp_path / "v.npz")})
+    data["sweep"] = {"batch": [2, 4]}
+    with pytest.raises(SpecError, match=r"needs \[4, 4\] at batch=4"):
+        parse_workload(data, "<test>")
