@@ -142,7 +142,8 @@ def _figures(n) -> dict:
     """The figures of a Numerics (or a record) a report shows."""
     get = n.get if isinstance(n, dict) else lambda k, d=None: getattr(n, k, d)
     return {"status": get("status"), "max_abs_err": get("max_abs_err"), "max_rel_err": get("max_rel_err"),
-            "cosine": get("cosine"), "reason": get("reason") or get("status_reason") or ""}
+            "cosine": get("cosine"), "mismatch_fraction": get("mismatch_fraction"),
+            "reason": get("reason") or get("status_reason") or ""}
 
 
 def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s: float = 900.0,
@@ -179,7 +180,7 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
                      rec.get("stage"), out_dir=str(out))
     if diag.status == "pass":
         diag.summary = (f"no divergence: {info.id} matches the reference (max abs error {rec.get('max_abs_err'):.3g}, "
-                        f"cosine {rec.get('cosine'):.6f})")
+                        f"cosine {rec.get('cosine'):.6g})")
     elif diag.status not in ("fail", "nan", "shape_mismatch"):
         where = f" at stage {diag.stage}" if diag.stage else ""
         diag.summary = f"not a numerical divergence: {diag.status}{where}: {diag.reason}"
@@ -252,7 +253,7 @@ def _verdicts(diag: Diagnosis, whole_failed: dict | None) -> None:
         later = sum(n.verdict == INHERITED for n in after)
         others = [n.name for n in after if n.verdict == OWN]
         diag.summary = (f"culprit: {first.name} ({first.op}): on the reference's inputs it is already out of "
-                        f"tolerance (max abs error {first.own['max_abs_err']:.3g}, cosine {first.own['cosine']:.6f}); "
+                        f"tolerance (max abs error {first.own['max_abs_err']:.3g}, cosine {first.own['cosine']:.6g}); "
                         f"{later} later node(s) inherit it" + (f"; also wrong alone: {', '.join(others)}" if others else ""))
     else:
         drift = next((n for n in diag.nodes if n.verdict == INHERITED), None)
@@ -273,19 +274,25 @@ def _num(v, fmt: str = ".3g") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _cell(f: dict | None) -> str:
+    if not f:
+        return "-"
+    if f["status"] not in ("pass", "fail", "nan"):
+        return f["status"]
+    frac = f.get("mismatch_fraction")
+    outside = "-" if frac is None else "<0.1%" if 0 < frac < 1e-3 else format(frac, ".1%")
+    return f"{_num(f['max_abs_err'])} / {_num(f['cosine'], '.6g')} / {outside} {f['status']}"
+
+
 def table(diag: Diagnosis) -> list[str]:
     """The per-node table as text lines (Markdown)."""
-    lines = ["| node | op | in the graph: max abs / cosine | alone: max abs / cosine | verdict |",
+    lines = ["| node | op | in the graph: max abs / cosine / outside | alone: max abs / cosine / outside | verdict |",
              "|---|---|---|---|---|"]
     for n in diag.nodes:
-        inh = (f"{_num(n.inherited['max_abs_err'])} / {_num(n.inherited['cosine'], '.6f')} {n.inherited['status']}"
-               if n.inherited else "-")
-        own = (f"{_num(n.own['max_abs_err'])} / {_num(n.own['cosine'], '.6f')} {n.own['status']}"
-               if n.own and n.own["status"] in ("pass", "fail", "nan") else (n.own["status"] if n.own else "-"))
         verdict = f"**{n.verdict}**" if n.verdict == CULPRIT else n.verdict
         if n.note:
             verdict += f" ({n.note})"
-        lines.append(f"| {n.name} | {n.op} | {inh} | {own} | {verdict} |")
+        lines.append(f"| {n.name} | {n.op} | {_cell(n.inherited)} | {_cell(n.own)} | {verdict} |")
     return lines
 
 
