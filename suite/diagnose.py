@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -61,6 +62,7 @@ class Diagnosis:
     summary: str = ""
     nodes: list[NodeReport] = dataclasses.field(default_factory=list)
     out_dir: str = ""
+    bundle: str | None = None  # the repro bundle's folder (a .zip beside it), when a culprit was found
     seconds: float = 0.0
 
     @property
@@ -154,17 +156,23 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
     from suite.profiles import detect
     from suite.reference import reference_values
     from suite.scheduler import execute
+    from suite.spec import load_workload
     from suite.verify import compare, tolerance_for
     from suite.weights import init_weights, make_inputs
 
     t0 = time.monotonic()
     out = Path(out_dir)
     work = out / "work"
+    for old in (work, out / "bundle"):  # a previous diagnosis in the same folder
+        if old.is_dir():
+            shutil.rmtree(old)
+    (out / "bundle.zip").unlink(missing_ok=True)
     avail = {profile.name: detect(profile)}
 
     def cells_of(workload, dump: str | None = None):
-        cells = [c for c in make_plan([workload], [info], {profile.name: profile}, avail, memory_limit=memory_limit)
-                 if c.params_dict == params]
+        cells = make_plan([workload], [info], {profile.name: profile}, avail, memory_limit=memory_limit)
+        if len(cells) > 1:  # the workload itself: the chosen point (rewritten ones sweep one point)
+            cells = [c for c in cells if c.params_dict == params]
         return [dataclasses.replace(c, dump=dump) for c in cells]
 
     def run(cells) -> dict[int, dict]:
@@ -187,6 +195,10 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
     else:
         _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights, make_inputs,
                   compare, tolerance_for(wl, info.dtype or "float32"))
+        if diag.culprit is not None:
+            node_path = work / "nodes" / f"{_slug(diag.culprit)}.yaml"
+            diag.bundle = str(make_bundle(diag, load_workload(node_path), info, profile, out / "bundle", cells_of,
+                                          run, log, artifacts_dir))
     diag.seconds = round(time.monotonic() - t0, 1)
     write_report(diag, out)
     return diag
@@ -305,4 +317,178 @@ def write_report(diag: Diagnosis, out: Path) -> None:
     if diag.nodes:
         md += table(diag) + ["", "Rerun one node alone: `bench verify -w work/nodes/<node>.yaml -t "
                              f"'{diag.target}' -p {diag.profile}` (from this folder)."]
+    if diag.bundle:
+        md += ["", f"Repro bundle: `{diag.bundle}` (and `{diag.bundle}.zip`): the culprit alone, with inputs, weights, "
+               "reference, actual outputs, the artifact and a README."]
     (out / "report.md").write_text("\n".join(md) + "\n")
+
+
+# ---- the repro bundle ----
+
+def _batch_one(wl, folder: Path) -> Path | None:
+    """The one-node workload at batch 1 (its fixed inputs cut to their first row), or None if it is already."""
+    import yaml
+
+    if wl.sweep["batch"] == (1,):
+        return None
+    data = yaml.safe_load(Path(wl.path).read_text())
+    arrays = {}
+    for spec in wl.inputs:
+        with np.load(spec.distribution["path"]) as z:
+            arrays[spec.name] = z[spec.name][:1]
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "inputs.npz", **arrays)
+    for entry in data["inputs"]:
+        entry["distribution"] = {"kind": "file", "path": "inputs.npz"}
+    data["sweep"]["batch"] = [1]
+    data["name"] = _slug(data["name"] + "_b1")
+    path = folder / "workload.yaml"
+    _write_yaml(path, data)
+    return path
+
+
+def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of, run, log,
+                artifacts_dir: str | None) -> Path:
+    """The culprit alone, as small as it still fails (batch 1 if it still fails there), with everything an
+    upstream report needs: workload, inputs, weights, float64 reference and the target's outputs (.npz),
+    the exported artifact, a README and, for an ONNX Runtime route, a script that needs only NumPy and ONNX
+    Runtime. Zipped beside the folder."""
+    from suite.spec import load_workload
+    from suite.reference import reference_values
+    from suite.targets.common.artifacts import cell_dir, is_export_target
+    from suite.paths import cache_root
+    from suite.weights import init_weights, make_inputs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wl, why_full = node_wl, ""
+    small = _batch_one(node_wl, folder / "b1")
+    if small is not None:
+        log(f"diagnose: trying {diag.culprit} alone at batch 1")
+        cand = load_workload(small)
+        (cell,) = cells_of(cand, str(folder / "b1" / "actual.npz"))
+        rec = run([cell])[id(cell)]
+        if rec.get("status") == diag.nodes[[n.name for n in diag.nodes].index(diag.culprit)].own["status"]:
+            wl = cand
+        else:
+            why_full = f"at batch 1 it is {rec.get('status')}, so the bundle keeps batch {node_wl.sweep['batch'][0]}"
+    params = wl.param_grid()[0]
+    (cell,) = cells_of(wl, str(folder / "actual.npz"))
+    rec = run([cell])[id(cell)]
+    weights = init_weights(wl, params)
+    inputs = make_inputs(wl, params)
+    ref = reference_values(wl, weights, inputs)
+    np.savez(folder / "inputs.npz", **inputs)
+    np.savez(folder / "weights.npz", **{f"{n}.{k}": v for n, p in weights.items() for k, v in p.items()})
+    np.savez(folder / "reference.npz", **{o: np.asarray(ref[o], np.float64) for o in wl.outputs})
+    if (folder / "actual.npz").exists():  # rename out0.. to the output names
+        with np.load(folder / "actual.npz") as z:
+            actual = {o: z[f"out{i}"] for i, o in enumerate(wl.outputs)}
+        np.savez(folder / "actual.npz", **actual)
+    data = json.loads(json.dumps(_yaml_of(wl)))
+    for entry in data["inputs"]:
+        entry["distribution"] = {"kind": "file", "path": "inputs.npz"}
+    data["name"] = _slug(f"{diag.workload}_{diag.culprit}_repro")
+    _write_yaml(folder / "workload.yaml", data)
+    shutil.rmtree(folder / "b1", ignore_errors=True)
+    has_artifact = False
+    if is_export_target(info):
+        root = Path(artifacts_dir) if artifacts_dir else cache_root() / "artifacts"
+        src = cell_dir(root, wl, params, info, profile.device)
+        if src.is_dir():
+            shutil.copytree(src, folder / "artifact", dirs_exist_ok=True)
+            has_artifact = True
+    tol = {k: rec.get(k) for k in ("rtol", "atol")}
+    script = None
+    if has_artifact and info.runtime == "onnxruntime":
+        script = folder / "repro_onnxruntime.py"
+        script.write_text(_ORT_SCRIPT.format(target=info.id, workload=diag.workload, node=diag.culprit,
+                                             op=wl.nodes[0].op, rtol=tol["rtol"], atol=tol["atol"],
+                                             outputs=list(wl.outputs)))
+    _bundle_readme(folder, diag, wl, info, profile, rec, script, has_artifact, why_full)
+    shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
+    return folder
+
+
+def _yaml_of(wl) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(wl.path).read_text())
+
+
+def _bundle_readme(folder: Path, diag, wl, info, profile, rec: dict, script, has_artifact: bool,
+                   why_full: str) -> None:
+    node = wl.nodes[0]
+    attrs = ", ".join(f"{k}={v!r}" for k, v in node.attrs.items())
+    shapes = ", ".join(f"{s.name} {list(wl.shapes(wl.param_grid()[0])[s.name])} {s.dtype}" for s in wl.inputs)
+    versions = rec.get("versions") or "{}"
+    lines = [f"# {info.id}: `{node.op}` is wrong on its own", "",
+             f"Found by `bench diagnose` in the workload `{diag.workload}` (node `{diag.culprit}`), profile "
+             f"`{profile.name}`. This folder holds that node alone, on the values its inputs had there"
+             + (f" ({why_full})" if why_full else "") + ".", "",
+             f"- op: `{node.op}` ({attrs})", f"- inputs: {shapes}",
+             f"- expected (NumPy float64 of the same op on the same inputs, `reference.npz`) vs actual "
+             f"(`actual.npz`): **{rec.get('status')}**, {rec.get('status_reason') or ''}; max abs error "
+             f"{_num(rec.get('max_abs_err'))}, max rel error {_num(rec.get('max_rel_err'))}, cosine "
+             f"{_num(rec.get('cosine'), '.6g')}, tolerance rtol={rec.get('rtol')}, atol={rec.get('atol')}",
+             f"- versions: `{versions}`", "",
+             "Files: `workload.yaml` (the suite's workload of this one node), `inputs.npz` (its inputs, by name), "
+             "`weights.npz` (its parameters, float64, canonical layout: `<node>.<param>`), `reference.npz`, "
+             "`actual.npz` (by output name)" + (", `artifact/` (the exported model and its manifest)"
+                                               if has_artifact else "") + ".", "",
+             "Reproduce with the suite:", "", "```sh",
+             f"bench verify -w workload.yaml -t '{info.id}' -p {profile.name}", "```"]
+    if script is not None:
+        lines += ["", f"Reproduce without the suite (NumPy and ONNX Runtime only; exit 1 when the mismatch shows):",
+                  "", "```sh", f"python {script.name}", "```"]
+    else:
+        lines += ["", "No standalone script for this route yet: the suite's command above reproduces it."]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+
+
+_ORT_SCRIPT = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
+
+Needs only NumPy and ONNX Runtime. Loads artifact/ (the exported model and its manifest), feeds inputs.npz,
+compares with reference.npz (NumPy float64 of the same op on the same inputs). Exit 1 when it mismatches.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = Path(__file__).resolve().parent
+RTOL, ATOL = {rtol!r}, {atol!r}
+OUTPUTS = {outputs!r}
+
+man = json.loads((HERE / "artifact" / "manifest.json").read_text())
+sess = ort.InferenceSession(str(HERE / "artifact" / man["artifact"]), providers=["CPUExecutionProvider"])
+given = np.load(HERE / "inputs.npz")
+names = [s["name"] for s in man["inputs"]]
+session_names = [i.name for i in sess.get_inputs()]
+if sorted(session_names) != sorted(names):
+    names = session_names  # positional: the exporter renamed the inputs
+feed = {{}}
+for name, spec in zip(names, man["inputs"]):
+    x = given[spec["name"]]
+    if spec["nhwc"]:  # the artifact takes channels-last
+        x = x.transpose(0, 2, 3, 1)
+    feed[name] = np.ascontiguousarray(x, dtype=spec["dtype"])
+outs = sess.run(None, feed)
+reference = np.load(HERE / "reference.npz")
+wrong = False
+print(f"onnxruntime {{ort.__version__}}, numpy {{np.__version__}}")
+for i, (name, y) in enumerate(zip(OUTPUTS, outs)):
+    if man["outputs_nhwc"][i]:
+        y = y.transpose(0, 3, 1, 2)
+    y, r = y.astype(np.float64), reference[name]
+    diff = np.abs(y - r)
+    bad = diff > ATOL + RTOL * np.abs(r)
+    print(f"{{name}}: max abs error {{diff.max():.3g}}; {{int(bad.sum())}} of {{bad.size}} values outside "
+          f"rtol={{RTOL:g}}, atol={{ATOL:g}}")
+    if bad.any():
+        wrong = True
+        at = tuple(int(j) for j in np.argwhere(bad)[0])
+        print(f"  first at {{list(at)}}: got {{y[at]:.7g}}, expected {{r[at]:.7g}}")
+sys.exit(1 if wrong else 0)
+'''

@@ -5,6 +5,8 @@ divergence"; an error gives its stage, not a localization; bad input is one line
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,12 @@ def test_an_injected_bug_is_localized_to_its_node(target, graph, inputs, culprit
     node = next(n for n in rep["nodes"] if n["name"] == culprit)
     assert node["own"]["status"] == "fail" and node["own"]["max_abs_err"] > 1e-4
     assert f"culprit: {culprit} (" in r.stdout and "| node | op |" in r.stdout
+    bundle = out / "bundle"  # the culprit alone, cut to batch 1 where it still fails there
+    small = load_workload(bundle / "workload.yaml")
+    assert [n.name for n in small.nodes] == [culprit] and small.sweep["batch"] == (1,)
+    assert (out / "bundle.zip").is_file() and "No standalone script" in (bundle / "README.md").read_text()
+    with np.load(bundle / "reference.npz") as ref, np.load(bundle / "actual.npz") as act:
+        assert np.abs(ref[culprit] - act[culprit]).max() > 1e-4
 
 
 def test_a_wrong_export_is_localized_through_the_route(tmp_path):
@@ -100,6 +108,21 @@ def test_a_wrong_export_is_localized_through_the_route(tmp_path):
     again = bench("verify", "-w", str(one), "-t", target, "-p", "cpu")
     assert again.returncode == 1 and "fail" in again.stdout and "outside rtol" in again.stdout
     assert "| pool | avg_pool2d |" in (out / "report.md").read_text()
+    # The repro bundle: the pool alone at batch 1, the ONNX file, and a script that needs no suite.
+    bundle = out / "bundle"
+    assert rep["bundle"] == str(bundle) and (out / "bundle.zip").is_file()
+    assert (bundle / "artifact" / "model.onnx").is_file()
+    readme = (bundle / "README.md").read_text()
+    assert "`avg_pool2d` is wrong on its own" in readme and "python repro_onnxruntime.py" in readme
+    blocked = ("import os, sys; sys.modules['suite'] = None; f = os.path.abspath('repro_onnxruntime.py'); "
+               "exec(compile(open(f).read(), f, 'exec'), {'__file__': f, '__name__': '__main__'})")
+    script = subprocess.run([sys.executable, "-I", "-c", blocked], cwd=bundle, capture_output=True, text=True,
+                            timeout=120)
+    assert script.returncode == 1, script.stderr
+    assert "values outside rtol=0.0001" in script.stdout and "first at" in script.stdout
+    assert "import suite" not in (bundle / "repro_onnxruntime.py").read_text()
+    again = bench("verify", "-w", str(bundle / "workload.yaml"), "-t", target, "-p", "cpu")
+    assert again.returncode == 1 and "outside rtol" in again.stdout
 
 
 def test_a_passing_cell_gives_no_divergence(tmp_path):
@@ -109,8 +132,8 @@ def test_a_passing_cell_gives_no_divergence(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "no divergence" in r.stdout
     rep = _report(out)
-    assert rep["status"] == "pass" and rep["nodes"] == [] and rep["culprit"] is None
-    assert not (out / "work").exists()
+    assert rep["status"] == "pass" and rep["nodes"] == [] and rep["culprit"] is None and rep["bundle"] is None
+    assert not (out / "work").exists() and not (out / "bundle").exists()
 
 
 def test_an_error_gives_its_stage_not_a_localization(tmp_path):
