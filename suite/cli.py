@@ -6,6 +6,7 @@ Exit codes: 0 every cell ok (pass, skipped, unsupported); 1 a cell failed, crash
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every sweep point of each workload (default), or only its first")
     v.add_argument("--artifacts", default=None, metavar="DIR",
                    help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
+    v.add_argument("--diagnose", action="store_true",
+                   help="localize each failing inference cell (bench diagnose; reports and repro bundles under "
+                        "results/diagnoses/)")
 
     r = sub.add_parser("run", help="verify, then time, the workload × sweep × target × profile matrix")
     _add_matrix_args(r, None)
@@ -112,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--baseline", default=None, metavar="TARGET", help="default baseline of the speed view")
     r.add_argument("--artifacts", default=None, metavar="DIR",
                    help="use exported artifacts from DIR (from `bench export --out DIR`) instead of the cache")
+    r.add_argument("--diagnose", action="store_true",
+                   help="localize each failing inference cell (bench diagnose) as it fails; the diagnosis is "
+                        "stored with the cell, reports and repro bundles under <results>/diagnoses/<run id>/")
 
     d = sub.add_parser("diagnose", help="where a failing cell leaves the reference: every node in the graph and "
                        "alone, and the first node wrong on its own (the culprit)")
@@ -214,9 +221,11 @@ def cmd_verify(args) -> int:
     workloads, targets, profiles, avail = _selection(args, None)
     cells = _plan(args, workloads, targets, profiles, avail, timed=False)
     records = execute_plan(cells, new_run_id(), results_dir=None, quick=True, timeout_s=args.timeout,
-                           memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts)
+                           memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts,
+                           diagnose_dir=str(Path(_default_dir("results")) / "diagnoses") if args.diagnose else None)
     print(verify_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}")
+    _print_diagnoses(records)
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
 
 
@@ -265,6 +274,17 @@ def cmd_diagnose(args) -> int:
     print(diag.summary)
     print(f"report: {Path(out) / 'report.md'} ({diag.seconds:g} s)")
     return 0 if diag.status == "pass" else 1
+
+
+def _print_diagnoses(records: list[dict]) -> None:
+    """One paragraph per diagnosed cell (``--diagnose``)."""
+    done = [r for r in records if r.get("diagnosis_summary")]
+    if done:
+        print(f"\ndiagnoses ({len(done)}):")
+    for r in done:
+        point = " ".join(f"{k}={v}" for k, v in json.loads(r["params"]).items())
+        bundle = f"\n    repro bundle: {r['diagnosis_bundle']}" if r.get("diagnosis_bundle") else ""
+        print(f"  {r['workload']} [{point}] {r['target']} @{r['profile']}: {r['diagnosis_summary']}{bundle}")
 
 
 def _apply_full(args) -> None:
@@ -337,9 +357,11 @@ def cmd_run(args) -> int:
     records = execute_plan(cells, run_id, results_dir=results_dir, timing=timing, timeout_s=args.timeout,
                            memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts, meta=meta,
                            export_workers=args.export_workers, remeasure=remeasure, quiet_wait_s=args.quiet_wait,
-                           remeasure_which=which)
+                           remeasure_which=which,
+                           diagnose_dir=str(Path(results_dir) / "diagnoses" / run_id) if args.diagnose else None)
     print(run_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
+    _print_diagnoses(records)
     noisy = noisy_summary(records, remeasure)
     if noisy:
         print(noisy)

@@ -72,6 +72,14 @@ class Diagnosis:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def columns(self) -> dict:
+        """The record's diagnosis columns (suite.record.Diagnosis)."""
+        node = next((n for n in self.nodes if n.name == self.culprit), None)
+        return {"diagnosis_culprit": self.culprit, "diagnosis_op": self.culprit_op,
+                "diagnosis_own_err": node.own.get("max_abs_err") if node and node.own else None,
+                "diagnosis_inherited_err": node.inherited.get("max_abs_err") if node and node.inherited else None,
+                "diagnosis_summary": self.summary, "diagnosis_bundle": self.bundle}
+
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "node"
@@ -148,10 +156,27 @@ def _figures(n) -> dict:
             "reason": get("reason") or get("status_reason") or ""}
 
 
+DIAGNOSED = ("fail", "nan", "shape_mismatch")  # the statuses a diagnosis localizes
+
+
+def diagnose_cell(cell, rec: dict, root: str | Path, **kw) -> dict:
+    """``--diagnose`` of bench verify / run: the diagnosis columns of a failing inference cell whose record
+    is ``rec`` (it is not run again), its report under ``root``; {} for any other cell."""
+    if rec.get("status") not in DIAGNOSED or cell.mode != "inference":
+        return {}
+    from suite.targets.common.artifacts import slug
+
+    point = "-".join(f"{k}{v}" for k, v in cell.params)
+    out = Path(root) / f"{cell.workload.name}-{point}-{slug(cell.target.id)}-{cell.profile.name}"
+    diag = diagnose(cell.workload, cell.target, cell.profile, cell.params_dict, out, known=rec, **kw)
+    return diag.columns()
+
+
 def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s: float = 900.0,
              memory_limit: int = 0, artifacts_dir: str | None = None,
-             log: Callable[[str], None] = lambda s: None) -> Diagnosis:
-    """Runs the cell, and if it fails numerically, localizes where (see the module docstring)."""
+             log: Callable[[str], None] = lambda s: None, known: dict | None = None) -> Diagnosis:
+    """Runs the cell (unless ``known`` is its record already), and if it fails numerically, localizes where
+    (see the module docstring)."""
     from suite.plan import make_plan
     from suite.profiles import detect
     from suite.reference import reference_values
@@ -182,14 +207,17 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
         return got
 
     (cell,) = cells_of(wl)
-    log(f"diagnose {cell.label}: running the cell")
-    rec = run([cell])[id(cell)]
+    if known is None:
+        log(f"diagnose {cell.label}: running the cell")
+        rec = run([cell])[id(cell)]
+    else:
+        rec = known
     diag = Diagnosis(wl.name, params, info.id, profile.name, rec.get("status"), rec.get("status_reason") or "",
                      rec.get("stage"), out_dir=str(out))
     if diag.status == "pass":
         diag.summary = (f"no divergence: {info.id} matches the reference (max abs error {rec.get('max_abs_err'):.3g}, "
                         f"cosine {rec.get('cosine'):.6g})")
-    elif diag.status not in ("fail", "nan", "shape_mismatch"):
+    elif diag.status not in DIAGNOSED:
         where = f" at stage {diag.stage}" if diag.stage else ""
         diag.summary = f"not a numerical divergence: {diag.status}{where}: {diag.reason}"
     else:

@@ -17,6 +17,7 @@ classes: a misspelt field is a ``TypeError`` where it is written (in the worker 
       Resources  memory and wall time of the cell
       Train      train mode: loss, gradients, updated parameters, step memory
       Roofline   achieved FLOP/s, arithmetic intensity, the profile's peak, fraction of the roof (suite.roofline)
+      Diagnosis  where a failing cell leaves the reference: culprit node, its errors, the repro bundle (suite.diagnose)
 
 On the wire (worker -> scheduler -> runner) a result is a flat dict of its non-null fields
 (:meth:`Result.row`); :meth:`Result.from_row` turns it back and rejects unknown keys.
@@ -215,9 +216,25 @@ class Roofline:
                                                       "arithmetic_intensity * peak_bytes_per_s)")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Diagnosis:
+    """Where a failing inference cell leaves the reference (``--diagnose``: suite.diagnose); null otherwise."""
+
+    diagnosis_culprit: str | None = _col("string", "the first node out of tolerance on its own (bench diagnose); "
+                                                   "null when none is (see diagnosis_summary)")
+    diagnosis_op: str | None = _col("string", "the culprit's op")
+    diagnosis_own_err: float | None = _col("float64", "the culprit's max abs error alone, on the reference's values "
+                                                      "of its inputs")
+    diagnosis_inherited_err: float | None = _col("float64", "the culprit's max abs error in the graph (what it got "
+                                                            "from upstream included)")
+    diagnosis_summary: str | None = _col("string", "the diagnosis in one sentence (also when nothing is localized)")
+    diagnosis_bundle: str | None = _col("string", "the repro bundle's folder (a .zip beside it)")
+
+
 # The parts of a Result, in column order.
 _RESULT_GROUPS = {"outcome": Outcome, "software": Software, "numerics": Numerics, "timing": Timing, "host": Host,
-                  "export": Export, "resources": Resources, "train": Train, "roofline": Roofline}
+                  "export": Export, "resources": Resources, "train": Train, "roofline": Roofline,
+                  "diagnosis": Diagnosis}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,6 +250,7 @@ class Result:
     resources: Resources = Resources()
     train: Train = Train()
     roofline: Roofline = Roofline()
+    diagnosis: Diagnosis = Diagnosis()
 
     def row(self) -> dict[str, Any]:
         """The flat wire form: column -> value, null fields left out."""

@@ -175,7 +175,8 @@ class RunWriter:
 def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, timeout_s: float, quick: bool = False,
                  timing=None, memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None,
                  meta: dict | None = None, export_workers: int | None = None, remeasure: int = 0,
-                 quiet_wait_s: float = 60.0, remeasure_which: str = "all") -> list[dict]:
+                 quiet_wait_s: float = 60.0, remeasure_which: str = "all",
+                 diagnose_dir: str | None = None) -> list[dict]:
     """Runs the cells and returns the full records, one dict of every column per cell (also written to
     results_dir when given).
 
@@ -186,6 +187,9 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
         meta: :func:`suite.envinfo.run_metadata` when the caller collected it already.
         remeasure, quiet_wait_s, remeasure_which: noisy cells are timed again (see
             :func:`suite.scheduler.execute`).
+        diagnose_dir: ``--diagnose``: each failing inference cell is localized (suite.diagnose) as soon as
+            it fails, before the next cell runs (nothing is timed meanwhile); its report goes under this
+            folder and its diagnosis columns into its record.
     """
     from suite.engine import TimingConfig
     from suite.envinfo import run_metadata as collect_metadata
@@ -205,6 +209,8 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
     peaks = peaks_for({c.profile.name: c.profile for c in cells if c.status is None}.values())
 
     def on_result(cell: Cell, measured: dict) -> None:
+        if diagnose_dir is not None and cell.status is None:
+            measured = dict(measured, **_diagnosis(cell, measured))
         result = Result.from_row(measured)
         sw = result.software
         if sw.framework_version and not sw.runtime_version and cell.target.format == "native":
@@ -217,6 +223,15 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
         progress.finish(cell, rec)
         if learn is not None:
             learn(cell, rec)
+
+    def _diagnosis(cell: Cell, measured: dict) -> dict:
+        from suite.diagnose import diagnose_cell
+
+        try:
+            return diagnose_cell(cell, measured, diagnose_dir, timeout_s=timeout_s, memory_limit=memory_limit,
+                                 artifacts_dir=artifacts_dir, log=lambda s: print(s, file=progress_stream, flush=True))
+        except Exception as e:  # noqa: BLE001 - a diagnosis that breaks never loses the cell's record
+            return {"diagnosis_summary": f"the diagnosis failed: {type(e).__name__}: {e}"}
 
     try:
         execute(cells, on_result, timeout_s=timeout_s, timing=timing, memory_limit=memory_limit,

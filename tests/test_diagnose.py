@@ -226,3 +226,35 @@ def test_a_file_input_must_fit_every_sweep_point(tmp_path):
     data["sweep"] = {"batch": [2, 4]}
     with pytest.raises(SpecError, match=r"needs \[4, 4\] at batch=4"):
         parse_workload(data, "<test>")
+
+
+# ---- --diagnose on bench verify / bench run ----
+
+def test_verify_diagnose_localizes_each_failing_cell(tmp_path):
+    wl = _workload(tmp_path, "deep", DEEP, X, ["head"])
+    (tmp_path / "results").mkdir()  # bench verify keeps its reports under ./results/diagnoses
+    r = bench("verify", "-w", str(wl), "-t", "torch:bug-gelu-exact", "-t", "test:numpy", "-p", "cpu", "--diagnose",
+              cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "diagnoses (1):" in r.stdout and "deep [batch=2] torch:bug-gelu-exact @cpu: culprit: act4 (gelu)" in r.stdout
+    bundles = list((tmp_path / "results" / "diagnoses").glob("*/bundle.zip"))
+    assert [b.parent.name for b in bundles] == ["deep-batch2-torch_bug-gelu-exact-cpu"]
+
+
+def test_run_diagnose_stores_the_diagnosis_with_the_cell(tmp_path):
+    from suite.results import read_results
+
+    wl = _workload(tmp_path, "deep", DEEP, X, ["head"])
+    res = tmp_path / "res"
+    r = bench("run", "--quick", "-w", str(wl), "-t", "torch:bug-gelu-exact", "-t", "test:numpy", "-p", "cpu",
+              "--results", str(res), "--no-dashboard", "--no-peak", "--diagnose")
+    assert r.returncode == 1, r.stderr
+    df = read_results(str(res)).set_index("target")
+    bad, good = df.loc["torch:bug-gelu-exact"], df.loc["test:numpy"]
+    assert bad.status == "fail" and bad.diagnosis_culprit == "act4" and bad.diagnosis_op == "gelu"
+    assert bad.diagnosis_own_err > 1e-4 and bad.diagnosis_inherited_err >= bad.diagnosis_own_err * 0.5
+    assert bad.diagnosis_summary.startswith("culprit: act4 (gelu)")
+    assert Path(bad.diagnosis_bundle).is_dir() and str(res / "diagnoses" / bad.run_id) in bad.diagnosis_bundle
+    import pandas as pd
+
+    assert good.status == "pass" and pd.isna(good.diagnosis_culprit) and pd.isna(good.diagnosis_summary)

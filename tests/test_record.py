@@ -41,7 +41,11 @@ NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start"
        "attempts": (pa.int32(), True), "attempts_json": (_S, True), "lock_wait_s": (pa.float64(), True),
        # the roofline of a timed inference cell (suite.roofline, suite.peak)
        "achieved_flops_per_s": (_F, True), "arithmetic_intensity": (_F, True), "peak_flops_per_s": (_F, True),
-       "peak_bytes_per_s": (_F, True), "peak_flops_library": (_S, True), "roofline_fraction": (_F, True)}  # columns added since, with their type
+       "peak_bytes_per_s": (_F, True), "peak_flops_library": (_S, True), "roofline_fraction": (_F, True),
+       # where a failing cell leaves the reference (--diagnose: suite.diagnose)
+       "diagnosis_culprit": (_S, True), "diagnosis_op": (_S, True), "diagnosis_own_err": (_F, True),
+       "diagnosis_inherited_err": (_F, True), "diagnosis_summary": (_S, True), "diagnosis_bundle": (_S, True)}
+# (columns added since, with their type)
 
 
 def identity(**kw) -> Identity:
