@@ -258,3 +258,14 @@ def test_run_diagnose_stores_the_diagnosis_with_the_cell(tmp_path):
     import pandas as pd
 
     assert good.status == "pass" and pd.isna(good.diagnosis_culprit) and pd.isna(good.diagnosis_summary)
+    # The dashboard: the culprit in the matrix's hover, and a Diagnoses section linking the bundle.
+    pytest.importorskip("plotly", reason="the dashboard needs plotly: pip install -e '.[dashboard]'")
+    from suite.dashboard.build import build_dashboard
+
+    info = build_dashboard(str(res), str(tmp_path / "site"))
+    html = info.index.read_text()
+    section = html[html.index('<section id="diagnoses">'):]
+    section = section[:section.index("</section>")]
+    assert "act4" in section and "gelu" in section and "bundle.zip</a>" in section
+    assert 'href="../res/diagnoses/' in section
+    assert "diagnosis: culprit " in html and "act4\\u003c/b\\u003e (gelu)" in html  # the hover, JSON-escaped

@@ -8,6 +8,7 @@ folder next to the output and swapped in, so a failed build leaves the previous 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import shutil
 import tempfile
 import time
@@ -100,6 +101,46 @@ def _reasons_table(data: Data) -> str:
             + "</details>")
 
 
+def _err(v) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) and v == v else "-"
+
+
+def _diagnoses_section(data: Data, out: Path) -> str:
+    """The cells diagnosed with ``--diagnose`` (suite.diagnose): culprit, errors, and a link to each bundle."""
+    if "diagnosis_summary" not in data.latest:
+        done = data.latest.iloc[0:0]
+    else:
+        done = data.latest[data.latest["diagnosis_summary"].map(lambda v: isinstance(v, str) and bool(v))]
+    note = ("Where each failing cell leaves the reference (`bench run --diagnose`, `bench diagnose`): the culprit "
+            "is the first node out of tolerance on its own; the bundle holds it alone with its inputs, weights, "
+            "reference, the target's outputs and a README for an upstream report.")
+    if done.empty:
+        body = ('<p class="empty">No diagnosis stored: run with <code>--diagnose</code> to localize failing cells '
+                "(or <code>bench diagnose -w W -t T</code> for one).</p>")
+        return page.section("diagnoses", "Diagnoses", body, note)
+
+    def link(bundle):
+        if not isinstance(bundle, str) or not bundle:
+            return "-"
+        target = Path(bundle + ".zip")
+        try:
+            href = os.path.relpath(target, out)
+        except ValueError:  # another drive
+            href = target.as_uri()
+        return ("html", f'<a href="{page.h(href)}">{page.h(target.name)}</a> <code>{page.h(bundle)}</code>')
+
+    rows = [[r.workload, r.params_text, r.target, r.profile, r.status,
+             r.diagnosis_culprit if isinstance(r.diagnosis_culprit, str) else "-",
+             r.diagnosis_op if isinstance(r.diagnosis_op, str) else "-",
+             _err(r.diagnosis_own_err), r.diagnosis_summary, link(r.diagnosis_bundle)]
+            for r in done.itertuples()]
+    filters = [{"profile": r.profile, "workload": r.workload, "family": r.family, "mode": r.mode}
+               for r in done.itertuples()]
+    return page.section("diagnoses", "Diagnoses", page.table(
+        ["workload", "params", "target", "profile", "status", "culprit", "op", "max abs err alone", "diagnosis",
+         "bundle"], rows, num_cols=(7,), row_filters=filters), note)
+
+
 def _history_section(h, present: bool) -> str:
     rule = h.attrs.get("rule", "")
     if not present:
@@ -123,7 +164,7 @@ def _fig_or_note(fig: dict | None, fig_id: str, why: str) -> str:
     return page.fig_div(fig_id) if fig else f'<p class="empty">{page.h(why)}</p>'
 
 
-def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str, pairs) -> str:
+def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str, pairs, site_dir: Path) -> str:
     out = [best.section(data), _overview(data, counts)]  # the answer first, then how it was reached
     out.append(page.section(
         "matrix", "Portability matrix", page.status_chips() + _fig_or_note(figs.get("matrix"), "matrix",
@@ -131,7 +172,8 @@ def _sections(data: Data, figs: dict, counts, h, bases: list[str], baseline: str
         + _reasons_table(data),
         "Workload × target, coloured by numerics status; the text is the median latency (! = unstable "
         "measurement, ~ = noisy: timed while the host was busy or changing speed) or the status when the cell was "
-        "not timed. Hover for error figures and reasons."))
+        "not timed. Hover for error figures, reasons and diagnoses."))
+    out.append(_diagnoses_section(data, site_dir))
     opts = "".join(f'<option value="{page.h(b)}"{" selected" if b == baseline else ""}>{page.h(b)}</option>'
                    for b in bases)
     out.append(page.section(
@@ -235,7 +277,7 @@ def build_dashboard(results_dir, out_dir, baseline: str | None = None, max_runs:
         (assets / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
         (assets / "dashboard.js").write_text(SCRIPT, encoding="utf-8")
         (assets / "style.css").write_text(STYLE, encoding="utf-8")
-        body = _sections(data, figs, counts, h, bases, base, pairs) + "\n" + _downloads(tmp, data, h)
+        body = _sections(data, figs, counts, h, bases, base, pairs, out) + "\n" + _downloads(tmp, data, h)
         spec = {"figures": [page.compact(f) for f in figs.values()],
                 "defaults": {"profile": _default_profile(data), "baseline": base},
                 "workloads": data.workloads, "families": data.families, "modes": data.modes}

@@ -69,6 +69,13 @@ def cell_hover(r) -> str:
         lines.append(f"max abs err {_fmt_err(r.get('max_abs_err'))} · max rel err {_fmt_err(r.get('max_rel_err'))}")
         lines.append(f"cosine {_fmt_err(r.get('cosine'))} · mismatch {_fmt_err(r.get('mismatch_fraction'))}"
                      f" · rtol {_fmt_err(r.get('rtol'))} atol {_fmt_err(r.get('atol'))}")
+    culprit = r.get("diagnosis_culprit")
+    if isinstance(culprit, str) and culprit:
+        lines.append(f"diagnosis: culprit <b>{esc(culprit)}</b> ({esc(r.get('diagnosis_op') or '')}), "
+                     f"max abs err alone {_fmt_err(r.get('diagnosis_own_err'))}, "
+                     f"in the graph {_fmt_err(r.get('diagnosis_inherited_err'))}")
+    elif isinstance(r.get("diagnosis_summary"), str) and r.get("diagnosis_summary"):
+        lines.append("diagnosis: " + esc(str(r["diagnosis_summary"])[:160]))
     reason = str(r.get("status_reason") or "").strip()
     if r["status"] != "pass" and reason:
         short = reason.splitlines()[0][:160] + ("…" if len(reason) > 160 or "\n" in reason else "")

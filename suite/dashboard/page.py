@@ -13,7 +13,8 @@ import math
 
 from suite.dashboard.figures import STATUS_COLORS
 
-SECTIONS = [("best", "Best route"), ("overview", "Overview"), ("matrix", "Portability matrix"), ("speed", "Speed"),
+SECTIONS = [("best", "Best route"), ("overview", "Overview"), ("matrix", "Portability matrix"), ("diagnoses", "Diagnoses"),
+            ("speed", "Speed"),
             ("training", "Training vs inference"), ("distributions", "Distributions"), ("scaling", "Scaling"), ("profiles", "Profiles"),
             ("roofline", "Roofline"),
             ("costs", "Costs"), ("history", "History"), ("downloads", "Downloads")]
