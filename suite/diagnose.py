@@ -427,11 +427,10 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
             has_artifact = True
     tol = {k: rec.get(k) for k in ("rtol", "atol")}
     script = None
-    if has_artifact and info.runtime == "onnxruntime":
-        script = folder / "repro_onnxruntime.py"
-        script.write_text(_ORT_SCRIPT.format(target=info.id, workload=diag.workload, node=diag.culprit,
-                                             op=wl.nodes[0].op, rtol=tol["rtol"], atol=tol["atol"],
-                                             outputs=list(wl.outputs)))
+    made = standalone_script(info, wl, diag, tol) if has_artifact else None
+    if made is not None:
+        script = folder / made[0]
+        script.write_text(made[1])
     _bundle_readme(folder, diag, wl, info, profile, rec, script, has_artifact, why_full)
     shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
     return folder
@@ -466,47 +465,105 @@ def _bundle_readme(folder: Path, diag, wl, info, profile, rec: dict, script, has
              "Reproduce with the suite:", "", "```sh",
              f"bench verify -w workload.yaml -t '{info.id}' -p {profile.name}", "```"]
     if script is not None:
-        lines += ["", f"Reproduce without the suite (NumPy and ONNX Runtime only; exit 1 when the mismatch shows):",
+        lines += ["", f"Reproduce without the suite (NumPy and {_NEEDS[info.runtime]} only; exit 1 when the mismatch "
+                      "shows):",
                   "", "```sh", f"python {script.name}", "```"]
     else:
         lines += ["", "No standalone script for this route yet: the suite's command above reproduces it."]
     (folder / "README.md").write_text("\n".join(lines) + "\n")
 
 
-_ORT_SCRIPT = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
+_SCRIPT_HEAD = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
 
-Needs only NumPy and ONNX Runtime. Loads artifact/ (the exported model and its manifest), feeds inputs.npz,
-compares with reference.npz (NumPy float64 of the same op on the same inputs). Exit 1 when it mismatches.
+Needs only NumPy and {needs}. Loads artifact/ (the exported model and its manifest), feeds inputs.npz (in the
+artifact's layout), compares with reference.npz (NumPy float64 of the same op on the same inputs).
+Exit 1 when it mismatches.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 HERE = Path(__file__).resolve().parent
 RTOL, ATOL = {rtol!r}, {atol!r}
 OUTPUTS = {outputs!r}
-
 man = json.loads((HERE / "artifact" / "manifest.json").read_text())
-sess = ort.InferenceSession(str(HERE / "artifact" / man["artifact"]), providers=["CPUExecutionProvider"])
+ARTIFACT = HERE / "artifact" / man["artifact"]
+NAMES = [s["name"] for s in man["inputs"]]  # the workload's input names, in order
 given = np.load(HERE / "inputs.npz")
-names = [s["name"] for s in man["inputs"]]
-session_names = [i.name for i in sess.get_inputs()]
-if sorted(session_names) != sorted(names):
-    names = session_names  # positional: the exporter renamed the inputs
-feed = {{}}
-for name, spec in zip(names, man["inputs"]):
+arrays = []
+for spec in man["inputs"]:
     x = given[spec["name"]]
     if spec["nhwc"]:  # the artifact takes channels-last
         x = x.transpose(0, 2, 3, 1)
-    feed[name] = np.ascontiguousarray(x, dtype=spec["dtype"])
+    arrays.append(np.ascontiguousarray(x, dtype=spec["dtype"]))
+'''
+
+_SCRIPT_RUN = {
+    "onnxruntime": '''
+import onnxruntime as ort
+
+sess = ort.InferenceSession(str(ARTIFACT), providers=["CPUExecutionProvider"])
+names = [i.name for i in sess.get_inputs()]
+feed = dict(zip(NAMES, arrays)) if sorted(names) == sorted(NAMES) else dict(zip(names, arrays))
 outs = sess.run(None, feed)
+print(f"onnxruntime {{ort.__version__}}, numpy {{np.__version__}}")
+''',
+    "litert": '''
+try:
+    from ai_edge_litert import interpreter
+except ImportError:
+    from tflite_runtime import interpreter
+
+
+def order(name):  # converters number mangled names in argument order: serving_default_x_1:0 ...
+    m = re.search(r"(\\d+)$", name)
+    return (int(m.group(1)) if m else -1, name)
+
+
+kwargs = {{"model_path": str(ARTIFACT), "num_threads": 1}}
+if {no_xnnpack!r}:  # the reference builtin kernels, without the XNNPACK delegate
+    kwargs["experimental_op_resolver_type"] = interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+it = interpreter.Interpreter(**kwargs)
+sigs = it.get_signature_list()
+runner = it.get_signature_runner("serving_default" if "serving_default" in sigs else next(iter(sigs)))
+ins, outs_d = runner.get_input_details(), runner.get_output_details()
+names = NAMES if sorted(ins) == sorted(NAMES) else sorted(ins, key=order)
+res = runner(**dict(zip(names, arrays)))
+outs = [res[n] for n in sorted(outs_d, key=order)]
+print(f"LiteRT interpreter ({{interpreter.__name__}}), numpy {{np.__version__}}")
+''',
+    "openvino": '''
+import openvino as ov
+
+core = ov.Core()
+config = {{"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": {precision!r}}}
+compiled = core.compile_model(core.read_model(str(ARTIFACT)), "CPU", config)
+
+
+def name(port):
+    try:
+        return port.get_any_name().split(":")[0]
+    except RuntimeError:
+        return ""
+
+
+names = [name(p) for p in compiled.inputs]
+xs = [arrays[NAMES.index(n)] for n in names] if sorted(names) == sorted(NAMES) else arrays
+request = compiled.create_infer_request()
+request.infer(xs)
+outs = [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
+print(f"openvino {{ov.__version__}}, numpy {{np.__version__}}")
+''',
+}
+
+_SCRIPT_TAIL = '''
 reference = np.load(HERE / "reference.npz")
 wrong = False
-print(f"onnxruntime {{ort.__version__}}, numpy {{np.__version__}}")
 for i, (name, y) in enumerate(zip(OUTPUTS, outs)):
+    y = np.asarray(y)
     if man["outputs_nhwc"][i]:
         y = y.transpose(0, 3, 1, 2)
     y, r = y.astype(np.float64), reference[name]
@@ -520,3 +577,17 @@ for i, (name, y) in enumerate(zip(OUTPUTS, outs)):
         print(f"  first at {{list(at)}}: got {{y[at]:.7g}}, expected {{r[at]:.7g}}")
 sys.exit(1 if wrong else 0)
 '''
+_NEEDS = {"onnxruntime": "ONNX Runtime", "litert": "the LiteRT interpreter (ai-edge-litert or tflite-runtime)",
+          "openvino": "OpenVINO"}
+
+
+def standalone_script(info, node_wl, diag, tol: dict) -> tuple[str, str] | None:
+    """(file name, source) of the bundle's script for the target's runtime, or None where there is none yet."""
+    if info.runtime not in _SCRIPT_RUN:
+        return None
+    fields = dict(target=info.id, workload=diag.workload, node=diag.culprit, op=node_wl.nodes[0].op,
+                  rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), needs=_NEEDS[info.runtime],
+                  no_xnnpack=not getattr(info.options, "xnnpack", True),
+                  precision=getattr(info.options, "precision", "f32"))
+    source = _SCRIPT_HEAD.format(**fields) + _SCRIPT_RUN[info.runtime].format(**fields) + _SCRIPT_TAIL.format(**fields)
+    return f"repro_{info.runtime}.py", source

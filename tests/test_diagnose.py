@@ -269,3 +269,33 @@ def test_run_diagnose_stores_the_diagnosis_with_the_cell(tmp_path):
     assert "act4" in section and "gelu" in section and "bundle.zip</a>" in section
     assert 'href="../res/diagnoses/' in section
     assert "diagnosis: culprit " in html and "act4\\u003c/b\\u003e (gelu)" in html  # the hover, JSON-escaped
+
+
+MQA = [{"name": "ln", "op": "layer_norm", "input": "x"},
+       {"name": "attn", "op": "attention", "input": "ln", "num_heads": 4, "num_kv_heads": 1, "use_bias": False,
+        "rope": {"style": "interleaved", "base": 100.0}},
+       {"name": "res", "op": "add", "inputs": ["x", "attn"]}]
+
+
+@pytest.mark.parametrize("target,graph,inputs,culprit,script", [
+    # the same wrong .onnx file run by OpenVINO (README: known wrong results)
+    ("torch>onnx@openvino", CONV, IMG, "pool", "repro_openvino.py"),
+    # litert-torch 0.10 gets multi-query attention (one key/value head) wrong (README: known wrong results)
+    ("torch>tflite@litert", MQA, [{"name": "x", "shape": ["batch", 6, 16]}], "attn", "repro_litert.py"),
+], ids=["openvino", "litert"])
+def test_the_bundle_script_of_other_runtimes_reproduces_without_the_suite(target, graph, inputs, culprit, script,
+                                                                           tmp_path):
+    skip_if_missing(target)
+    wl = _workload(tmp_path, "net", graph, inputs, [graph[-1]["name"]])
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    assert _report(out)["culprit"] == culprit
+    bundle = out / "bundle"
+    assert f"python {script}" in (bundle / "README.md").read_text()
+    blocked = (f"import os, sys; sys.modules['suite'] = None; f = os.path.abspath({script!r}); "
+               "exec(compile(open(f).read(), f, 'exec'), {'__file__': f, '__name__': '__main__'})")
+    run = subprocess.run([sys.executable, "-I", "-c", blocked], cwd=bundle, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert f"{culprit}: max abs error" in run.stdout and "values outside rtol=0.0001" in run.stdout
