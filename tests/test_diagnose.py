@@ -47,8 +47,37 @@ LSTM = [{"name": "proj", "op": "dense", "input": "x", "units": 6},
         {"name": "lstm", "op": "lstm", "input": "proj", "units": 8, "return_sequences": False},
         {"name": "head", "op": "dense", "input": "lstm", "units": 3}]
 
-# (target, graph, inputs, culprit, nodes that must be clean, nodes that must inherit)
+DENSE = [{"name": "pre", "op": "relu", "input": "x"}, {"name": "fc", "op": "dense", "input": "pre", "units": 8},
+         {"name": "out", "op": "tanh", "input": "fc"}]
+GELU = [{"name": "fc", "op": "dense", "input": "x", "units": 16}, {"name": "act", "op": "gelu", "input": "fc"},
+        {"name": "head", "op": "dense", "input": "act", "units": 4}]
+
+
+def _attention(**attn) -> list[dict]:
+    return [{"name": "ln", "op": "layer_norm", "input": "x"},
+            {"name": "attn", "op": "attention", "input": "ln", "num_heads": 4, **attn},
+            {"name": "res", "op": "add", "inputs": ["x", "attn"]},
+            {"name": "head", "op": "dense", "input": "res", "units": 4}]
+
+
+GRU = [{"name": "proj", "op": "dense", "input": "x", "units": 6},
+       {"name": "gru", "op": "gru", "input": "proj", "units": 8},
+       {"name": "head", "op": "dense", "input": "gru", "units": 3}]
+RESIZE = [{"name": "conv", "op": "conv2d", "input": "x", "filters": 2, "kernel_size": 3, "padding": "same"},
+          {"name": "up", "op": "resize", "input": "conv", "mode": "bilinear", "scale": 2},
+          {"name": "flat", "op": "flatten", "input": "up"},
+          {"name": "head", "op": "dense", "input": "flat", "units": 3}]
+TOKENS = [{"name": "x", "shape": ["batch", 6, 16]}]
+
+# (target, graph, inputs, culprit, nodes that must be clean, nodes that must inherit): one per injected
+# inference bug of suite/targets/testing
 BUGS = [
+    ("torch:bug-dense-kernel", DENSE, X, "fc", ["pre"], ["out"]),
+    ("jax:bug-gelu-tanh", GELU, X, "act", ["fc"], ["head"]),
+    ("torch:bug-rope-interleaved", _attention(rope={"style": "half"}), TOKENS, "attn", ["ln"], ["res", "head"]),
+    ("jax:bug-gqa-groups", _attention(num_kv_heads=2), TOKENS, "attn", ["ln"], ["res", "head"]),
+    ("torch:bug-gru-gates", GRU, SEQ, "gru", ["proj"], ["head"]),
+    ("torch:bug-resize-align-corners", RESIZE, IMG, "up", ["conv"], ["flat", "head"]),
     ("torch:bug-gelu-exact", DEEP, X, "act4", DEEP_ORDER[:7], ["head"]),
     ("torch:bug-conv-kernel", CONV, IMG, "conv", [], ["act", "pool", "flat", "head"]),
     ("tensorflow:bug-conv-kernel", CONV, IMG, "conv", [], ["act", "pool", "flat", "head"]),
@@ -68,7 +97,7 @@ def _verdicts(rep: dict) -> dict[str, str]:
 @pytest.mark.parametrize("target,graph,inputs,culprit,clean,inherit", BUGS, ids=[b[0] for b in BUGS])
 def test_an_injected_bug_is_localized_to_its_node(target, graph, inputs, culprit, clean, inherit, tmp_path):
     skip_if_missing(target)
-    wl = _workload(tmp_path, "bugged", graph, inputs, ["head"])
+    wl = _workload(tmp_path, "bugged", graph, inputs, [graph[-1]["name"]])
     out = tmp_path / "diag"
     r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
     assert r.returncode == 1, r.stderr
