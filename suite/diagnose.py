@@ -557,6 +557,18 @@ request.infer(xs)
 outs = [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
 print(f"openvino {{ov.__version__}}, numpy {{np.__version__}}")
 ''',
+    "iree": '''
+import iree.runtime as ireert
+
+# the driver of the device the .vmfb was compiled for: local-task (CPU, llvm-cpu) or cuda
+config = ireert.Config("cuda" if man.get("iree", {{}}).get("device") == "cuda" else "local-task")
+context = ireert.SystemContext(config=config)
+vm = ireert.VmModule.mmap(context.instance, str(ARTIFACT))
+context.add_vm_module(vm)
+res = context.modules[vm.name]["main"](*[ireert.asdevicearray(config.device, x) for x in arrays])
+outs = [o.to_host() for o in (res if isinstance(res, (tuple, list)) else (res,))]
+print(f"iree.runtime (iree-base-runtime), numpy {{np.__version__}}")
+''',
 }
 
 _SCRIPT_TAIL = '''
@@ -578,7 +590,7 @@ for i, (name, y) in enumerate(zip(OUTPUTS, outs)):
 sys.exit(1 if wrong else 0)
 '''
 _NEEDS = {"onnxruntime": "ONNX Runtime", "litert": "the LiteRT interpreter (ai-edge-litert or tflite-runtime)",
-          "openvino": "OpenVINO"}
+          "openvino": "OpenVINO", "iree": "IREE's runtime (iree-base-runtime)"}
 
 
 def standalone_script(info, node_wl, diag, tol: dict) -> tuple[str, str] | None:

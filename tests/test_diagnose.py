@@ -18,9 +18,9 @@ from suite.spec import SpecError, load_workload, parse_workload
 
 
 def _workload(folder: Path, name: str, graph: list[dict], inputs: list[dict], outputs: list[str],
-              sweep: dict | None = None) -> Path:
+              sweep: dict | None = None, seed: int = 7) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, "description": "diagnose test", "seed": 7, "inputs": inputs,
+    path.write_text(yaml.safe_dump({"name": name, "description": "diagnose test", "seed": seed, "inputs": inputs,
                                     "sweep": sweep or {"batch": [2]}, "graph": graph, "outputs": outputs}))
     return path
 
@@ -311,11 +311,18 @@ MQA = [{"name": "ln", "op": "layer_norm", "input": "x"},
     ("torch>onnx@openvino", CONV, IMG, "pool", "repro_openvino.py"),
     # litert-torch 0.10 gets multi-query attention (one key/value head) wrong (README: known wrong results)
     ("torch>tflite@litert", MQA, [{"name": "x", "shape": ["batch", 6, 16]}], "attn", "repro_litert.py"),
-], ids=["openvino", "litert"])
+    # IREE's tanh-approximated GELU is 5e-5 off (README: known wrong results; the vit_tiny fail)
+    ("torch>iree@iree", [{"name": "fc", "op": "dense", "input": "x", "units": 32},
+                         {"name": "act", "op": "gelu", "input": "fc", "approximate": "tanh"},
+                         {"name": "head", "op": "dense", "input": "act", "units": 4}],
+     [{"name": "x", "shape": ["batch", 16], "distribution": {"kind": "uniform", "low": -16, "high": 16}}],
+     "act", "repro_iree.py"),
+], ids=["openvino", "litert", "iree"])
 def test_the_bundle_script_of_other_runtimes_reproduces_without_the_suite(target, graph, inputs, culprit, script,
                                                                            tmp_path):
     skip_if_missing(target)
-    wl = _workload(tmp_path, "net", graph, inputs, [graph[-1]["name"]])
+    # (seed 0, batch 4: points where IREE's GELU leaves the tolerance; it is within it at most inputs)
+    wl = _workload(tmp_path, "net", graph, inputs, [graph[-1]["name"]], sweep={"batch": [4]}, seed=0)
     out = tmp_path / "diag"
     r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
     assert r.returncode == 1, r.stderr
