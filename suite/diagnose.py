@@ -46,6 +46,7 @@ class NodeReport:
     own: dict | None  # the one-node cell's status and figures; None: not run
     verdict: str = CLEAN
     note: str = ""
+    workload: str = ""  # the node's one-node workload file (work/nodes/<node>.yaml); "" when not written
 
 
 @dataclasses.dataclass
@@ -120,9 +121,12 @@ def all_nodes_workload(wl, params: dict, folder: Path) -> Path:
     return path
 
 
-def node_workload(wl, node, params: dict, values: dict[str, np.ndarray], folder: Path) -> tuple[Path | None, str]:
+def node_workload(wl, node, params: dict, values: dict[str, np.ndarray], folder: Path,
+                  stem: str | None = None) -> tuple[Path | None, str]:
     """A one-node workload: ``node`` reading fixed values (the reference's, cast to each input's dtype) from
-    ``<node>.npz`` beside it. Returns (path, "") or (None, why it cannot be isolated)."""
+    ``<stem>.npz`` beside it (``stem``: the node's name made a file name). Returns (path, "") or (None, why it
+    cannot be isolated)."""
+    stem = stem or _slug(node.name)
     _, graph = _raw_graph(wl)
     declared = {s.name: s for s in wl.inputs}
     sources = list(dict.fromkeys(node.inputs))  # a node may read one value twice (add(x, x))
@@ -134,16 +138,16 @@ def node_workload(wl, node, params: dict, values: dict[str, np.ndarray], folder:
         dtype = declared[src].dtype if src in declared else "float32"
         arrays[src] = np.asarray(value).astype(dtype)
         entries.append({"name": src, "shape": ["batch", *value.shape[1:]], "dtype": dtype,
-                        "distribution": {"kind": "file", "path": f"{_slug(node.name)}.npz"}})
+                        "distribution": {"kind": "file", "path": f"{stem}.npz"}})
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / f"{_slug(node.name)}.npz", **arrays)
+    np.savez(folder / f"{stem}.npz", **arrays)
     data = {"name": _slug(f"{wl.name}_node_{node.name}"),
             "description": f"node {node.name} ({node.op}) of {wl.name} alone, on the reference's values of its inputs",
             "seed": wl.seed, "inputs": entries, "sweep": {k: [v] for k, v in params.items()},
             "graph": [graph[node.name]], "outputs": [node.name]}
     if wl.tolerance:
         data["tolerance"] = dict(wl.tolerance)
-    path = folder / f"{_slug(node.name)}.yaml"
+    path = folder / f"{stem}.yaml"
     _write_yaml(path, data)
     return path, ""
 
@@ -224,7 +228,7 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
         _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights, make_inputs,
                   compare, tolerance_for(wl, info.dtype or "float32"))
         if diag.culprit is not None:
-            node_path = work / "nodes" / f"{_slug(diag.culprit)}.yaml"
+            node_path = Path(next(n.workload for n in diag.nodes if n.name == diag.culprit))
             diag.bundle = str(make_bundle(diag, load_workload(node_path), info, profile, out / "bundle", cells_of,
                                           run, log, artifacts_dir))
     diag.seconds = round(time.monotonic() - t0, 1)
@@ -243,9 +247,14 @@ def _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values
     jobs, notes = [], {}
     (all_cell,) = cells_of(load_workload(all_nodes_workload(wl, params, work)), str(dump))
     jobs.append(all_cell)
-    node_cells = {}
+    node_cells, paths, stems = {}, {}, set()
     for node in wl.nodes:
-        path, why = node_workload(wl, node, params, values, work / "nodes")
+        stem = _slug(node.name)
+        if stem in stems:  # two names that make one file name (Conv, conv)
+            stem = f"{stem}_{len(stems)}"
+        stems.add(stem)
+        path, why = node_workload(wl, node, params, values, work / "nodes", stem)
+        paths[node.name] = str(path or "")
         if path is None:
             notes[node.name] = why
             continue
@@ -268,7 +277,8 @@ def _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values
         own = None
         if node.name in node_cells:
             own = _figures(recs[id(node_cells[node.name])])
-        diag.nodes.append(NodeReport(node.name, node.op, inherited, own, note=notes.get(node.name, "")))
+        diag.nodes.append(NodeReport(node.name, node.op, inherited, own, note=notes.get(node.name, ""),
+                                     workload=paths.get(node.name, "")))
     _verdicts(diag, all_rec if got is None else None)
 
 
