@@ -1,5 +1,10 @@
 """A time budget for `bench run --budget 30m`: each cell's measuring window is planned from the time left.
 
+`bench run` without a timing flag uses the same planning as a deadline over the standard preset
+(``ceiling``): every cell gets exactly the standard window while the run is on course to end within
+:data:`DEFAULT_DEADLINE_S`, and the cells left get shorter ones only when it is not (a slow or busy host),
+never before :data:`MIN_LEARNED` cells have shown what the fixed costs are.
+
 What a cell costs splits in two: a fixed part the suite cannot shorten (starting a worker, building,
 compiling, exporting, the first call and the comparison with the reference) and the timing engine's
 warmup and samples, which it can. Before each cell is sent, the budget estimates the fixed part of every
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 
 from suite.engine import TimingConfig
 
+DEFAULT_DEADLINE_S = 14 * 60  # `bench run`'s default: the standard preset, within 14 minutes (see the docstring)
+MIN_LEARNED = 20  # with a ceiling, no cell is cut before this many cells' fixed costs are known
 FIRST_GUESS_S = 2.0  # fixed cost assumed for a cell before any has run (worker start, build, verify)
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -53,11 +60,13 @@ class Budget:
     seconds: float
     cells: list
     started: float = field(default_factory=time.monotonic)
+    ceiling: TimingConfig | None = None  # a deadline over a preset: no cell gets more than this config
 
     def __post_init__(self) -> None:
         self.pending = {c.key: c.target.id for c in self.cells if c.status is None and c.timed}
         self._fixed: dict[str, list[float]] = {}  # target id -> fixed seconds of its finished cells
         self._began: dict[tuple, float] = {}
+        self.shortened: list[float] = []  # with a ceiling: the windows (s) of cells cut below it
 
     def _estimate(self, target: str) -> float:
         mine = self._fixed.get(target)
@@ -78,7 +87,18 @@ class Budget:
     def config_for(self, cell) -> TimingConfig:
         """The timing config of ``cell``, about to be sent (also starts its clock)."""
         self._began[cell.key] = time.monotonic()
-        return TimingConfig.for_allowance(self.allowance())
+        planned = TimingConfig.for_allowance(self.allowance())
+        top = self.ceiling
+        if top is None:
+            return planned
+        learned = sum(len(v) for v in self._fixed.values())
+        if learned < MIN_LEARNED or planned.warmup_s + planned.max_time >= top.warmup_s + top.max_time:
+            return top  # time enough (or too little known yet to cut anything): exactly the preset
+        cut = TimingConfig(warmup_s=min(planned.warmup_s, top.warmup_s), min_warmup_calls=planned.min_warmup_calls,
+                           min_samples=planned.min_samples, min_time=min(planned.min_time, top.min_time),
+                           max_time=min(planned.max_time, top.max_time))
+        self.shortened.append(cut.max_time)
+        return cut
 
     def finished(self, cell, record: dict) -> None:
         """Learns the fixed cost of a finished cell (its wall time outside the timing engine)."""
@@ -90,9 +110,17 @@ class Budget:
         self._fixed.setdefault(target, []).append(max(elapsed - (record.get("measure_s") or 0.0), 0.0))
 
     def summary(self, now: float | None = None) -> str:
-        """One line: the budget, the time taken, and what the fixed costs came to."""
+        """One line: the budget, the time taken, and what the fixed costs came to (with a ceiling: how many
+        cells got a shorter window than it)."""
         now = time.monotonic() if now is None else now
         took = now - self.started
+        if self.ceiling is not None:
+            late = "" if took <= self.seconds else f"; the run still took {took:.0f} s"
+            if not self.shortened:
+                return f"every timed cell got the full window ({self.ceiling.max_time:g} s cap){late}"
+            return (f"{len(self.shortened)} timed cell(s) got a shorter window than the {self.ceiling.max_time:g} s "
+                    f"cap (down to {min(self.shortened):.2f} s) so that the run ends within {self.seconds / 60:g} "
+                    f"min{late}")
         fixed = sum(x for xs in self._fixed.values() for x in xs)
         verdict = "within budget" if took <= self.seconds else \
             f"over budget by {took - self.seconds:.0f} s (the cells' fixed costs - worker start, build, " \

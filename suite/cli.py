@@ -295,7 +295,7 @@ def _apply_full(args) -> None:
 
 
 def cmd_run(args) -> int:
-    from suite.budget import Budget, parse_duration
+    from suite.budget import DEFAULT_DEADLINE_S, Budget, parse_duration
     from suite.engine import TimingConfig
     from suite.envinfo import busy_warning, host_load, run_metadata
     from suite.report import noisy_summary, run_table, status_counts
@@ -348,10 +348,12 @@ def cmd_run(args) -> int:
         ensure_for_run(cells, host_busy=meta.get("host_busy_start"))
     if budget_s is not None:
         timing = Budget(budget_s, cells)
-    else:
-        timing = TimingConfig.preset("quick" if args.quick else "precise" if args.precise else "standard")
+    elif args.quick or args.precise:
+        timing = TimingConfig.preset("quick" if args.quick else "precise")
+    else:  # the standard preset, shortened for the cells left only if the run would end after the deadline
+        timing = Budget(DEFAULT_DEADLINE_S, cells, ceiling=TimingConfig.standard())
     how = f"budget {args.budget}" if budget_s else "quick" if args.quick else "precise" if args.precise else \
-        "standard timing (--precise, --budget: see bench run -h)"
+        f"standard timing within {DEFAULT_DEADLINE_S // 60} min (--precise, --budget: see bench run -h)"
     print(f"run {run_id}: {len(cells)} cells ({', '.join(profiles)}; {args.sweep} sweep point"
           f"{'s' if args.sweep == 'all' else ''}; {how}) -> {results_dir}", file=sys.stderr)
     records = execute_plan(cells, run_id, results_dir=results_dir, timing=timing, timeout_s=args.timeout,
@@ -365,7 +367,7 @@ def cmd_run(args) -> int:
     noisy = noisy_summary(records, remeasure)
     if noisy:
         print(noisy)
-    if budget_s is not None:
+    if isinstance(timing, Budget):
         print(timing.summary())
     if busy:
         print(f"note: {busy}")

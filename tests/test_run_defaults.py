@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -111,6 +112,35 @@ def test_budget_shares_the_time_left_after_the_estimated_fixed_costs():
     assert b.allowance(now=12.0) == pytest.approx((left_at_12 - numpy_left * 10.0 - crash_left * 1.0) / 3)
     assert b.allowance(now=200.0) == 0.0  # out of time: the shortest windows, and the summary says so
     assert "over budget by 100 s" in b.summary(now=200.0)
+
+
+def test_the_default_deadline_keeps_the_standard_window_until_the_run_falls_behind():
+    from suite.budget import MIN_LEARNED
+
+    import dataclasses
+
+    std = TimingConfig.standard()
+    base = _cells(1)[0]
+    timed = [dataclasses.replace(base, params=(("batch", i),)) for i in range(1, 41)]  # 40 distinct cells
+    b = Budget(1000.0, timed, started=0.0, ceiling=std)
+    assert b.config_for(timed[0]) == std  # nothing learnt yet: never cut, whatever the first guess says
+    for c in timed[:MIN_LEARNED]:  # cheap cells so far: on course, the preset exactly
+        b.pending.pop(c.key)
+        b._fixed.setdefault(c.target.id, []).append(0.1)
+    b.started = time.monotonic()
+    assert b.config_for(timed[MIN_LEARNED]) == std and not b.shortened
+    b.started = time.monotonic() - 995.0  # 5 s left for the rest: shorter windows, never longer than the preset
+    cut = b.config_for(timed[MIN_LEARNED + 1])
+    assert cut.max_time < std.max_time and cut.warmup_s <= std.warmup_s and cut.min_time <= std.min_time
+    assert len(b.shortened) == 1 and "1 timed cell(s) got a shorter window than the 1.5 s cap" in b.summary()
+
+
+def test_the_default_run_says_it_kept_the_standard_window(tmp_path):
+    out = bench("run", "--no-dashboard", "--no-peak", "-w", "mlp_classifier", "-t", "test:numpy", "-p", "cpu-1t",
+                "--results", str(tmp_path), "--run-id", "d")
+    assert out.returncode == 0, out.stderr
+    assert "standard timing within 14 min" in out.stderr
+    assert "every timed cell got the full window (1.5 s cap)" in out.stdout
 
 
 def test_budget_run_ends_on_time_and_records_the_measuring_time(tmp_path):
