@@ -114,6 +114,13 @@ def test_budget_shares_the_time_left_after_the_estimated_fixed_costs():
     assert "over budget by 100 s" in b.summary(now=200.0)
 
 
+def test_a_target_not_seen_yet_is_estimated_by_the_median_not_the_compiling_outliers():
+    b = Budget(100.0, _cells(), started=0.0)
+    b._fixed = {"torch:compile": [10.0], "a": [0.5], "b": [0.6]}
+    assert b._estimate("unseen") == pytest.approx(0.6)  # the mean (3.7) would make it look like a compile
+    assert b._estimate("torch:compile") == pytest.approx(10.0)
+
+
 def test_the_default_deadline_keeps_the_standard_window_until_the_run_falls_behind():
     from suite.budget import MIN_LEARNED
 
