@@ -111,7 +111,8 @@ def _diagnoses_section(data: Data, out: Path) -> str:
         done = data.latest.iloc[0:0]
     else:
         done = data.latest[data.latest["diagnosis_summary"].map(lambda v: isinstance(v, str) and bool(v))]
-    note = ("Where each failing cell leaves the reference (`bench run --diagnose`, `bench diagnose`): the culprit "
+    note = ("Where each failing cell leaves the reference (<code>bench run --diagnose</code>, <code>bench diagnose</code>): "
+            "the culprit "
             "is the first node out of tolerance on its own; the bundle holds it alone with its inputs, weights, "
             "reference, the target's outputs and a README for an upstream report.")
     if done.empty:
