@@ -398,20 +398,21 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
     from suite.weights import init_weights, make_inputs
 
     folder.mkdir(parents=True, exist_ok=True)
-    wl, why_full = node_wl, ""
+    wl, why_full, rec = node_wl, "", None
     small = _batch_one(node_wl, folder / "b1")
     if small is not None:
         log(f"diagnose: trying {diag.culprit} alone at batch 1")
         cand = load_workload(small)
-        (cell,) = cells_of(cand, str(folder / "b1" / "actual.npz"))
-        rec = run([cell])[id(cell)]
-        if rec.get("status") == diag.nodes[[n.name for n in diag.nodes].index(diag.culprit)].own["status"]:
-            wl = cand
+        (cell,) = cells_of(cand, str(folder / "actual.npz"))
+        got = run([cell])[id(cell)]
+        if got.get("status") == next(n for n in diag.nodes if n.name == diag.culprit).own["status"]:
+            wl, rec = cand, got  # its run is the bundle's: outputs saved, figures in hand
         else:
-            why_full = f"at batch 1 it is {rec.get('status')}, so the bundle keeps batch {node_wl.sweep['batch'][0]}"
+            why_full = f"at batch 1 it is {got.get('status')}, so the bundle keeps batch {node_wl.sweep['batch'][0]}"
     params = wl.param_grid()[0]
-    (cell,) = cells_of(wl, str(folder / "actual.npz"))
-    rec = run([cell])[id(cell)]
+    if rec is None:
+        (cell,) = cells_of(wl, str(folder / "actual.npz"))
+        rec = run([cell])[id(cell)]
     weights = init_weights(wl, params)
     inputs = make_inputs(wl, params)
     ref = reference_values(wl, weights, inputs)
