@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--factor", type=float, default=1.10,
                    help="ratio of medians a change must exceed (default 1.10; 1.0 = significance only)")
     c.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
+    c.add_argument("--noise-k", type=float, default=3.0, metavar="K",
+                   help="a change must also exceed K times the pair's run-to-run spread, measured per profile over "
+                        "the cells clean in both runs (default 3; 0: the factor alone)")
     c.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="output format")
 
     k = sub.add_parser("card", help="write a model card (Markdown and JSON) of one workload × target from the results")
@@ -583,17 +586,20 @@ def cmd_provenance(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from suite.compare import FORMATTERS, compare_runs, has_regression, host_state_note, load_side
+    from suite.compare import (FORMATTERS, compare_runs, has_regression, host_state_note, load_side, run_spread,
+                               spread_note)
 
-    if args.factor < 1.0 or not 0.0 < args.alpha < 1.0:
-        raise UsageError("--factor must be >= 1.0 and --alpha in (0, 1)")
+    if args.factor < 1.0 or not 0.0 < args.alpha < 1.0 or args.noise_k < 0:
+        raise UsageError("--factor must be >= 1.0, --alpha in (0, 1) and --noise-k >= 0")
     results_dir = args.results or _default_dir("results")
     try:
         (base, base_df), (new, new_df) = load_side(args.base, results_dir), load_side(args.new, results_dir)
     except LookupError as e:
         raise UsageError(e.args[0]) from None
-    rows = compare_runs(base_df, new_df, args.factor, args.alpha)
-    print(FORMATTERS[args.format](rows, base, new, args.factor, args.alpha, host_state_note(base_df, new_df)))
+    spread = run_spread(base_df, new_df)
+    rows = compare_runs(base_df, new_df, args.factor, args.alpha, args.noise_k, spread)
+    print(FORMATTERS[args.format](rows, base, new, args.factor, args.alpha, host_state_note(base_df, new_df),
+                                  spread_note(spread, args.factor, args.noise_k)))
     return 1 if has_regression(rows) else 0
 
 

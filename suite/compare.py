@@ -15,6 +15,20 @@ says how large a change must be to matter, the test says whether it is more than
 The defaults (1.10, 0.01) match the engine's ``unstable_threshold``: below 10% a comparison is not
 reliable on a noisy host (``tests/benchmarks/compare_sensitivity.py`` measures what is detected here).
 
+**Run-to-run spread** (:func:`run_spread`): the U test only sees the noise *within* a run. Between two
+runs a whole process can land at another speed (thread placement, the VM's neighbours, memory layout),
+and on a shared host that shift is far larger than 10%: two back-to-back default runs of the 2-thread
+``cpu`` profile on a 2-core VM put 75 clean cells at ratios from 0.43 to 2.6 (robust spread ±24%), and
+the factor-and-test rule called 49 of them changed. So the pair measures its own between-run noise:
+per profile, over the cells timed cleanly in both runs (at least ``MIN_SPREAD_CELLS``), the spread is
+1.4826 × the median absolute deviation of log(ratio) (a standard deviation, robust to the few cells
+that really changed). A speed verdict then needs ``|log ratio| > max(log factor, noise_k × spread)``
+(``noise_k`` = 3 by default: one false verdict in ~370 clean cells if the spread were Gaussian); the
+header states each profile's spread and the smallest change it can call. Ratios are judged against 1,
+not against the median ratio, so a change that slows every cell alike is still a regression of every
+cell. With fewer cells than ``MIN_SPREAD_CELLS`` the spread cannot be estimated and the factor alone
+applies (the header says so).
+
 Cells in only one run, or not timed in both (skipped, unsupported), are ``not comparable``: listed,
 never a regression. So is a cell that is ``noisy`` in either run (timed while the host was busy or
 changing speed: :mod:`suite.hoststate`): its ratio is shown, with the reason, but a busy host must
@@ -33,6 +47,8 @@ from suite.results import cell_key
 
 DEFAULT_FACTOR = 1.10
 DEFAULT_ALPHA = 0.01
+DEFAULT_NOISE_K = 3.0
+MIN_SPREAD_CELLS = 8
 FORMATS = ("table", "markdown", "json")
 
 # Statuses that carry no verdict about the code: the cell did not run here.
@@ -83,23 +99,81 @@ def _samples(row: dict) -> list[float]:
     return [] if s is None else [float(x) for x in s]
 
 
-def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> list[dict]:
+def _clean_ratios(base: dict, new: dict) -> dict[str, list[float]]:
+    """Per profile, the ratios of medians of the cells timed in both runs and noisy in neither."""
+    out: dict[str, list[float]] = {}
+    for key, b in base.items():
+        n = new.get(key)
+        if n is None or _flag(b.get("noisy")) or _flag(n.get("noisy")):
+            continue
+        bm, nm = _num(b.get("latency_median_s")), _num(n.get("latency_median_s"))
+        if bm and nm and bm > 0 and nm > 0:
+            out.setdefault(key[3], []).append(nm / bm)
+    return out
+
+
+def run_spread(base_df, new_df) -> dict[str, dict]:
+    """The run-to-run spread of a pair of runs, per profile (see the module docstring).
+
+    Args:
+        base_df, new_df: results DataFrames of the two runs.
+    Returns:
+        {profile: {"cells": n, "spread": 1.4826 * MAD of log ratios or None when n < MIN_SPREAD_CELLS,
+        "median_ratio": median ratio or None}} for every profile with a cell timed cleanly in both.
+    """
+    return _spread_of(_clean_ratios(_latest_per_cell(base_df), _latest_per_cell(new_df)))
+
+
+def _spread_of(ratios: dict[str, list[float]]) -> dict[str, dict]:
+    out = {}
+    for profile, rs in ratios.items():
+        logs = sorted(math.log(r) for r in rs)
+        if len(logs) < MIN_SPREAD_CELLS:
+            out[profile] = {"cells": len(logs), "spread": None, "median_ratio": None}
+            continue
+        med = _median(logs)
+        out[profile] = {"cells": len(logs), "spread": 1.4826 * _median(sorted(abs(x - med) for x in logs)),
+                        "median_ratio": math.exp(med)}
+    return out
+
+
+def _median(xs: list[float]) -> float:
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def change_floor(spread: dict | None, factor: float, noise_k: float) -> float:
+    """The smallest ratio (> 1) a speed verdict needs in a profile: the factor, or noise_k spreads above it."""
+    s = (spread or {}).get("spread")
+    return factor if s is None or noise_k <= 0 else max(factor, math.exp(noise_k * s))
+
+
+def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA,
+                 noise_k: float = DEFAULT_NOISE_K, spread: dict[str, dict] | None = None) -> list[dict]:
     """Verdicts for every cell of two runs, regressions first.
 
     Args:
         base_df, new_df: results DataFrames (:func:`suite.results.read_results`) of the two runs.
         factor: a slowdown must exceed this ratio of medians to count (>= 1; 1.0 = significance only).
         alpha: significance level of the Mann-Whitney U test.
+        noise_k: a change must also exceed this many run-to-run spreads (0: the factor alone).
+        spread: :func:`run_spread` of the two whole runs, when base_df / new_df hold only some of their
+            cells (the dashboard's history); None = computed from base_df and new_df.
     Returns:
         one dict per cell: workload, params, target, profile, mode, base_status, new_status,
         base_median_s, new_median_s, ratio, p_value, n_base, n_new, verdict (regression /
-        improvement / unchanged / not comparable), kind (numerics / speed / None) and note.
+        improvement / unchanged / not comparable), kind (numerics / speed / None), floor (the ratio
+        a speed verdict needed in this profile) and note.
     """
     if factor < 1.0:
         raise ValueError(f"factor {factor}: expected >= 1.0")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha {alpha}: expected a level in (0, 1)")
+    if noise_k < 0:
+        raise ValueError(f"noise_k {noise_k}: expected >= 0")
     base, new = _latest_per_cell(base_df), _latest_per_cell(new_df)
+    if spread is None:
+        spread = _spread_of(_clean_ratios(base, new))
     out = []
     for key in list(base) + [k for k in new if k not in base]:
         b, n = base.get(key), new.get(key)
@@ -108,7 +182,8 @@ def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float =
                    base_median_s=_num(b.get("latency_median_s")) if b else None,
                    new_median_s=_num(n.get("latency_median_s")) if n else None,
                    ratio=None, p_value=None, n_base=len(_samples(b)) if b else 0,
-                   n_new=len(_samples(n)) if n else 0, verdict="not comparable", kind=None, note="")
+                   n_new=len(_samples(n)) if n else 0, verdict="not comparable", kind=None,
+                   floor=change_floor(spread.get(key[3]), factor, noise_k), note="")
         out.append(row)
         if b is None or n is None:
             row["note"] = "only in NEW" if b is None else "only in BASE"
@@ -133,14 +208,17 @@ def compare_runs(base_df, new_df, factor: float = DEFAULT_FACTOR, alpha: float =
         row.update(ratio=ratio, p_value=p, verdict="unchanged", kind="speed")
         noisy = [f"noisy in {side}: {r.get('noisy_reason') or 'host not steady'}"
                  for side, r in (("BASE", b), ("NEW", n)) if _flag(r.get("noisy"))]
+        floor = row["floor"]
         if noisy:
             row.update(verdict="not comparable", note="; ".join(noisy))
-        elif p < alpha and ratio > factor:
+        elif p < alpha and ratio > floor:
             row["verdict"] = "regression"
-        elif p < alpha and ratio < 1.0 / factor:
+        elif p < alpha and ratio < 1.0 / floor:
             row["verdict"] = "improvement"
         elif p >= alpha and abs(ratio - 1.0) > factor - 1.0:
             row["note"] = "large change but not significant (noisy samples)"
+        elif max(ratio, 1.0 / ratio) > factor:
+            row["note"] = f"within the run-to-run spread of {key[3]} (needs > {floor:.2f}x)"
     out.sort(key=lambda r: (_ORDER[r["verdict"]], r["kind"] != "numerics", -(r["ratio"] or 0.0)
                             if r["verdict"] == "regression" else (r["ratio"] or 0.0)))
     return out
@@ -182,6 +260,21 @@ def host_state_note(base_df, new_df) -> str:
     if b["mhz"] and n["mhz"] and abs(n["mhz"] / b["mhz"] - 1) > 0.05:
         diffs.append(f"CPU clock {b['mhz']:.0f} vs {n['mhz']:.0f} MHz")
     return ("the two runs differ in host state: " + "; ".join(diffs)) if diffs else ""
+
+
+def spread_note(spread: dict[str, dict], factor: float, noise_k: float) -> str:
+    """One line: each profile's run-to-run spread in this pair and the smallest change it can call."""
+    parts = []
+    for profile in sorted(spread):
+        sp = spread[profile]
+        if sp["spread"] is None:
+            parts.append(f"{profile}: {sp['cells']} clean cell(s), too few to estimate (factor {factor:.2f} alone)")
+        else:
+            parts.append(f"{profile}: ±{sp['spread']:.1%} over {sp['cells']} cells (median ratio "
+                         f"{sp['median_ratio']:.3f}), a change must exceed {change_floor(sp, factor, noise_k):.2f}x")
+    if not parts:
+        return ""
+    return f"run-to-run spread (1.4826 MAD of log ratios, x{noise_k:g}): " + "; ".join(parts)
 
 
 def has_regression(rows: list[dict]) -> bool:
@@ -249,23 +342,29 @@ def _cells(r: dict) -> list[str]:
 _HEADER = ["cell", "target", "profile", "status", "base ms", "new ms", "ratio", "p", "verdict", "note"]
 
 
-def format_table(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "") -> str:
+def format_table(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "",
+                 spread_line: str = "") -> str:
     """A terminal table, regressions first, then a summary line."""
     from suite.report import _table
 
-    head = f"bench compare: BASE {base} vs NEW {new} (regression: ratio > {factor:g} and p < {alpha:g})"
+    head = (f"bench compare: BASE {base} vs NEW {new} (regression: ratio > {factor:g}, beyond the run-to-run "
+            f"spread, and p < {alpha:g})")
+    if spread_line:
+        head += f"\n{spread_line}"
     if host_note:
         head += f"\nwarning: {host_note}"
     body = _table(_HEADER, [_cells(r) for r in rows]) if rows else "(no cells)"
     return f"{head}\n\n{body}\n\n{summary(rows)}"
 
 
-def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "") -> str:
+def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "",
+                    spread_line: str = "") -> str:
     """A Markdown report for a pull-request comment."""
     icon = {"regression": ":red_circle:", "improvement": ":green_circle:", "unchanged": "", "not comparable": ""}
     lines = [f"### bench compare: `{base}` → `{new}`", "", *([f"> :warning: {host_note}", ""] if host_note else []),
-             f"Regression: ratio of medians > {factor:g} and Mann-Whitney U p < {alpha:g}; "
-             "a numerics change (pass → fail) is a regression whatever the speed.", "",
+             f"Regression: ratio of medians > {factor:g} and beyond the run-to-run spread, and Mann-Whitney U "
+             f"p < {alpha:g}; a numerics change (pass → fail) is a regression whatever the speed.", "",
+             *([spread_line, ""] if spread_line else []),
              f"**{summary(rows)}**", "",
              "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for r in rows:
@@ -275,10 +374,12 @@ def format_markdown(rows: list[dict], base: str, new: str, factor: float, alpha:
     return "\n".join(lines)
 
 
-def format_json(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "") -> str:
+def format_json(rows: list[dict], base: str, new: str, factor: float, alpha: float, host_note: str = "",
+                spread_line: str = "") -> str:
     """Machine-readable: the settings, the summary counts and every row."""
     counts = {v: sum(r["verdict"] == v for r in rows) for v in _ORDER}
     return json.dumps({"base": base, "new": new, "factor": factor, "alpha": alpha, "host_state": host_note,
+                       "run_spread": spread_line,
                        "regression": has_regression(rows), "counts": counts, "cells": rows}, indent=2)
 
 

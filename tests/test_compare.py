@@ -13,7 +13,8 @@ import yaml
 
 from conftest import REPO
 
-from suite.compare import compare_runs, format_json, format_markdown, format_table, mann_whitney_p
+from suite.compare import (MIN_SPREAD_CELLS, compare_runs, format_json, format_markdown, format_table,
+                           mann_whitney_p, run_spread, spread_note)
 from suite.results import read_results, write_records
 
 BENCH = [sys.executable, "-m", "suite.cli"]
@@ -24,12 +25,12 @@ def bench(*args, env=None, timeout=300):
                           env={**os.environ, **(env or {})})
 
 
-def _rec(run_id, target="t:a", batch=1, status="pass", scale=1.0, seed=0, n=200, reason=None):
+def _rec(run_id, target="t:a", batch=1, status="pass", scale=1.0, seed=0, n=200, reason=None, workload="w"):
     rng = np.random.default_rng(seed)
     samples = None
     if status == "pass":
         samples = list(1e-3 * scale * (1 + 0.01 * rng.standard_normal(n)))
-    return {"run_id": run_id, "workload": "w", "params": {"batch": batch}, "target": target, "profile": "cpu",
+    return {"run_id": run_id, "workload": workload, "params": {"batch": batch}, "target": target, "profile": "cpu",
             "status": status, "status_reason": reason, "samples_s": samples,
             "latency_median_s": float(np.median(samples)) if samples else None}
 
@@ -103,6 +104,69 @@ def test_bad_settings_are_rejected(tmp_path):
         compare_runs(df, df, alpha=1.5)
 
 
+def _shifting_host(run_id, seed, cells=40, spread=0.2, scale=None):
+    """A run of ``cells`` cells on a host whose whole-process speed differs from run to run: each cell's
+    samples are tight (1%) around a level drawn from a log-normal of sigma ``spread``, as the 2-thread
+    profile of a 2-core VM behaves between back-to-back runs. ``scale``: {cell index: true slowdown}."""
+    rng = np.random.default_rng(seed)
+    levels = np.exp(spread * rng.standard_normal(cells))
+    return [_rec(run_id, f"t:{i}", seed=seed * 1000 + i, scale=float(levels[i]) * (scale or {}).get(i, 1.0))
+            for i in range(cells)]
+
+
+def test_run_to_run_spread_keeps_a_shifting_host_from_calling_an_a_a_pair_changed(tmp_path):
+    base = _df(tmp_path, "base", _shifting_host("base", 1))
+    new = _df(tmp_path, "new", _shifting_host("new", 2))
+    old_rule = compare_runs(base, new, noise_k=0)  # factor and U test alone: the within-run noise is 1%
+    assert sum(r["verdict"] in ("regression", "improvement") for r in old_rule) >= 10
+    sp = run_spread(base, new)["cpu"]
+    assert sp["cells"] == 40 and 0.18 < sp["spread"] < 0.40  # two runs' levels: sigma 0.2 * sqrt(2)
+    rows = compare_runs(base, new)
+    assert {r["verdict"] for r in rows} == {"unchanged"}
+    assert all(r["floor"] == pytest.approx(np.exp(3 * sp["spread"])) for r in rows)
+    moved = [r for r in rows if max(r["ratio"], 1 / r["ratio"]) > 1.1]
+    assert moved and all("within the run-to-run spread of cpu" in r["note"] for r in moved)
+    line = spread_note(run_spread(base, new), 1.1, 3.0)
+    assert line.startswith("run-to-run spread") and "over 40 cells" in line and "a change must exceed" in line
+
+
+def test_a_change_beyond_the_spread_is_still_called(tmp_path):
+    base = _df(tmp_path, "base", _shifting_host("base", 1))
+    new = _df(tmp_path, "new", _shifting_host("new", 2, scale={3: 6.0, 7: 1 / 6.0}))
+    got = _by_target(compare_runs(base, new))
+    assert got["t:3"]["verdict"] == "regression" and got["t:7"]["verdict"] == "improvement"
+    assert sum(r["verdict"] != "unchanged" for r in got.values()) == 2
+
+
+def test_a_slowdown_of_every_cell_is_a_regression_of_every_cell(tmp_path):
+    """Ratios are judged against 1, not against the pair's median ratio: a change that slows everything
+    alike (a suite-wide regression) does not hide in its own median."""
+    base = _df(tmp_path, "base", _shifting_host("base", 1, spread=0.02))
+    new = _df(tmp_path, "new", _shifting_host("new", 2, spread=0.02, scale={i: 1.5 for i in range(40)}))
+    rows = compare_runs(base, new)
+    assert [r["verdict"] for r in rows] == ["regression"] * 40
+    assert run_spread(base, new)["cpu"]["median_ratio"] == pytest.approx(1.5, rel=0.05)
+
+
+def test_too_few_cells_leave_the_factor_alone_and_say_so(tmp_path):
+    n = MIN_SPREAD_CELLS - 1
+    base = _df(tmp_path, "base", _shifting_host("base", 1, cells=n))
+    new = _df(tmp_path, "new", _shifting_host("new", 2, cells=n))
+    sp = run_spread(base, new)
+    assert sp["cpu"] == {"cells": n, "spread": None, "median_ratio": None}
+    assert all(r["floor"] == 1.1 for r in compare_runs(base, new))
+    assert f"{n} clean cell(s), too few to estimate" in spread_note(sp, 1.1, 3.0)
+
+
+def test_noisy_cells_do_not_enter_the_spread(tmp_path):
+    recs = _shifting_host("new", 2, spread=0.01)
+    for r in recs[:20]:  # half the cells spoiled by a neighbour, at wild ratios
+        r.update(noisy=True, noisy_reason="host busy", latency_median_s=5 * r["latency_median_s"])
+    base, new = _df(tmp_path, "base", _shifting_host("base", 1, spread=0.01)), _df(tmp_path, "new", recs)
+    assert run_spread(base, new)["cpu"]["cells"] == 20
+    assert run_spread(base, new)["cpu"]["spread"] < 0.05
+
+
 # --- end to end: real `bench run`s of test:numpy (a NumPy model; BENCH_TEST_DELAY_MS adds a known busy-wait)
 
 RUN = ["run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-p", "cpu-1t", "--quick", "--sweep", "all"]
@@ -163,8 +227,8 @@ def test_folder_argument_uses_its_latest_run(runs, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["nope", "a"], ["a", "a", "--factor", "0.5"], ["a", "a", "--alpha", "0"],
-                                  ["a", "a", "--format", "xml"]],
-                         ids=["unknown-run", "factor<1", "alpha=0", "bad-format"])
+                                  ["a", "a", "--format", "xml"], ["a", "a", "--noise-k", "-1"]],
+                         ids=["unknown-run", "factor<1", "alpha=0", "bad-format", "noise-k<0"])
 def test_bad_arguments_exit_2(runs, args):
     out = bench("compare", *args, "--results", str(runs))
     assert out.returncode == 2

@@ -60,7 +60,7 @@ def compare_verdicts(rows, candidates: dict):
         is not installed.
     """
     try:
-        from suite.compare import compare_runs
+        from suite.compare import compare_runs, run_spread
         importlib.import_module("scipy.stats")  # compare_runs imports it lazily; fail here, not mid-build
     except ImportError:
         return None
@@ -73,7 +73,9 @@ def compare_verdicts(rows, candidates: dict):
     out = {}
     for (prev, cur), cells in candidates.items():
         pick = lambda run: sub.iloc[[i for k in cells for i in by_run.get(run, {}).get(k, [])]]  # noqa: E731
-        for r in compare_runs(pick(prev), pick(cur)):
+        # the run-to-run spread is the whole pair's, not that of the cells that moved
+        spread = run_spread(rows[rows["run_id"] == prev], rows[rows["run_id"] == cur])
+        for r in compare_runs(pick(prev), pick(cur), spread=spread):
             out[(cur, r["workload"], r["params"], r["target"], r["profile"], r["mode"])] = r["verdict"]
     return out
 
@@ -90,10 +92,11 @@ def compare_factor() -> float | None:
 def verdict_rule(using_compare: bool) -> str:
     """How the page's regression marks were decided, in words."""
     if using_compare:
-        from suite.compare import DEFAULT_ALPHA, DEFAULT_FACTOR
+        from suite.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, DEFAULT_NOISE_K
 
-        return (f"bench compare's rule against the previous run: median ratio > {DEFAULT_FACTOR:.2f} and "
-                f"Mann-Whitney p < {DEFAULT_ALPHA:g} on the raw samples")
+        return (f"bench compare's rule against the previous run: median ratio > {DEFAULT_FACTOR:.2f} and beyond "
+                f"{DEFAULT_NOISE_K:g} times the pair's run-to-run spread, and Mann-Whitney p < {DEFAULT_ALPHA:g} "
+                "on the raw samples")
     return f"median ratio > {1 + REGRESSION_THRESHOLD:.2f} with non-overlapping CIs, against the cell's previous run"
 
 
