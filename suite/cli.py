@@ -151,9 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--factor", type=float, default=1.10,
                    help="ratio of medians a change must exceed (default 1.10; 1.0 = significance only)")
     c.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
-    c.add_argument("--noise-k", type=float, default=3.0, metavar="K",
+    c.add_argument("--noise-k", type=float, default=4.0, metavar="K",
                    help="a change must also exceed K times the pair's run-to-run spread, measured per profile over "
-                        "the cells clean in both runs (default 3; 0: the factor alone)")
+                        "the cells clean in both runs (default 4; 0: the factor alone)")
     c.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="output format")
 
     k = sub.add_parser("card", help="write a model card (Markdown and JSON) of one workload × target from the results")
