@@ -148,15 +148,15 @@ def test_a_slowdown_of_every_cell_is_a_regression_of_every_cell(tmp_path):
     assert run_spread(base, new)["cpu"]["median_ratio"] == pytest.approx(1.5, rel=0.05)
 
 
-def test_half_the_matrix_slowed_by_one_change_does_not_widen_the_spread(tmp_path):
+def test_nearly_half_the_matrix_slowed_by_one_change_does_not_widen_the_spread(tmp_path):
     """A block of moved cells (one framework's routes after an upgrade) is not noise: the spread comes
     from the shortest half of the log ratios, which lies within one block, so both blocks stay tight."""
     base = _df(tmp_path, "base", _shifting_host("base", 1, spread=0.02))
-    new = _df(tmp_path, "new", _shifting_host("new", 2, spread=0.02, scale={i: 1.6 for i in range(20)}))
+    new = _df(tmp_path, "new", _shifting_host("new", 2, spread=0.02, scale={i: 1.6 for i in range(18)}))
     assert run_spread(base, new)["cpu"]["spread"] < 0.05
     got = _by_target(compare_runs(base, new))
-    assert {t for t, r in got.items() if r["verdict"] == "regression"} == {f"t:{i}" for i in range(20)}
-    assert all(got[f"t:{i}"]["verdict"] == "unchanged" for i in range(20, 40))
+    assert {t for t, r in got.items() if r["verdict"] == "regression"} == {f"t:{i}" for i in range(18)}
+    assert all(got[f"t:{i}"]["verdict"] == "unchanged" for i in range(18, 40))
 
 
 def test_too_few_cells_leave_the_factor_alone_and_say_so(tmp_path):
