@@ -153,7 +153,7 @@ def test_nearly_half_the_matrix_slowed_by_one_change_does_not_widen_the_spread(t
     from the shortest half of the log ratios, which lies within one block, so both blocks stay tight."""
     base = _df(tmp_path, "base", _shifting_host("base", 1, spread=0.02))
     new = _df(tmp_path, "new", _shifting_host("new", 2, spread=0.02, scale={i: 1.6 for i in range(18)}))
-    assert run_spread(base, new)["cpu"]["spread"] < 0.05
+    assert run_spread(base, new)["cpu"]["spread"] < 0.1  # the clean cells' own (0.028); log(1.6) = 0.47
     got = _by_target(compare_runs(base, new))
     assert {t for t, r in got.items() if r["verdict"] == "regression"} == {f"t:{i}" for i in range(18)}
     assert all(got[f"t:{i}"]["verdict"] == "unchanged" for i in range(18, 40))
