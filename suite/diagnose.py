@@ -438,11 +438,21 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
             has_artifact = True
     tol = {k: rec.get(k) for k in ("rtol", "atol")}
     script = None
-    made = standalone_script(info, wl, diag, tol) if has_artifact else None
+    made, no_script = None, ""
+    if has_artifact:
+        made = standalone_script(info, wl, diag, tol)
+    elif info.family == "torch":
+        from suite.standalone import NotStandalone
+
+        try:
+            made = native_script(info, wl, diag, tol, folder)
+        except NotStandalone as e:
+            no_script = f"No standalone script: the op's torch code cannot be copied out of the suite ({e})."
     if made is not None:
         script = folder / made[0]
         script.write_text(made[1])
-    _bundle_readme(folder, diag, wl, info, profile, rec, script, has_artifact, why_full)
+    needs = _NEEDS.get(_script_key(info), "PyTorch") if script is not None else ""
+    _bundle_readme(folder, diag, wl, info, profile, rec, script, has_artifact, why_full, needs, no_script)
     shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
     return folder
 
@@ -454,7 +464,7 @@ def _yaml_of(wl) -> dict:
 
 
 def _bundle_readme(folder: Path, diag, wl, info, profile, rec: dict, script, has_artifact: bool,
-                   why_full: str) -> None:
+                   why_full: str, needs: str = "", no_script: str = "") -> None:
     node = wl.nodes[0]
     attrs = ", ".join(f"{k}={v!r}" for k, v in node.attrs.items())
     shapes = ", ".join(f"{s.name} {list(wl.shapes(wl.param_grid()[0])[s.name])} {s.dtype}" for s in wl.inputs)
@@ -472,15 +482,18 @@ def _bundle_readme(folder: Path, diag, wl, info, profile, rec: dict, script, has
              "Files: `workload.yaml` (the suite's workload of this one node), `inputs.npz` (its inputs, by name), "
              "`weights.npz` (its parameters, float64, canonical layout: `<node>.<param>`), `reference.npz`, "
              "`actual.npz` (by output name)" + (", `artifact/` (the exported model and its manifest)"
-                                               if has_artifact else "") + ".", "",
+                                               if has_artifact else "")
+             + (", `src/` (the suite's own code of this op, copied verbatim for the script)"
+                if (folder / "src").is_dir() else "") + ".", "",
              "Reproduce with the suite:", "", "```sh",
              f"bench verify -w workload.yaml -t '{info.id}' -p {profile.name}", "```"]
     if script is not None:
-        lines += ["", f"Reproduce without the suite (NumPy and {_NEEDS[info.runtime]} only; exit 1 when the mismatch "
+        lines += ["", f"Reproduce without the suite (NumPy and {needs} only; exit 1 when the mismatch "
                       "shows):",
                   "", "```sh", f"python {script.name}", "```"]
     else:
-        lines += ["", "No standalone script for this route yet: the suite's command above reproduces it."]
+        lines += ["", no_script or "No standalone script for this route yet: the suite's command above "
+                                   "reproduces it."]
     (folder / "README.md").write_text("\n".join(lines) + "\n")
 
 
@@ -582,6 +595,33 @@ print(f"iree.runtime (iree-base-runtime), numpy {{np.__version__}}")
 ''',
 }
 
+_SCRIPT_RUN["torch.export"] = '''
+import torch
+
+module = torch.export.load(str(ARTIFACT)).module()
+with torch.inference_mode():
+    res = module(*[torch.from_numpy(x) for x in arrays])
+outs = [o.numpy() for o in (res if isinstance(res, (tuple, list)) else (res,))]
+print(f"torch {{torch.__version__}}, numpy {{np.__version__}}")
+'''
+_SCRIPT_RUN["saved_model"] = '''
+import tensorflow as tf
+
+loaded = tf.saved_model.load(str(ARTIFACT))
+res = loaded.forward(*[tf.constant(x) for x in arrays])
+outs = [o.numpy() for o in (res if isinstance(res, (tuple, list)) else (res,))]
+print(f"tensorflow {{tf.__version__}}, numpy {{np.__version__}}")
+'''
+_SCRIPT_RUN["jax.export"] = '''
+import jax
+
+jax.config.update("jax_platforms", "cpu")
+exported = jax.export.deserialize(bytearray(ARTIFACT.read_bytes()))
+res = jax.jit(exported.call)(*arrays)
+outs = [np.asarray(jax.device_get(o)) for o in (res if isinstance(res, (tuple, list)) else (res,))]
+print(f"jax {{jax.__version__}}, numpy {{np.__version__}}")
+'''
+
 _SCRIPT_TAIL = '''
 reference = np.load(HERE / "reference.npz")
 wrong = False
@@ -601,16 +641,121 @@ for i, (name, y) in enumerate(zip(OUTPUTS, outs)):
 sys.exit(1 if wrong else 0)
 '''
 _NEEDS = {"onnxruntime": "ONNX Runtime", "litert": "the LiteRT interpreter (ai-edge-litert or tflite-runtime)",
-          "openvino": "OpenVINO", "iree": "IREE's runtime (iree-base-runtime)"}
+          "openvino": "OpenVINO", "iree": "IREE's runtime (iree-base-runtime)", "torch.export": "PyTorch",
+          "saved_model": "TensorFlow", "jax.export": "JAX"}
+_SCRIPT_NAME = {"torch.export": "repro_torch_export.py", "saved_model": "repro_saved_model.py",
+                "jax.export": "repro_jax_export.py"}
+
+
+def _script_key(info) -> str:
+    """Which loader a bundle's script uses: the runtime's, or for a round trip (torch>export@torch, ...) the
+    framework's own loader of its artifact."""
+    load = getattr(info.options, "load", None)
+    return load if info.module.endswith(".roundtrip") and load else info.runtime
+
+
+_NATIVE_TORCH = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
+
+Needs only NumPy and PyTorch. src/ holds the suite's own torch code of this op, copied verbatim (the module
+builder of {op} and the mapping of its canonical weights to torch's layout): the module is built from
+weights.npz exactly as the target builds it, run on inputs.npz{how}, and compared with reference.npz
+(NumPy float64 of the same op on the same inputs). Exit 1 when it mismatches.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "src"))
+
+import torch  # noqa: E402
+
+from {ops_module} import {build} as build_module  # noqa: E402
+from {native_module} import native  # noqa: E402
+{weights_import}{attr_imports}
+RTOL, ATOL = {rtol!r}, {atol!r}
+OUTPUTS = {outputs!r}
+NODE = {node!r}
+ATTRS = {attrs}
+INPUTS = {inputs!r}  # the node's inputs, in order
+IN_SHAPES = {in_shapes!r}  # their canonical (NCHW) shapes
+INT_INPUTS = {int_inputs!r}
+man = {{"outputs_nhwc": [False] * len(OUTPUTS)}}
+
+torch.set_num_threads(1)
+stored = np.load(HERE / "weights.npz")  # canonical float64, "<node>.<param>"
+params = {{k.split(".", 1)[1]: stored[k] for k in stored.files if k.split(".", 1)[0] == NODE}}
+module = build_module(native(), ATTRS, IN_SHAPES, map_weights(params, ATTRS) if params else {{}}).eval()
+for p in module.parameters():
+    p.requires_grad_(False)
+given = np.load(HERE / "inputs.npz")
+xs = [torch.from_numpy(np.ascontiguousarray(given[n], dtype=np.int64 if n in INT_INPUTS else np.float32))
+      for n in INPUTS]
+{wrap}with torch.inference_mode():
+    res = module(*xs)
+outs = [o.numpy() for o in (res if isinstance(res, (tuple, list)) else (res,))]
+print(f"torch {{torch.__version__}}, numpy {{np.__version__}}")
+'''
+_TORCH_WRAP = {
+    "compile": ("module = torch.compile(module)\n", ", compiled by torch.compile (inductor) as torch:compile does"),
+    "export": ("module = torch.export.export(module, tuple(xs)).module()\n", ", through torch.export"),
+}
+
+
+def _planted(info):
+    """The context a test-only target plants its bug in (suite.targets.testing), or a null context."""
+    import contextlib
+    import importlib
+
+    bugs = getattr(importlib.import_module(info.module), "BUGS", None)
+    return bugs[info.id]() if bugs and info.id in bugs else contextlib.nullcontext()
+
+
+def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, str] | None:
+    """(file name, source) of the standalone PyTorch script of a torch target's culprit, writing the copied
+    suite code it needs into ``folder / "src"``; None for other families. Raises
+    :class:`suite.standalone.NotStandalone` when the op's code cannot be copied out."""
+    if info.family != "torch":
+        return None
+    from suite.standalone import Closure
+    from suite.targets.common.optables import has_params, lookup
+
+    node = node_wl.nodes[0]
+    closure = Closure()
+    with _planted(info):
+        from suite.targets.torch import ops, weights
+
+        build = closure.add(lookup(ops.OPS, node.op, "torch")).split(":")
+        native_module = closure.add(ops.native).split(":")[0]
+        mapping = closure.add(lookup(weights.WEIGHTS, node.op, "torch", "weight table")).split(":") \
+            if has_params(node.op) else None
+        attrs = closure.literal(dict(node.attrs))
+    attr_imports = "".join(f"{line}  # noqa: E402\n" for line in closure.script_imports())
+    closure.write(folder / "src", f"The suite's torch code of op {node.op}, for repro_torch.py; imports no suite.")
+    variant = "export" if info.format == "export" else ("compile" if getattr(info.options, "compile", False)
+                                                        else "eager")
+    wrap, how = _TORCH_WRAP.get(variant, ("", ""))
+    shapes = node_wl.shapes(node_wl.param_grid()[0])
+    weights_import = (f"from {mapping[0]} import {mapping[1]} as map_weights  # noqa: E402\n" if mapping
+                      else "map_weights = None\n")
+    source = _NATIVE_TORCH.format(
+        target=info.id, workload=diag.workload, node=node.name, op=node.op, how=how, ops_module=build[0], native_module=native_module,
+        build=build[1], weights_import=weights_import, rtol=tol["rtol"], atol=tol["atol"],
+        outputs=list(node_wl.outputs), attrs=attrs, attr_imports=attr_imports, inputs=list(node.inputs),
+        in_shapes=[list(shapes[s]) for s in node.inputs],
+        int_inputs=[s.name for s in node_wl.inputs if s.dtype.startswith("int")], wrap=wrap)
+    return "repro_torch.py", source + _SCRIPT_TAIL.format()
 
 
 def standalone_script(info, node_wl, diag, tol: dict) -> tuple[str, str] | None:
     """(file name, source) of the bundle's script for the target's runtime, or None where there is none yet."""
-    if info.runtime not in _SCRIPT_RUN:
+    key = _script_key(info)
+    if key not in _SCRIPT_RUN:
         return None
     fields = dict(target=info.id, workload=diag.workload, node=diag.culprit, op=node_wl.nodes[0].op,
-                  rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), needs=_NEEDS[info.runtime],
+                  rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), needs=_NEEDS[key],
                   no_xnnpack=not getattr(info.options, "xnnpack", True),
                   precision=getattr(info.options, "precision", "f32"))
-    source = _SCRIPT_HEAD.format(**fields) + _SCRIPT_RUN[info.runtime].format(**fields) + _SCRIPT_TAIL.format(**fields)
-    return f"repro_{info.runtime}.py", source
+    source = _SCRIPT_HEAD.format(**fields) + _SCRIPT_RUN[key].format(**fields) + _SCRIPT_TAIL.format(**fields)
+    return _SCRIPT_NAME.get(key, f"repro_{key}.py"), source

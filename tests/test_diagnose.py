@@ -5,6 +5,7 @@ divergence"; an error gives its stage, not a localization; bad input is one line
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,9 +114,62 @@ def test_an_injected_bug_is_localized_to_its_node(target, graph, inputs, culprit
     bundle = out / "bundle"  # the culprit alone, cut to batch 1 where it still fails there
     small = load_workload(bundle / "workload.yaml")
     assert [n.name for n in small.nodes] == [culprit] and small.sweep["batch"] == (1,)
-    assert (out / "bundle.zip").is_file() and "No standalone script" in (bundle / "README.md").read_text()
+    assert (out / "bundle.zip").is_file()
     with np.load(bundle / "reference.npz") as ref, np.load(bundle / "actual.npz") as act:
-        assert np.abs(ref[culprit] - act[culprit]).max() > 1e-4
+        err = np.abs(ref[culprit] - act[culprit]).max()
+    assert err > 1e-4
+    if not target.startswith("torch:"):
+        assert "No standalone script" in (bundle / "README.md").read_text()
+        return
+    # torch: a plain PyTorch script built on the suite's torch code of the op, copied out (the bug included)
+    run = _run_blocked(bundle, "repro_torch.py")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert _printed_error(run.stdout, culprit) == pytest.approx(err, rel=0.01)  # the target's own numbers
+    assert "python repro_torch.py" in (bundle / "README.md").read_text()
+
+
+def _run_blocked(bundle: Path, script: str):
+    """Runs a bundle's script where the suite cannot be imported (python -I, suite blocked)."""
+    blocked = (f"import os, sys; sys.modules['suite'] = None; f = os.path.abspath({script!r}); "
+               "exec(compile(open(f).read(), f, 'exec'), {'__file__': f, '__name__': '__main__'})")
+    return subprocess.run([sys.executable, "-I", "-c", blocked], cwd=bundle, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _printed_error(stdout: str, output: str) -> float:
+    line = next(ln for ln in stdout.splitlines() if ln.startswith(f"{output}: max abs error "))
+    return float(line.split("max abs error ")[1].split(";")[0])
+
+
+TIGHT = [{"name": "fc", "op": "dense", "input": "x", "units": 8}, {"name": "out", "op": "tanh", "input": "fc"}]
+
+
+@pytest.mark.parametrize("target,script", [
+    ("torch:eager", "repro_torch.py"), ("torch:compile", "repro_torch.py"),
+    ("torch>export@torch", "repro_torch_export.py"), ("jax>export@jax", "repro_jax_export.py"),
+    ("tensorflow>savedmodel@tensorflow", "repro_saved_model.py")])
+def test_native_and_round_trip_bundles_reproduce_without_the_suite(target, script, tmp_path):
+    """float32 against a 1e-12 tolerance fails every node: the first is the culprit, and the bundle's script
+    (the suite's torch code copied out, or the framework's own loader of the saved artifact) prints the
+    same error the target had."""
+    skip_if_missing(target)
+    wl = _workload(tmp_path, "tight", TIGHT, X, ["out"])
+    spec = yaml.safe_load(wl.read_text())
+    wl.write_text(yaml.safe_dump({**spec, "tolerance": {"rtol": 1e-12, "atol": 1e-12}}))
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    assert _report(out)["culprit"] == "fc"
+    bundle = out / "bundle"
+    with np.load(bundle / "reference.npz") as ref, np.load(bundle / "actual.npz") as act:
+        err = np.abs(ref["fc"] - act["fc"]).max()
+    run = _run_blocked(bundle, script)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert _printed_error(run.stdout, "fc") == pytest.approx(err, rel=0.01) and err > 0
+    assert f"python {script}" in (bundle / "README.md").read_text()
+    imports_suite = re.compile(r"^\s*(import|from)\s+suite(\.|\s|$)", re.M)
+    assert not imports_suite.search((bundle / script).read_text())
+    assert not any(imports_suite.search(f.read_text()) for f in (bundle / "src").glob("*.py"))
 
 
 def test_a_wrong_export_is_localized_through_the_route(tmp_path):
