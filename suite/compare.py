@@ -120,7 +120,8 @@ def run_spread(base_df, new_df) -> dict[str, dict]:
     Args:
         base_df, new_df: results DataFrames of the two runs.
     Returns:
-        {profile: {"cells": n, "spread": robust sigma of the log ratios (:func:`shorth_sigma`) or None when n < MIN_SPREAD_CELLS,
+        {profile: {"cells": n, "spread": robust sigma of the log ratios (:func:`shorth_sigma`), or None when
+        n < MIN_SPREAD_CELLS,
         "median_ratio": median ratio or None}} for every profile with a cell timed cleanly in both.
     """
     return _spread_of(_clean_ratios(_latest_per_cell(base_df), _latest_per_cell(new_df)))

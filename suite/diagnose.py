@@ -740,7 +740,8 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, st
     weights_import = (f"from {mapping[0]} import {mapping[1]} as map_weights  # noqa: E402\n" if mapping
                       else "map_weights = None\n")
     source = _NATIVE_TORCH.format(
-        target=info.id, workload=diag.workload, node=node.name, op=node.op, how=how, ops_module=build[0], native_module=native_module,
+        target=info.id, workload=diag.workload, node=node.name, op=node.op, how=how, ops_module=build[0],
+        native_module=native_module,
         build=build[1], weights_import=weights_import, rtol=tol["rtol"], atol=tol["atol"],
         outputs=list(node_wl.outputs), attrs=attrs, attr_imports=attr_imports, inputs=list(node.inputs),
         in_shapes=[list(shapes[s]) for s in node.inputs],
