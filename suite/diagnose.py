@@ -441,17 +441,18 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
     made, no_script = None, ""
     if has_artifact:
         made = standalone_script(info, wl, diag, tol)
-    elif info.family == "torch":
+    else:
         from suite.standalone import NotStandalone
 
         try:
             made = native_script(info, wl, diag, tol, folder)
         except NotStandalone as e:
-            no_script = f"No standalone script: the op's torch code cannot be copied out of the suite ({e})."
+            no_script = (f"No standalone script: the op's {info.family} code cannot be copied out of the suite "
+                         f"({e}).")
     if made is not None:
         script = folder / made[0]
         script.write_text(made[1])
-    needs = _NEEDS.get(_script_key(info), "PyTorch") if script is not None else ""
+    needs = (_NEEDS.get(_script_key(info)) or _NATIVE_NEEDS.get(info.family, "")) if script is not None else ""
     _bundle_readme(folder, diag, wl, info, profile, rec, script, has_artifact, why_full, needs, no_script)
     shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
     return folder
@@ -654,14 +655,15 @@ def _script_key(info) -> str:
     return load if info.module.endswith(".roundtrip") and load else info.runtime
 
 
-_NATIVE_TORCH = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
+_NATIVE_HEAD = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
 
-Needs only NumPy and PyTorch. src/ holds the suite's own torch code of this op, copied verbatim (the module
-builder of {op} and the mapping of its canonical weights to torch's layout): the module is built from
+Needs only NumPy and {needs}. src/ holds the suite's own {framework} code of this op, copied verbatim (the
+builder of {op} and the mapping of its canonical weights to {framework}'s layout): the node is built from
 weights.npz exactly as the target builds it, run on inputs.npz{how}, and compared with reference.npz
 (NumPy float64 of the same op on the same inputs). Exit 1 when it mismatches.
 """
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -669,38 +671,82 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "src"))
 
-import torch  # noqa: E402
-
-from {ops_module} import {build} as build_module  # noqa: E402
-from {native_module} import native  # noqa: E402
-{weights_import}{attr_imports}
+{imports}
 RTOL, ATOL = {rtol!r}, {atol!r}
 OUTPUTS = {outputs!r}
 NODE = {node!r}
 ATTRS = {attrs}
 INPUTS = {inputs!r}  # the node's inputs, in order
-IN_SHAPES = {in_shapes!r}  # their canonical (NCHW) shapes
+SHAPES = {shapes!r}  # canonical (NCHW) shapes of its inputs and output
 INT_INPUTS = {int_inputs!r}
-man = {{"outputs_nhwc": [False] * len(OUTPUTS)}}
+man = {{"outputs_nhwc": [False] * len(OUTPUTS)}}  # outputs below are already canonical (NCHW)
+node = types.SimpleNamespace(name=NODE, op={op!r}, attrs=ATTRS, inputs=INPUTS)
 
-torch.set_num_threads(1)
 stored = np.load(HERE / "weights.npz")  # canonical float64, "<node>.<param>"
 params = {{k.split(".", 1)[1]: stored[k] for k in stored.files if k.split(".", 1)[0] == NODE}}
-module = build_module(native(), ATTRS, IN_SHAPES, map_weights(params, ATTRS) if params else {{}}).eval()
+native_weights = map_weights(params, ATTRS) if params else {{}}
+given = np.load(HERE / "inputs.npz")
+'''
+_NATIVE_RUN = {
+    "torch": '''
+torch.set_num_threads(1)
+module = build_module(native(), ATTRS, [SHAPES[n] for n in INPUTS], native_weights).eval()
 for p in module.parameters():
     p.requires_grad_(False)
-given = np.load(HERE / "inputs.npz")
 xs = [torch.from_numpy(np.ascontiguousarray(given[n], dtype=np.int64 if n in INT_INPUTS else np.float32))
       for n in INPUTS]
 {wrap}with torch.inference_mode():
     res = module(*xs)
 outs = [o.numpy() for o in (res if isinstance(res, (tuple, list)) else (res,))]
 print(f"torch {{torch.__version__}}, numpy {{np.__version__}}")
-'''
+''',
+    "jax": '''
+jax.config.update("jax_platforms", "cpu")
+IN_NHWC = {in_nhwc!r}  # images read by a spatial op arrive NHWC, as the target feeds them
+jx = native()
+jnp = jx.jnp
+g = Graph(Tracker(Ops(jnp.transpose, jax.nn.softmax, jnp.add, jnp.multiply, jnp.concatenate)), False)
+xs = [np.ascontiguousarray(given[n].transpose(0, 2, 3, 1) if n in IN_NHWC else given[n],
+                           dtype=np.int32 if n in INT_INPUTS else np.float32) for n in INPUTS]
+flags = []
+
+
+def apply(p, xs):
+    y = op_fn(jx, g, node, [Val(x, n in IN_NHWC) for n, x in zip(INPUTS, xs)], p)
+    flags[:] = [y.nhwc]
+    return y.t
+
+
+y = np.asarray(jax.jit(apply)(jax.device_put(native_weights), xs))
+outs = [y.transpose(0, 3, 1, 2) if flags[0] else y]
+print(f"jax {{jax.__version__}}, numpy {{np.__version__}}")
+''',
+    "tensorflow": '''
+variables = {{k: tf.Variable(v, trainable=False) for k, v in native_weights.items()}}
+g = Graph(Tracker(Ops(tf.transpose, tf.nn.softmax, tf.add, tf.multiply, tf.concat)), SHAPES, False, None)
+images = [len(SHAPES[n]) == 4 and n not in INT_INPUTS for n in INPUTS]  # rank-4 float inputs arrive NHWC
+xs = [tf.constant(np.ascontiguousarray(given[n].transpose(0, 2, 3, 1) if img else given[n],
+                                       dtype=np.int64 if n in INT_INPUTS else np.float32))
+      for n, img in zip(INPUTS, images)]
+flags = []
+
+
+def forward(*xs):
+    y = op_fn(tf, g, node, [Val(x, img) for x, img in zip(xs, images)], variables)
+    flags[:] = [y.nhwc]
+    return y.t
+
+
+y = tf.function(forward, autograph=False, jit_compile={jit!r})(*xs).numpy()
+outs = [y.transpose(0, 3, 1, 2) if flags[0] else y]
+print(f"tensorflow {{tf.__version__}}, numpy {{np.__version__}}")
+''',
+}
 _TORCH_WRAP = {
     "compile": ("module = torch.compile(module)\n", ", compiled by torch.compile (inductor) as torch:compile does"),
     "export": ("module = torch.export.export(module, tuple(xs)).module()\n", ", through torch.export"),
 }
+_NATIVE_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
 
 
 def _planted(info):
@@ -713,40 +759,56 @@ def _planted(info):
 
 
 def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, str] | None:
-    """(file name, source) of the standalone PyTorch script of a torch target's culprit, writing the copied
-    suite code it needs into ``folder / "src"``; None for other families. Raises
+    """(file name, source) of the standalone script of a torch, JAX or TensorFlow target's culprit, writing
+    the copied suite code it needs into ``folder / "src"``; None for other families (Keras). Raises
     :class:`suite.standalone.NotStandalone` when the op's code cannot be copied out."""
-    if info.family != "torch":
-        return None
+    import importlib
+
     from suite.standalone import Closure
     from suite.targets.common.optables import has_params, lookup
 
+    fw = info.family
+    if fw not in _NATIVE_RUN:
+        return None
     node = node_wl.nodes[0]
     closure = Closure()
+    imp = lambda ref, alias: "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")  # noqa: E731
     with _planted(info):
-        from suite.targets.torch import ops, weights
+        ops = importlib.import_module(f"suite.targets.{fw}.ops")
+        weights = importlib.import_module(f"suite.targets.{fw}.weights")
+        lines = [f"import {fw}" if fw != "tensorflow" else "import tensorflow as tf",
+                 imp(closure.add(lookup(ops.OPS, node.op, fw)), "build_module" if fw == "torch" else "op_fn"),
+                 imp(closure.add(ops.native), "") if fw != "tensorflow" else ""]
+        if fw != "torch":
+            from suite.targets.common import nhwc
 
-        build = closure.add(lookup(ops.OPS, node.op, "torch")).split(":")
-        native_module = closure.add(ops.native).split(":")[0]
-        mapping = closure.add(lookup(weights.WEIGHTS, node.op, "torch", "weight table")).split(":") \
-            if has_params(node.op) else None
+            lines += [imp(closure.add(ops.Graph), "")] + [imp(closure.add(c), "") for c in (nhwc.Tracker, nhwc.Ops,
+                                                                                          nhwc.Val)]
+        lines.append(imp(closure.add(lookup(weights.WEIGHTS, node.op, fw, "weight table")), "map_weights")
+                     if has_params(node.op) else "map_weights = None")
         attrs = closure.literal(dict(node.attrs))
-    attr_imports = "".join(f"{line}  # noqa: E402\n" for line in closure.script_imports())
-    closure.write(folder / "src", f"The suite's torch code of op {node.op}, for repro_torch.py; imports no suite.")
+    lines += closure.script_imports()
+    closure.write(folder / "src", f"The suite's {fw} code of op {node.op}, for repro_{fw}.py; imports no suite.")
+    shapes = node_wl.shapes(node_wl.param_grid()[0])
     variant = "export" if info.format == "export" else ("compile" if getattr(info.options, "compile", False)
                                                         else "eager")
-    wrap, how = _TORCH_WRAP.get(variant, ("", ""))
-    shapes = node_wl.shapes(node_wl.param_grid()[0])
-    weights_import = (f"from {mapping[0]} import {mapping[1]} as map_weights  # noqa: E402\n" if mapping
-                      else "map_weights = None\n")
-    source = _NATIVE_TORCH.format(
-        target=info.id, workload=diag.workload, node=node.name, op=node.op, how=how, ops_module=build[0],
-        native_module=native_module,
-        build=build[1], weights_import=weights_import, rtol=tol["rtol"], atol=tol["atol"],
-        outputs=list(node_wl.outputs), attrs=attrs, attr_imports=attr_imports, inputs=list(node.inputs),
-        in_shapes=[list(shapes[s]) for s in node.inputs],
-        int_inputs=[s.name for s in node_wl.inputs if s.dtype.startswith("int")], wrap=wrap)
-    return "repro_torch.py", source + _SCRIPT_TAIL.format()
+    wrap, how = _TORCH_WRAP.get(variant, ("", "")) if fw == "torch" else ("", "")
+    jit = bool(getattr(info.options, "jit_compile", False))
+    if fw == "tensorflow" and jit:
+        how = ", under tf.function(jit_compile=True) (XLA) as tensorflow:xla does"
+    in_nhwc = []
+    if fw == "jax":
+        from suite.targets.jax.model import nhwc_inputs
+
+        in_nhwc = sorted(nhwc_inputs(node_wl, shapes))
+    fields = dict(
+        target=info.id, workload=diag.workload, node=node.name, op=node.op, how=how, framework=fw,
+        needs=_NATIVE_NEEDS[fw], imports="\n".join(f"{ln}  # noqa: E402" for ln in lines if ln),
+        rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), attrs=attrs, inputs=list(node.inputs),
+        shapes={k: tuple(v) for k, v in shapes.items()}, wrap=wrap, in_nhwc=in_nhwc, jit=jit,
+        int_inputs=[s.name for s in node_wl.inputs if s.dtype.startswith("int")])
+    source = _NATIVE_HEAD.format(**fields) + _NATIVE_RUN[fw].format(**fields) + _SCRIPT_TAIL.format()
+    return f"repro_{fw}.py", source
 
 
 def standalone_script(info, node_wl, diag, tol: dict) -> tuple[str, str] | None:

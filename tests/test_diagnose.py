@@ -118,14 +118,15 @@ def test_an_injected_bug_is_localized_to_its_node(target, graph, inputs, culprit
     with np.load(bundle / "reference.npz") as ref, np.load(bundle / "actual.npz") as act:
         err = np.abs(ref[culprit] - act[culprit]).max()
     assert err > 1e-4
-    if not target.startswith("torch:"):
+    fw = target.split(":")[0]
+    if fw == "keras":
         assert "No standalone script" in (bundle / "README.md").read_text()
         return
-    # torch: a plain PyTorch script built on the suite's torch code of the op, copied out (the bug included)
-    run = _run_blocked(bundle, "repro_torch.py")
+    # a plain PyTorch / JAX / TensorFlow script on the suite's code of the op, copied out (the bug included)
+    run = _run_blocked(bundle, f"repro_{fw}.py")
     assert run.returncode == 1, run.stdout + run.stderr
     assert _printed_error(run.stdout, culprit) == pytest.approx(err, rel=0.01)  # the target's own numbers
-    assert "python repro_torch.py" in (bundle / "README.md").read_text()
+    assert f"python repro_{fw}.py" in (bundle / "README.md").read_text()
 
 
 def _run_blocked(bundle: Path, script: str):
@@ -145,7 +146,8 @@ TIGHT = [{"name": "fc", "op": "dense", "input": "x", "units": 8}, {"name": "out"
 
 
 @pytest.mark.parametrize("target,script", [
-    ("torch:eager", "repro_torch.py"), ("torch:compile", "repro_torch.py"),
+    ("torch:eager", "repro_torch.py"), ("torch:compile", "repro_torch.py"), ("jax:jit", "repro_jax.py"),
+    ("tensorflow:function", "repro_tensorflow.py"), ("tensorflow:xla", "repro_tensorflow.py"),
     ("torch>export@torch", "repro_torch_export.py"), ("jax>export@jax", "repro_jax_export.py"),
     ("tensorflow>savedmodel@tensorflow", "repro_saved_model.py")])
 def test_native_and_round_trip_bundles_reproduce_without_the_suite(target, script, tmp_path):
