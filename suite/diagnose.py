@@ -657,10 +657,7 @@ def _script_key(info) -> str:
 
 _NATIVE_HEAD = '''"""Standalone reproduction of a wrong result of {target}: node {node} ({op}) of {workload}.
 
-Needs only NumPy and {needs}. src/ holds the suite's own {framework} code of this op, copied verbatim (the
-builder of {op} and the mapping of its canonical weights to {framework}'s layout): the node is built from
-weights.npz exactly as the target builds it, run on inputs.npz{how}, and compared with reference.npz
-(NumPy float64 of the same op on the same inputs). Exit 1 when it mismatches.
+{doc}
 """
 import sys
 import types
@@ -801,8 +798,15 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, st
         from suite.targets.jax.model import nhwc_inputs
 
         in_nhwc = sorted(nhwc_inputs(node_wl, shapes))
+    import textwrap
+
+    doc = textwrap.fill(
+        f"Needs only NumPy and {_NATIVE_NEEDS[fw]}. src/ holds the suite's own {fw} code of this op, copied "
+        f"verbatim (the builder of {node.op} and the mapping of its canonical weights to {fw}'s layout): the "
+        f"node is built from weights.npz exactly as the target builds it, run on inputs.npz{how}, and compared "
+        "with reference.npz (NumPy float64 of the same op on the same inputs). Exit 1 when it mismatches.", 110)
     fields = dict(
-        target=info.id, workload=diag.workload, node=node.name, op=node.op, how=how, framework=fw,
+        target=info.id, workload=diag.workload, node=node.name, op=node.op, doc=doc, framework=fw,
         needs=_NATIVE_NEEDS[fw], imports="\n".join(f"{ln}  # noqa: E402" for ln in lines if ln),
         rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), attrs=attrs, inputs=list(node.inputs),
         shapes={k: tuple(v) for k, v in shapes.items()}, wrap=wrap, in_nhwc=in_nhwc, jit=jit,

@@ -96,8 +96,9 @@ class Closure:
 
     def add(self, value) -> str:
         """Copies a suite function or class (and what it needs); returns ``module:name`` to import it by."""
-        module, name = getattr(value, "__module__", None), getattr(value, "__name__", "")
-        if not _is_suite(module) or getattr(importlib.import_module(module), name, None) is not value:
+        module = getattr(value, "__module__", None)
+        name = _bound_name(value) if _is_suite(module) else ""
+        if not name:
             raise NotStandalone(f"{value!r} is not a module-level definition of the suite")
         self._name(module, name)
         return f"{flat(module)}:{name}"
@@ -126,12 +127,16 @@ class Closure:
         if inspect.isfunction(value) or inspect.isclass(value):
             origin = getattr(value, "__module__", None)
             if _is_suite(origin):
-                if origin == module and value.__name__ == name:
+                if origin == module and value.__name__ == name and not getattr(value, "__closure__", None):
                     self._define(module, name, value)
+                elif origin == module and inspect.isfunction(value):  # made by a factory: copy the statement
+                    self._statement(module, name)
                 else:
-                    self._name(origin, value.__name__)
-                    imports.add(f"from {flat(origin)} import {value.__name__}"
-                                + ("" if value.__name__ == name else f" as {name}"))
+                    bound = _bound_name(value)
+                    if not bound:
+                        raise NotStandalone(f"{value!r} is not a module-level definition of {origin}")
+                    self._name(origin, bound)
+                    imports.add(f"from {flat(origin)} import {bound}" + ("" if bound == name else f" as {name}"))
                 return
             imports.add(self._foreign(value, name))
             return
@@ -158,18 +163,42 @@ class Closure:
             raise NotStandalone(f"no source for {module}.{name}: {e}") from None
         if value.__name__ == "<lambda>":
             raise NotStandalone(f"{module}.{name} is a lambda")
-        tree = ast.parse(source)
-        names, attrs = _references(tree)
+        names, attrs = _references(ast.parse(source))
+        self._dependencies(module, names - {name}, attrs)
+        self.defs[module].append(source.rstrip() + "\n")
+
+    def _statement(self, module: str, name: str) -> None:
+        """Copies the module-level statement that binds ``name`` (``relu, gelu = (_act(n) for n in ...)``)."""
+        mod = importlib.import_module(module)
+        source = inspect.getsource(mod)
+        for stmt in ast.parse(source).body:
+            targets = [t for n in ast.walk(stmt) if isinstance(n, (ast.Assign, ast.AnnAssign))
+                       for t in (n.targets if isinstance(n, ast.Assign) else [n.target])] \
+                if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else []
+            bound = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if name not in bound:
+                continue
+            key = (module, f"<statement {stmt.lineno}>")
+            if key in self._seen:
+                return
+            self._seen.add(key)
+            self._seen.update((module, b) for b in bound)
+            names, attrs = _references(stmt)
+            self._dependencies(module, names - bound, attrs)
+            self.defs[module].append(ast.get_source_segment(source, stmt) + "\n")
+            return
+        raise NotStandalone(f"{module}.{name} is made by code the suite cannot copy (no statement binds it)")
+
+    def _dependencies(self, module: str, names: set[str], attrs: set[tuple[str, str]]) -> None:
         mod = importlib.import_module(module)
         for n in sorted(names):
-            if n in mod.__dict__ and n != name:
+            if n in mod.__dict__:
                 self._name(module, n)
         for n, attr in sorted(attrs):
             target = mod.__dict__.get(n)
             if isinstance(target, types.ModuleType) and _is_suite(target.__name__):
                 self._module(target.__name__)
                 self._name(target.__name__, attr)
-        self.defs[module].append(source.rstrip() + "\n")
 
     def _expr(self, module: str, value) -> str:
         """Source of a constant: literals and containers of them, and suite functions (by module)."""
@@ -194,11 +223,11 @@ class Closure:
                              for f in dataclasses.fields(value) if f.init)
             return f"{ref}({args})"
         if (inspect.isfunction(value) or inspect.isclass(value)) and _is_suite(value.__module__):
-            self.add(value)
+            bound = self.add(value).split(":")[1]
             if value.__module__ == module:
-                return value.__name__
+                return bound
             self.imports[module].add(f"import {flat(value.__module__)}")
-            return f"{flat(value.__module__)}.{value.__name__}"
+            return f"{flat(value.__module__)}.{bound}"
         raise NotStandalone(f"a constant of {module} holds {value!r}, which has no source form")
 
     def literal(self, value) -> str:
@@ -224,6 +253,16 @@ class Closure:
             path.write_text("\n".join(lines) + body + "\n")
             out.append(path)
         return out
+
+
+def _bound_name(value) -> str:
+    """The module-level name its module binds ``value`` to: its ``__name__``, or for a function a factory
+    made under another name (``relu6 = _act(...)``) the name found in the module; "" when none."""
+    mod = importlib.import_module(value.__module__)
+    name = getattr(value, "__name__", "")
+    if getattr(mod, name, None) is value:
+        return name
+    return next((k for k, v in vars(mod).items() if v is value), "")
 
 
 def origin_of(fn) -> str | None:
