@@ -2,13 +2,15 @@
 without the suite; what has no source form is refused with NotStandalone."""
 from __future__ import annotations
 
+import ast
+import builtins
 import importlib
 import subprocess
 import sys
 
 import pytest
 
-from suite.standalone import Closure, NotStandalone, flat
+from suite.standalone import Closure, NotStandalone, _references, flat
 from suite.targets.common import nhwc
 from suite.targets.common.optables import has_params
 
@@ -36,6 +38,11 @@ def test_every_op_and_weight_mapping_copies_out_and_imports_without_the_suite(fw
                              text=True, timeout=60)
         assert run.returncode == 0, f"{op}: {run.stderr[-2000:]}"
         assert all("import suite" not in p.read_text().replace("import suite_", "") for p in written), op
+        for path in written:  # every name the copied code reads is defined in its copy (or a builtin)
+            tree = ast.parse(path.read_text())
+            names, _ = _references(tree)
+            missing = names - set(dir(builtins)) - {"__name__", "__file__"}
+            assert not missing, f"{op}: {path.name} reads undefined {sorted(missing)}"
     assert modules == {f"suite_targets_{fw}_ops"}
 
 
