@@ -15,7 +15,9 @@ For a cell that fails numerically, two questions per node of the graph (in topol
 The **culprit** is the first node whose own error is out of the target's tolerance; a node out of
 tolerance only through its inputs *inherits*. If no node is out of tolerance on its own but the result
 is, the error accumulates (rounding over many nodes), and the report names the first node where the
-inherited error leaves the tolerance. A passing cell gives "no divergence"; a cell that errors, is
+inherited error leaves the tolerance, then reduces it to the smallest window of nodes ending there that
+still fails on the reference's inputs (:func:`reduce_window`, a bisection of its first node).
+A passing cell gives "no divergence"; a cell that errors, is
 unsupported, crashes or times out gives its stage and message, not a localization.
 
 Everything lands in the output folder: ``report.json``, ``report.md``, and ``work/`` with the rewritten
@@ -64,6 +66,9 @@ class Diagnosis:
     nodes: list[NodeReport] = dataclasses.field(default_factory=list)
     out_dir: str = ""
     bundle: str | None = None  # the repro bundle's folder (a .zip beside it), when a culprit was found
+    drift: str | None = None  # no culprit: the first node whose value in the graph leaves the tolerance
+    reduced: list[str] = dataclasses.field(default_factory=list)  # the smallest failing window ending there
+    reduced_workload: str = ""  # its workload file (work/reduce/...)
     seconds: float = 0.0
 
     @property
@@ -152,6 +157,97 @@ def node_workload(wl, node, params: dict, values: dict[str, np.ndarray], folder:
     return path, ""
 
 
+def window_workload(wl, nodes: list, params: dict, values: dict[str, np.ndarray], folder: Path,
+                    stem: str) -> tuple[Path | None, str]:
+    """A workload of some connected nodes of ``wl`` (in graph order) whose last one is the output; every value
+    they read from outside the window is a fixed input (the reference's values, cast to the input's dtype,
+    float32 between nodes) in ``<stem>.npz``. Returns (path, "") or (None, why it cannot be cut there)."""
+    _, graph = _raw_graph(wl)
+    declared = {s.name: s for s in wl.inputs}
+    inside = {n.name for n in nodes}
+    sources = list(dict.fromkeys(src for n in nodes for src in n.inputs if src not in inside))
+    arrays, entries = {}, []
+    for src in sources:
+        value = np.asarray(values[src])
+        if value.ndim == 0 or value.shape[0] != params["batch"]:
+            return None, (f"the value {src!r} cut there (shape {list(value.shape)}) does not lead with the batch "
+                          "dimension")
+        dtype = declared[src].dtype if src in declared else "float32"
+        arrays[src] = value.astype(dtype)
+        entries.append({"name": src, "shape": ["batch", *value.shape[1:]], "dtype": dtype,
+                        "distribution": {"kind": "file", "path": f"{stem}.npz"}})
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / f"{stem}.npz", **arrays)
+    what = (f"node {nodes[0].name} ({nodes[0].op})" if len(nodes) == 1 else
+            f"nodes {nodes[0].name}..{nodes[-1].name} ({len(nodes)})")
+    data = {"name": _slug(f"{wl.name}_{stem}"),
+            "description": f"{what} of {wl.name}, on the reference's values of what they read",
+            "seed": wl.seed, "inputs": entries, "sweep": {k: [v] for k, v in params.items()},
+            "graph": [graph[n.name] for n in nodes], "outputs": [nodes[-1].name]}
+    if wl.tolerance:
+        data["tolerance"] = dict(wl.tolerance)
+    path = folder / f"{stem}.yaml"
+    _write_yaml(path, data)
+    return path, ""
+
+
+def _ancestors(wl, name: str) -> set[str]:
+    """``name`` and every node it depends on."""
+    by_name = {n.name: n for n in wl.nodes}
+    out, todo = set(), [name]
+    while todo:
+        n = todo.pop()
+        if n in out or n not in by_name:
+            continue
+        out.add(n)
+        todo.extend(by_name[n].inputs)
+    return out
+
+
+def reduce_window(diag: Diagnosis, wl, params: dict, values: dict, work: Path, cells_of, run, log):
+    """No node is wrong alone but the graph is: the smallest window of nodes ending at the node where the
+    error leaves the tolerance (``diag.drift``) that still fails the same way on the reference's values of
+    what it reads. Bisection over the window's first node (in graph order, ancestors of the end only): the
+    window from the first node is the whole prefix (it fails: the graph did), the end alone passes (no
+    culprit); each probe is one isolated cell through the target's route. Returns the window's workload
+    (loaded), or None when even the prefix does not fail cut out of the graph."""
+    from suite.spec import load_workload
+
+    names = [n.name for n in wl.nodes]
+    end = names.index(diag.drift)
+    keep = _ancestors(wl, diag.drift)
+    tried: dict[int, tuple] = {}
+
+    def probe(start: int):
+        if start not in tried:
+            subset = [n for n in wl.nodes[start:end + 1] if n.name in keep]
+            path, why = window_workload(wl, subset, params, values, work / "reduce", f"from_{_slug(names[start])}")
+            status = None
+            if path is not None:
+                (c,) = cells_of(load_workload(path))
+                status = run([c])[id(c)].get("status")
+            log(f"diagnose: {len(subset)} node(s) from {names[start]} to {diag.drift}: {status or why}")
+            tried[start] = (subset, path, status)
+        return tried[start]
+
+    if probe(0)[2] != diag.status:
+        diag.summary += (f"; not reduced: the graph up to {diag.drift}, cut out on the reference's inputs, is "
+                         f"{probe(0)[2] or 'not a workload'}, not {diag.status}")
+        return None
+    lo, hi = 0, end
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if probe(mid)[2] == diag.status:
+            lo = mid
+        else:
+            hi = mid
+    subset, path, _ = probe(lo)
+    diag.reduced, diag.reduced_workload = [n.name for n in subset], str(path)
+    diag.summary += (f"; reduced to {len(subset)} node(s) that still {diag.status} on the reference's inputs: "
+                     f"{', '.join(diag.reduced)} ({len(tried)} cells; one node fewer passes)")
+    return load_workload(path)
+
+
 def _figures(n) -> dict:
     """The figures of a Numerics (or a record) a report shows."""
     get = n.get if isinstance(n, dict) else lambda k, d=None: getattr(n, k, d)
@@ -225,12 +321,16 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
         where = f" at stage {diag.stage}" if diag.stage else ""
         diag.summary = f"not a numerical divergence: {diag.status}{where}: {diag.reason}"
     else:
-        _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights, make_inputs,
-                  compare, tolerance_for(wl, info.dtype or "float32"))
+        values = _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights,
+                           make_inputs, compare, tolerance_for(wl, info.dtype or "float32"))
+        small = None
         if diag.culprit is not None:
-            node_path = Path(next(n.workload for n in diag.nodes if n.name == diag.culprit))
-            diag.bundle = str(make_bundle(diag, load_workload(node_path), info, profile, out / "bundle", cells_of,
-                                          run, log, artifacts_dir))
+            small = load_workload(Path(next(n.workload for n in diag.nodes if n.name == diag.culprit)))
+        elif diag.drift is not None:
+            small = reduce_window(diag, wl, params, values, work, cells_of, run, log)
+        if small is not None:
+            diag.bundle = str(make_bundle(diag, small, info, profile, out / "bundle", cells_of, run, log,
+                                          artifacts_dir))
     diag.seconds = round(time.monotonic() - t0, 1)
     write_report(diag, out)
     return diag
@@ -280,6 +380,7 @@ def _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values
         diag.nodes.append(NodeReport(node.name, node.op, inherited, own, note=notes.get(node.name, ""),
                                      workload=paths.get(node.name, "")))
     _verdicts(diag, all_rec if got is None else None)
+    return values
 
 
 def _verdicts(diag: Diagnosis, whole_failed: dict | None) -> None:
@@ -308,6 +409,7 @@ def _verdicts(diag: Diagnosis, whole_failed: dict | None) -> None:
     else:
         drift = next((n for n in diag.nodes if n.verdict == INHERITED), None)
         if drift is not None:
+            diag.drift = drift.name
             diag.summary = (f"no node is out of tolerance alone; the error accumulates and leaves the tolerance "
                             f"at {drift.name} ({drift.op}), max abs error {drift.inherited['max_abs_err']:.3g}")
         else:
@@ -355,9 +457,13 @@ def write_report(diag: Diagnosis, out: Path) -> None:
     if diag.nodes:
         md += table(diag) + ["", "Rerun one node alone: `bench verify -w work/nodes/<node>.yaml -t "
                              f"'{diag.target}' -p {diag.profile}` (from this folder)."]
+    if diag.reduced:
+        md += ["", f"Reduced: {len(diag.reduced)} node(s) ({', '.join(diag.reduced)}) still {diag.status} on the "
+               f"reference's inputs, one fewer does not: `{diag.reduced_workload}`."]
     if diag.bundle:
-        md += ["", f"Repro bundle: `{diag.bundle}` (and `{diag.bundle}.zip`): the culprit alone, with inputs, weights, "
-               "reference, actual outputs, the artifact and a README."]
+        md += ["", f"Repro bundle: `{diag.bundle}` (and `{diag.bundle}.zip`): the "
+               + ("culprit alone" if diag.culprit else "reduced window")
+               + ", with inputs, weights, reference, actual outputs, the artifact and a README."]
     (out / "report.md").write_text("\n".join(md) + "\n")
 
 
@@ -400,12 +506,16 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
     folder.mkdir(parents=True, exist_ok=True)
     wl, why_full, rec = node_wl, "", None
     small = _batch_one(node_wl, folder / "b1")
+    if diag.culprit is not None:
+        what, expect = f"{diag.culprit} alone", next(n for n in diag.nodes if n.name == diag.culprit).own["status"]
+    else:
+        what, expect = f"the {len(node_wl.nodes)} nodes of the reduced window", diag.status
     if small is not None:
-        log(f"diagnose: trying {diag.culprit} alone at batch 1")
+        log(f"diagnose: trying {what} at batch 1")
         cand = load_workload(small)
         (cell,) = cells_of(cand, str(folder / "actual.npz"))
         got = run([cell])[id(cell)]
-        if got.get("status") == next(n for n in diag.nodes if n.name == diag.culprit).own["status"]:
+        if got.get("status") == expect:
             wl, rec = cand, got  # its run is the bundle's: outputs saved, figures in hand
         else:
             why_full = f"at batch 1 it is {got.get('status')}, so the bundle keeps batch {node_wl.sweep['batch'][0]}"
@@ -426,7 +536,7 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
     data = json.loads(json.dumps(_yaml_of(wl)))
     for entry in data["inputs"]:
         entry["distribution"] = {"kind": "file", "path": "inputs.npz"}
-    data["name"] = _slug(f"{diag.workload}_{diag.culprit}_repro")
+    data["name"] = _slug(f"{diag.workload}_{diag.culprit or diag.drift}_repro")
     _write_yaml(folder / "workload.yaml", data)
     shutil.rmtree(folder / "b1", ignore_errors=True)
     has_artifact = False
@@ -441,6 +551,9 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
     made, no_script = None, ""
     if has_artifact:
         made = standalone_script(info, wl, diag, tol)
+    elif len(wl.nodes) > 1:
+        no_script = ("No standalone script: the native scripts build one node, and this window has "
+                     f"{len(wl.nodes)}; the suite's command above reproduces it.")
     else:
         from suite.standalone import NotStandalone
 
@@ -470,17 +583,28 @@ def _bundle_readme(folder: Path, diag, wl, info, profile, rec: dict, script, has
     attrs = ", ".join(f"{k}={v!r}" for k, v in node.attrs.items())
     shapes = ", ".join(f"{s.name} {list(wl.shapes(wl.param_grid()[0])[s.name])} {s.dtype}" for s in wl.inputs)
     versions = rec.get("versions") or "{}"
-    lines = [f"# {info.id}: `{node.op}` is wrong on its own", "",
-             f"Found by `bench diagnose` in the workload `{diag.workload}` (node `{diag.culprit}`), profile "
-             f"`{profile.name}`. This folder holds that node alone, on the values its inputs had there"
-             + (f" ({why_full})" if why_full else "") + ".", "",
-             f"- op: `{node.op}` ({attrs})", f"- inputs: {shapes}",
+    if len(wl.nodes) == 1:
+        head = [f"# {info.id}: `{node.op}` is wrong on its own", "",
+                f"Found by `bench diagnose` in the workload `{diag.workload}` (node `{diag.culprit}`), profile "
+                f"`{profile.name}`. This folder holds that node alone, on the values its inputs had there"
+                + (f" ({why_full})" if why_full else "") + ".", "", f"- op: `{node.op}` ({attrs})"]
+    else:
+        chain = " → ".join(f"`{n.name}` ({n.op})" for n in wl.nodes)
+        head = [f"# {info.id}: {len(wl.nodes)} nodes drift out of tolerance together", "",
+                f"Found by `bench diagnose` in the workload `{diag.workload}`, profile `{profile.name}`: no node is "
+                f"out of tolerance alone, but the error they add up leaves it at `{diag.drift}`. This folder holds "
+                "the smallest window of nodes ending there that still fails, on the values its inputs had there "
+                "(one node fewer passes)" + (f" ({why_full})" if why_full else "") + ".", "",
+                f"- nodes: {chain}"]
+    lines = [*head, f"- inputs: {shapes}",
              f"- expected (NumPy float64 of the same op on the same inputs, `reference.npz`) vs actual "
              f"(`actual.npz`): **{rec.get('status')}**, {rec.get('status_reason') or ''}; max abs error "
              f"{_num(rec.get('max_abs_err'))}, max rel error {_num(rec.get('max_rel_err'))}, cosine "
              f"{_num(rec.get('cosine'), '.6g')}, tolerance rtol={rec.get('rtol')}, atol={rec.get('atol')}",
              f"- versions: `{versions}`", "",
-             "Files: `workload.yaml` (the suite's workload of this one node), `inputs.npz` (its inputs, by name), "
+             "Files: `workload.yaml` (the suite's workload of "
+             f"{'this one node' if len(wl.nodes) == 1 else 'these nodes'}), "
+             "`inputs.npz` (its inputs, by name), "
              "`weights.npz` (its parameters, float64, canonical layout: `<node>.<param>`), `reference.npz`, "
              "`actual.npz` (by output name)" + (", `artifact/` (the exported model and its manifest)"
                                                if has_artifact else "")
@@ -739,11 +863,34 @@ outs = [y.transpose(0, 3, 1, 2) if flags[0] else y]
 print(f"tensorflow {{tf.__version__}}, numpy {{np.__version__}}")
 ''',
 }
+_NATIVE_RUN["keras"] = '''
+o = keras.ops
+g = Graph(Tracker(Ops(o.transpose, o.softmax, o.add, o.multiply, o.concatenate)), SHAPES, keras.backend.backend())
+inputs, vals, xs = [], [], []
+for n in INPUTS:
+    shape = tuple(SHAPES[n])
+    img = len(shape) == 4 and n not in INT_INPUTS  # rank-4 float inputs are channels_last images
+    native = (shape[0], shape[2], shape[3], shape[1]) if img else shape
+    t = keras.Input(shape=native[1:], batch_size=native[0], name=n, dtype="int32" if n in INT_INPUTS else "float32")
+    inputs.append(t)
+    vals.append(Val(t, img))
+    x = given[n].transpose(0, 2, 3, 1) if img else given[n]
+    xs.append(o.convert_to_tensor(np.ascontiguousarray(x, dtype=np.int32 if n in INT_INPUTS else np.float32)))
+y = op_fn(keras, g, node, vals)
+model = keras.Model(inputs=inputs, outputs=[y.t])
+for layer, _ in g.placed:
+    layer.set_weights(native_weights)
+fn, _ = compile_model(model, keras.backend.backend(), xs)  # jax.jit / tf.function / eager, as the target does
+res = fn(xs)
+out = o.convert_to_numpy(res[0] if isinstance(res, (list, tuple)) else res)
+outs = [out.transpose(0, 3, 1, 2) if y.nhwc else out]
+print(f"keras {{keras.__version__}} ({{keras.backend.backend()}}), numpy {{np.__version__}}")
+'''
 _TORCH_WRAP = {
     "compile": ("module = torch.compile(module)\n", ", compiled by torch.compile (inductor) as torch:compile does"),
     "export": ("module = torch.export.export(module, tuple(xs)).module()\n", ", through torch.export"),
 }
-_NATIVE_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
+_NATIVE_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow", "keras": "Keras 3 and its backend"}
 
 
 def _planted(info):
@@ -764,18 +911,25 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, st
     from suite.standalone import Closure
     from suite.targets.common.optables import has_params, lookup
 
-    fw = info.family
+    fw = "keras" if info.family.startswith("keras-") else info.family
     if fw not in _NATIVE_RUN:
         return None
     node = node_wl.nodes[0]
     closure = Closure()
-    imp = lambda ref, alias: "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")  # noqa: E731
+    def imp(ref: str, alias: str) -> str:
+        return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
+
     with _planted(info):
         ops = importlib.import_module(f"suite.targets.{fw}.ops")
         weights = importlib.import_module(f"suite.targets.{fw}.weights")
         lines = [f"import {fw}" if fw != "tensorflow" else "import tensorflow as tf",
                  imp(closure.add(lookup(ops.OPS, node.op, fw)), "build_module" if fw == "torch" else "op_fn"),
-                 imp(closure.add(ops.native), "") if fw != "tensorflow" else ""]
+                 imp(closure.add(ops.native), "") if fw in ("torch", "jax") else ""]
+        if fw == "keras":  # the backend is chosen before keras is imported
+            from suite.targets.keras import model as keras_model
+
+            lines = ["import os", f"os.environ['KERAS_BACKEND'] = {info.options.backend!r}"] + lines
+            lines.append(imp(closure.add(keras_model._compile), "compile_model"))
         if fw != "torch":
             from suite.targets.common import nhwc
 

@@ -9,6 +9,11 @@ A timing is only as good as the machine was quiet. Around every timed cell the w
     of the suite itself (the worker's threads and its parent, the scheduler), over the wall time times
     the number of cores. 0.0 on a quiet host; ~0.5 when one other busy process shares a one-core
     profile's core.
+``host_busy_all``
+    the same share over **every** CPU of the host, for a cell whose profile has only some of them
+    (``cpu-1t``): a neighbour on another core still shares the caches, the memory bandwidth and, on a VM,
+    possibly a physical core (a one-thread cell timed on core 0 next to a busy loop on core 1 of this
+    2-core VM ran up to 1.4x slower with its own core quiet).
 ``host_steal``
     the share of those cores' time the hypervisor gave to other guests (``steal`` in ``/proc/stat``).
 ``host_runqueue``
@@ -20,7 +25,8 @@ A timing is only as good as the machine was quiet. Around every timed cell the w
 
 A cell is **noisy** (:func:`noisy_reason`) when
 
-* other processes used more than ``NOISY_BUSY`` (10%) of its cores' time, or the steal was above
+* other processes used more than ``NOISY_BUSY`` (10%) of its cores' time, or more than
+  ``NOISY_BUSY_HOST`` (25%) of the whole host's (a profile on some cores only), or the steal was above
   ``NOISY_STEAL`` (5%): the host was not the cell's alone. The kernel counts both in ticks (10 ms at
   the usual 100 Hz), so a difference of two readings is uncertain by a tick per core and per counter;
   a cell is flagged only when its figure is above the threshold by more than that uncertainty (on a
@@ -51,6 +57,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 NOISY_BUSY = 0.10
+NOISY_BUSY_HOST = 0.25
 NOISY_STEAL = 0.05
 DRIFT = 0.10
 LEVEL_GAP = 1.25
@@ -72,6 +79,8 @@ class Snapshot:
     steal: int
     own_s: float  # CPU seconds of the suite's processes
     procs_running: int | None
+    busy_all: int = 0  # busy jiffies of every CPU of the host
+    n_all: int = 0  # how many CPUs that is
 
 
 def cores_of_this_process() -> list[int]:
@@ -124,7 +133,8 @@ def snapshot(cores: Sequence[int], pids: Iterable[int] = ()) -> Snapshot | None:
         busy += sum(vals[i] for i in _BUSY_FIELDS if i < len(vals))
         total += sum(vals[:8])  # user .. steal (guest columns are already inside user / nice)
         steal += vals[_STEAL] if len(vals) > _STEAL else 0
-    return Snapshot(time.monotonic(), busy, total, steal, own_cpu_seconds(pids), running)
+    busy_all = sum(sum(v[i] for i in _BUSY_FIELDS if i < len(v)) for v in cpus.values())
+    return Snapshot(time.monotonic(), busy, total, steal, own_cpu_seconds(pids), running, busy_all, len(cpus))
 
 
 def cpu_mhz(cores: Sequence[int]) -> float | None:
@@ -162,6 +172,9 @@ def interval(a: Snapshot | None, b: Snapshot | None, cores: Sequence[int]) -> di
     if wall > 0 and cores:
         other = (b.busy - a.busy) / _TICK - (b.own_s - a.own_s)
         out["host_busy"] = min(max(other / (wall * len(cores)), 0.0), 1.0)
+        if b.n_all > len(cores):  # the profile has only some of the CPUs: the rest of the host too
+            other_all = (b.busy_all - a.busy_all) / _TICK - (b.own_s - a.own_s)
+            out["host_busy_all"] = min(max(other_all / (wall * b.n_all), 0.0), 1.0)
     if total > 0:
         out["host_steal"] = (b.steal - a.steal) / total
     running = [r for r in (a.procs_running, b.procs_running) if r is not None]
@@ -220,6 +233,11 @@ def noisy_reason(host: dict, samples: Sequence[float], cores: Sequence[int],
     busy = host.get("host_busy")
     if busy is not None and busy - tick_uncertainty(window_s, cores, counters=1 + 4) > NOISY_BUSY:
         why.append(f"host busy: other processes used {busy:.0%} of cores {_cores(cores)} while timing")
+    busy_all = host.get("host_busy_all")
+    every = range(max(os.cpu_count() or 0, len(cores)))
+    if busy_all is not None and not why and busy_all - tick_uncertainty(window_s, every, 1 + 4) > NOISY_BUSY_HOST:
+        why.append(f"host busy elsewhere: other processes used {busy_all:.0%} of the host's CPUs while timing "
+                   f"(cores {_cores(cores)} were quiet, but a neighbour shares caches and memory bandwidth)")
     steal = host.get("host_steal")
     if steal is not None and steal - tick_uncertainty(window_s, cores) > NOISY_STEAL:
         why.append(f"steal {steal:.0%}: the hypervisor ran other guests on these cores")
@@ -284,14 +302,23 @@ def others_busy(cores: Sequence[int], seconds: float = 0.5) -> float | None:
     return interval(a, b, cores).get("host_busy")
 
 
+def _others_busy_host(cores: Sequence[int], seconds: float) -> tuple[float | None, float | None]:
+    """(share of ``cores``, share of the whole host) other processes used over the next ``seconds``."""
+    a = snapshot(cores)
+    time.sleep(seconds)
+    got = interval(a, snapshot(cores), cores)
+    return got.get("host_busy"), got.get("host_busy_all")
+
+
 def wait_for_quiet(cores: Sequence[int], timeout_s: float, window_s: float = 0.5) -> tuple[bool, float | None]:
-    """Waits until other processes use at most ``NOISY_BUSY`` of ``cores`` over a ``window_s`` window,
-    for at most ``timeout_s``. Returns (quiet, the last share seen)."""
+    """Waits until other processes use at most ``NOISY_BUSY`` of ``cores`` (and at most ``NOISY_BUSY_HOST``
+    of the whole host, for a profile on some cores only) over a ``window_s`` window, for at most
+    ``timeout_s``. Returns (quiet, the last share of ``cores`` seen)."""
     end = time.monotonic() + timeout_s
     busy = None
     while True:
-        busy = others_busy(cores, window_s)
-        if busy is None or busy <= NOISY_BUSY:
+        busy, busy_all = _others_busy_host(cores, window_s)
+        if (busy is None or busy <= NOISY_BUSY) and (busy_all is None or busy_all <= NOISY_BUSY_HOST):
             return True, busy
         if time.monotonic() >= end:
             return False, busy

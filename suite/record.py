@@ -156,6 +156,8 @@ class Host:
     """What the host was doing while the cell was timed, and whether that makes it noisy (suite.hoststate)."""
 
     host_busy: float | None = _col("float64", "share of the cell's cores' time other processes used while it was timed")
+    host_busy_all: float | None = _col("float64", "share of every CPU of the host other processes used while it "
+                                       "was timed (profiles on some cores only)")
     host_steal: float | None = _col("float64", "share of the cell's cores' time stolen by the hypervisor while timed")
     host_runqueue: int | None = _col("int32", "runnable tasks on the host (procs_running), most seen while timed")
     cpu_mhz: float | None = _col("float64", "mean current frequency of the cell's cores after timing, where reported")

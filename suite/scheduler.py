@@ -300,7 +300,8 @@ def _kept(attempts: list[dict]) -> dict:
         own = [r for r in timed if not from_a_neighbour(r.get("noisy_reason"))]
         keep = min(own or timed, key=lambda r: r.get("latency_median_s") or float("inf"))
     listed = [{"status": r.get("status"), "median_s": r.get("latency_median_s"), "host_busy": r.get("host_busy"),
-               "host_steal": r.get("host_steal"), "noisy_reason": r.get("noisy_reason")} for r in attempts]
+               "host_busy_all": r.get("host_busy_all"), "host_steal": r.get("host_steal"),
+               "noisy_reason": r.get("noisy_reason")} for r in attempts]
     return dict(keep, attempts=len(attempts), attempts_json=json.dumps(listed))
 
 

@@ -119,10 +119,7 @@ def test_an_injected_bug_is_localized_to_its_node(target, graph, inputs, culprit
         err = np.abs(ref[culprit] - act[culprit]).max()
     assert err > 1e-4
     fw = target.split(":")[0]
-    if fw == "keras":
-        assert "No standalone script" in (bundle / "README.md").read_text()
-        return
-    # a plain PyTorch / JAX / TensorFlow script on the suite's code of the op, copied out (the bug included)
+    # a plain PyTorch / JAX / TensorFlow / Keras script on the suite's code of the op, copied out (the bug included)
     run = _run_blocked(bundle, f"repro_{fw}.py")
     assert run.returncode == 1, run.stdout + run.stderr
     assert _printed_error(run.stdout, culprit) == pytest.approx(err, rel=0.01)  # the target's own numbers
@@ -148,6 +145,7 @@ TIGHT = [{"name": "fc", "op": "dense", "input": "x", "units": 8}, {"name": "out"
 @pytest.mark.parametrize("target,script", [
     ("torch:eager", "repro_torch.py"), ("torch:compile", "repro_torch.py"), ("jax:jit", "repro_jax.py"),
     ("tensorflow:function", "repro_tensorflow.py"), ("tensorflow:xla", "repro_tensorflow.py"),
+    ("keras[jax]", "repro_keras.py"), ("keras[tensorflow]", "repro_keras.py"), ("keras[torch]", "repro_keras.py"),
     ("torch>export@torch", "repro_torch_export.py"), ("jax>export@jax", "repro_jax_export.py"),
     ("tensorflow>savedmodel@tensorflow", "repro_saved_model.py")])
 def test_native_and_round_trip_bundles_reproduce_without_the_suite(target, script, tmp_path):
@@ -241,6 +239,41 @@ def test_a_garbage_target_is_localized_to_the_first_node(tmp_path):
     assert rep["culprit"] == "conv"
     assert [n["verdict"] for n in rep["nodes"]] == ["culprit"] + ["own error"] * 4
     assert "also wrong alone: act, pool, flat, head" in rep["summary"]
+
+
+# relu x3 (exact), then four dense layers without bias, each 3e-5 off (test:drift): no node is out of the 1e-4
+# tolerance alone, four dense nodes in a row are.
+DRIFT = [{"name": f"a{i}", "op": "relu", "input": "x" if i == 1 else f"a{i - 1}"} for i in (1, 2, 3)] + [
+    {"name": f"f{i}", "op": "dense", "input": "a3" if i == 1 else f"f{i - 1}", "units": 12, "use_bias": False}
+    for i in (1, 2, 3, 4)]
+
+
+def test_an_accumulated_divergence_is_reduced_to_the_smallest_failing_window(tmp_path):
+    wl = _workload(tmp_path, "drifting", DRIFT, X, ["f4"])
+    spec = yaml.safe_load(wl.read_text())
+    wl.write_text(yaml.safe_dump({**spec, "tolerance": {"rtol": 1e-4, "atol": 1e-9}}))
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", "test:drift", "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    rep = _report(out)
+    assert rep["culprit"] is None and rep["drift"] == "f4", rep["summary"]
+    assert _verdicts(rep) == {"a1": "clean", "a2": "clean", "a3": "clean", "f1": "clean", "f2": "clean",
+                              "f3": "clean", "f4": "inherited"}
+    assert rep["reduced"] == ["f1", "f2", "f3", "f4"], rep["summary"]
+    assert "reduced to 4 node(s) that still fail" in rep["summary"]
+    window = load_workload(rep["reduced_workload"])
+    assert [n.name for n in window.nodes] == ["f1", "f2", "f3", "f4"] and [s.name for s in window.inputs] == ["a3"]
+    bundle = out / "bundle"  # the window at batch 1, reproduced by the suite's own command
+    small = load_workload(bundle / "workload.yaml")
+    assert [n.name for n in small.nodes] == ["f1", "f2", "f3", "f4"] and small.sweep["batch"] == (1,)
+    assert "4 nodes drift out of tolerance together" in (bundle / "README.md").read_text()
+    again = bench("verify", "-w", str(bundle / "workload.yaml"), "-t", "test:drift", "-p", "cpu")
+    assert again.returncode == 1 and "fail" in again.stdout
+    shorter = {**yaml.safe_load((bundle / "workload.yaml").read_text())}
+    shorter["graph"] = shorter["graph"][1:]  # one node fewer (f2..f4 on f1's reference value) passes
+    shorter["inputs"] = [{"name": "f1", "shape": ["batch", 12]}]
+    (tmp_path / "shorter.yaml").write_text(yaml.safe_dump(shorter))
+    assert bench("verify", "-w", str(tmp_path / "shorter.yaml"), "-t", "test:drift", "-p", "cpu").returncode == 0
 
 
 @pytest.mark.parametrize("args,message", [

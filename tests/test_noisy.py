@@ -69,6 +69,22 @@ def test_noisy_reason_thresholds():
     assert noisy_reason({}, steady, [0]) is None  # nothing readable: only the samples can say
 
 
+def test_a_neighbour_on_other_cores_makes_a_one_core_cell_noisy():
+    """cpu-1t on core 0, a busy process on core 1 of a 2-core host: its own core is quiet, the host is not."""
+    steady = [1e-3] * 50
+    why = noisy_reason({"host_busy": 0.0, "host_busy_all": 0.5}, steady, [0], window_s=2.5)
+    assert why.startswith("host busy elsewhere: other processes used 50% of the host's CPUs") and "cores 0" in why
+    assert hoststate.from_a_neighbour(why)
+    assert noisy_reason({"host_busy": 0.0, "host_busy_all": 0.2}, steady, [0], window_s=2.5) is None
+    tick = hoststate._TICK  # the whole host's busy time, less the suite's own, over every CPU
+    a = Snapshot(t=0.0, busy=0, total=0, steal=0, own_s=0.0, procs_running=2, busy_all=0, n_all=2)
+    b = Snapshot(t=2.0, busy=int(0.5 * tick), total=int(2.0 * tick), steal=0, own_s=0.5, procs_running=3,
+                 busy_all=int(2.5 * tick), n_all=2)
+    got = interval(a, b, [0])
+    assert got["host_busy"] == pytest.approx(0.0, abs=0.01) and got["host_busy_all"] == pytest.approx(0.5, abs=0.01)
+    assert "host_busy_all" not in interval(a, b, [0, 1])  # a profile on every CPU: host_busy says it all
+
+
 def test_a_few_ticks_on_a_short_cell_are_not_evidence_of_a_neighbour():
     """Counters move in ticks: 2 ticks of steal in a 0.25 s one-core window (8%) are within counting error,
     6 ticks (24%) are not; over 2.5 s the same 8% is flagged."""
@@ -215,10 +231,10 @@ def test_runs_in_different_host_states_are_said_to_differ():
 RUN = ["run", "--no-dashboard", "-w", "mlp_classifier", "-t", "test:numpy", "-p", "cpu-1t", "--sweep", "all"]
 
 
-def _burner(seconds: float) -> subprocess.Popen:
-    """A busy loop pinned to core 0 (the cpu-1t profile's core) that ends by itself after ``seconds``."""
-    code = ("import os, time\nos.sched_setaffinity(0, {0})\nend = time.time() + %r\n"
-            "while time.time() < end:\n    pass\n" % seconds)
+def _burner(seconds: float, core: int = 0) -> subprocess.Popen:
+    """A busy loop pinned to ``core`` (0: the cpu-1t profile's core) that ends by itself after ``seconds``."""
+    code = ("import os, time\nos.sched_setaffinity(0, {%d})\nend = time.time() + %r\n"
+            "while time.time() < end:\n    pass\n" % (core, seconds))
     return subprocess.Popen([sys.executable, "-c", code])
 
 
@@ -240,6 +256,26 @@ def test_cells_timed_during_a_burner_are_flagged_and_timed_again_once_quiet(tmp_
     assert all(a["noisy_reason"].startswith("host busy") and a["host_busy"] > 0.3 for a in firsts)
     assert (df.attempts >= 1).all() and not df.noisy.any()  # timed again once the burner had stopped
     assert "timed again (--remeasure 1)" in out.stdout
+
+
+@linux
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs a second core for the neighbour")
+def test_a_neighbour_on_the_other_core_flags_one_core_cells_until_it_stops(tmp_path):
+    burner = _burner(8.0, core=max(os.sched_getaffinity(0)))
+    try:  # cpu-1t times on core 0; the neighbour is on another core
+        out = bench(*RUN, "--quick", "--remeasure", "1", "--quiet-wait", "60", "--results", str(tmp_path),
+                    "--run-id", "e", env={**os.environ, "BENCH_TEST_DELAY_MS": "10.0"})
+    finally:
+        burner.kill()
+        burner.wait()
+    assert out.returncode == 0, out.stderr
+    df = pd.read_parquet(tmp_path)
+    firsts = [json.loads(j)[0] for j in df.attempts_json.dropna()]
+    assert firsts, "no cell was timed while the neighbour ran"
+    assert all(a["noisy_reason"].startswith("host busy elsewhere") for a in firsts), firsts
+    assert not df.noisy.any()  # timed again once the whole host was quiet
 
 
 @linux

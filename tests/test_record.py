@@ -36,7 +36,8 @@ CONTRACT = [
 NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start": (pa.float64(), True),
        "host_load_start": (pa.float64(), True),
        # the host's state while a cell was timed (suite.hoststate), its noisy flag and re-measurements
-       "host_busy": (pa.float64(), True), "host_steal": (pa.float64(), True), "host_runqueue": (pa.int32(), True),
+       "host_busy": (pa.float64(), True), "host_busy_all": (pa.float64(), True), "host_steal": (pa.float64(), True),
+       "host_runqueue": (pa.int32(), True),
        "cpu_mhz": (pa.float64(), True), "noisy": (pa.bool_(), True), "noisy_reason": (_S, True),
        "attempts": (pa.int32(), True), "attempts_json": (_S, True), "lock_wait_s": (pa.float64(), True),
        # the roofline of a timed inference cell (suite.roofline, suite.peak)

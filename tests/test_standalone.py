@@ -15,7 +15,7 @@ from suite.targets.common import nhwc
 from suite.targets.common.optables import has_params
 
 
-@pytest.mark.parametrize("fw", ["torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("fw", ["torch", "jax", "tensorflow", "keras"])
 def test_every_op_and_weight_mapping_copies_out_and_imports_without_the_suite(fw, tmp_path):
     ops = importlib.import_module(f"suite.targets.{fw}.ops")
     weights = importlib.import_module(f"suite.targets.{fw}.weights")
@@ -23,7 +23,7 @@ def test_every_op_and_weight_mapping_copies_out_and_imports_without_the_suite(fw
     modules = set()
     for op, fn in ops.OPS.items():
         closure = Closure()
-        refs = [closure.add(fn), closure.add(ops.native) if hasattr(ops, "native") else None]
+        refs = [closure.add(fn), closure.add(ops.native) if fw in ("torch", "jax") else None]
         if fw != "torch":
             refs += [closure.add(ops.Graph)] + [closure.add(c) for c in (nhwc.Tracker, nhwc.Ops, nhwc.Val)]
         if has_params(op):

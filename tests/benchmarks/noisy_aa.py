@@ -35,11 +35,13 @@ def _run(repo: Path, results: str, run_id: str, extra: list[str]) -> float:
 
 
 def _report(results: str, base: str, new: str) -> str:
-    from suite.compare import compare_runs
+    from suite.compare import DEFAULT_FACTOR, DEFAULT_NOISE_K, compare_runs, run_spread, spread_note
     from suite.results import read_results
 
     df = read_results(results, [base, new])
-    rows = compare_runs(df[df.run_id == base], df[df.run_id == new])
+    b, n = df[df.run_id == base], df[df.run_id == new]
+    rows = compare_runs(b, n)
+    spread = spread_note(run_spread(b, n), DEFAULT_FACTOR, DEFAULT_NOISE_K)
     reg = sum(r["verdict"] == "regression" for r in rows)
     imp = sum(r["verdict"] == "improvement" for r in rows)
     noisy = sum(r["verdict"] == "not comparable" and "noisy" in r["note"] for r in rows)
@@ -48,7 +50,7 @@ def _report(results: str, base: str, new: str) -> str:
     cell = next((r for r in rows if r["ratio"] == worst), None)
     where = f" ({cell['workload']} {cell['params']} {cell['target']} @{cell['profile']})" if cell else ""
     return (f"{base} vs {new}: {len(ratios)} timed in both; {reg} regression(s), {imp} improvement(s), "
-            f"{noisy} not comparable (noisy); worst median ratio {worst:.2f}{where}")
+            f"{noisy} not comparable (noisy); worst median ratio {worst:.2f}{where}\n  {spread}")
 
 
 def main() -> int:
@@ -56,8 +58,13 @@ def main() -> int:
     ap.add_argument("--results", required=True)
     ap.add_argument("--repo", default=str(REPO), help="the checkout whose code runs")
     ap.add_argument("--burners", type=int, default=1)
+    ap.add_argument("--report-only", action="store_true", help="only compare the runs already in --results")
     ap.add_argument("extra", nargs="*", help="more `bench run` arguments (after --)")
     args = ap.parse_args()
+    if args.report_only:
+        print(_report(args.results, "A", "A2"))
+        print(_report(args.results, "A", "B"))
+        return 0
     repo = Path(args.repo)
     for run_id in ("A", "A2"):
         print(f"{run_id}: {_run(repo, args.results, run_id, args.extra):.0f} s (quiet)", flush=True)

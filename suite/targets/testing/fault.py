@@ -2,8 +2,12 @@
 
 `test:numpy` runs the float64 reference ops on float32 inputs; the other `test:*` ids misbehave in one
 known way each (`fault` option) so the tests can prove that the scheduler, the verifier and the results
-store turn every failure into a row: crash (SIGABRT), segfault, hang, oom, error, nan, garbage, and
+store turn every failure into a row: crash (SIGABRT), segfault, hang, oom, error, nan, garbage, drift, and
 `delay_ms` adds a known latency (for regression-detection tests).
+
+``test:drift`` is wrong by a little in every ``dense`` node (its output scaled by 1 + DRIFT, 3e-5, inside
+the default rtol of 1e-4): no node is out of tolerance alone, the error of four dense nodes in a row is
+(bench diagnose's reduction of an accumulated divergence).
 """
 from __future__ import annotations
 
@@ -13,6 +17,19 @@ import time
 import numpy as np
 
 from suite.targets.base import Built, BuildContext
+
+DRIFT = 3e-5
+
+
+def _drifting(workload, weights, inputs) -> list[np.ndarray]:
+    """The graph node by node in float32, each dense node's output scaled by 1 + DRIFT."""
+    from suite.reference import run_op
+
+    values = dict(inputs)
+    for node in workload.nodes:
+        y = run_op(node.op, [values[s] for s in node.inputs], weights.get(node.name, {}), node.attrs)
+        values[node.name] = (np.asarray(y) * (1 + DRIFT if node.op == "dense" else 1)).astype(np.float32)
+    return [values[o] for o in workload.outputs]
 
 
 def unsupported(workload, info) -> str | None:
@@ -42,7 +59,10 @@ def build(ctx: BuildContext) -> Built:
             hog = []
             while True:
                 hog.append(np.ones(2**27))  # 1 GiB per step, touched so it is really resident
-        outs = [o.astype(np.float32) for o in reference(ctx.workload, weights32, inputs)]
+        if fault == "drift":
+            outs = _drifting(ctx.workload, weights32, inputs)
+        else:
+            outs = [o.astype(np.float32) for o in reference(ctx.workload, weights32, inputs)]
         if delay:
             end = time.perf_counter() + delay
             while time.perf_counter() < end:

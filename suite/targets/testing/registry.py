@@ -13,11 +13,11 @@ _JAX = [("jax", "jax")]
 
 @dataclass(frozen=True)
 class FaultOptions(Options):
-    fault: str = "numpy"  # numpy | crash | segfault | hang | oom | error | nan | garbage
+    fault: str = "numpy"  # numpy | crash | segfault | hang | oom | error | nan | garbage | drift
     delay_ms: float = 0.0  # busy-wait added to every call (regression-detection tests)
 
 
-FAULTS = ("numpy", "crash", "segfault", "hang", "oom", "error", "nan", "garbage")
+FAULTS = ("numpy", "crash", "segfault", "hang", "oom", "error", "nan", "garbage", "drift")
 
 TESTING_TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
     # A NumPy model that behaves well (test:numpy) or fails in one known way each.
