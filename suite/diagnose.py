@@ -27,6 +27,7 @@ values and the saved outputs. NumPy and the suite only: targets run in their wor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shutil
@@ -935,8 +936,14 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, st
 
             lines += [imp(closure.add(ops.Graph), "")] + [imp(closure.add(c), "") for c in (nhwc.Tracker, nhwc.Ops,
                                                                                           nhwc.Val)]
-        lines.append(imp(closure.add(lookup(weights.WEIGHTS, node.op, fw, "weight table")), "map_weights")
-                     if has_params(node.op) else "map_weights = None")
+        mapping = lookup(weights.WEIGHTS, node.op, fw, "weight table") if has_params(node.op) else None
+        if isinstance(mapping, functools.partial):  # a table entry with arguments bound (Keras' gate order)
+            bound = [closure.literal(a) for a in mapping.args]
+            bound += [f"{k}={closure.literal(v)}" for k, v in mapping.keywords.items()]
+            lines += ["import functools", imp(closure.add(mapping.func), "_map_weights"),
+                      f"map_weights = functools.partial(_map_weights, {', '.join(bound)})"]
+        else:
+            lines.append(imp(closure.add(mapping), "map_weights") if mapping else "map_weights = None")
         attrs = closure.literal(dict(node.attrs))
     lines += closure.script_imports()
     closure.write(folder / "src", f"The suite's {fw} code of op {node.op}, for repro_{fw}.py; imports no suite.")
