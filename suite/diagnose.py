@@ -405,14 +405,15 @@ def _verdicts(diag: Diagnosis, whole_failed: dict | None) -> None:
         later = sum(n.verdict == INHERITED for n in after)
         others = [n.name for n in after if n.verdict == OWN]
         diag.summary = (f"culprit: {first.name} ({first.op}): on the reference's inputs it is already out of "
-                        f"tolerance (max abs error {first.own['max_abs_err']:.3g}, cosine {first.own['cosine']:.6g}); "
+                        f"tolerance ({first.own.get('status')}, max abs error {_num(first.own.get('max_abs_err'))}, cosine "
+                        f"{_num(first.own.get('cosine'), '.6g')}); "
                         f"{later} later node(s) inherit it" + (f"; also wrong alone: {', '.join(others)}" if others else ""))
     else:
         drift = next((n for n in diag.nodes if n.verdict == INHERITED), None)
         if drift is not None:
             diag.drift = drift.name
             diag.summary = (f"no node is out of tolerance alone; the error accumulates and leaves the tolerance "
-                            f"at {drift.name} ({drift.op}), max abs error {drift.inherited['max_abs_err']:.3g}")
+                            f"at {drift.name} ({drift.op}), max abs error {_num(drift.inherited.get('max_abs_err'))}")
         else:
             diag.summary = "no node is out of tolerance, alone or in the graph: the divergence was not localized"
     unisolated = [n.name for n in diag.nodes if n.verdict == NOT_ISOLATED]
@@ -551,7 +552,7 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
     script = None
     made, no_script = None, ""
     if has_artifact:
-        made = standalone_script(info, wl, diag, tol)
+        made = standalone_script(info, wl, diag, tol, profile)
     elif len(wl.nodes) > 1:
         no_script = ("No standalone script: the native scripts build one node, and this window has "
                      f"{len(wl.nodes)}; the suite's command above reproduces it.")
@@ -559,7 +560,7 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
         from suite.standalone import NotStandalone
 
         try:
-            made = native_script(info, wl, diag, tol, folder)
+            made = native_script(info, wl, diag, tol, folder, profile)
         except NotStandalone as e:
             no_script = (f"No standalone script: the op's {info.family} code cannot be copied out of the suite "
                          f"({e}).")
@@ -638,6 +639,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RTOL, ATOL = {rtol!r}, {atol!r}
+THREADS = {threads!r}  # the profile's thread count ({profile}), as the target ran; 0: the runtime's default
 OUTPUTS = {outputs!r}
 man = json.loads((HERE / "artifact" / "manifest.json").read_text())
 ARTIFACT = HERE / "artifact" / man["artifact"]
@@ -655,7 +657,9 @@ _SCRIPT_RUN = {
     "onnxruntime": '''
 import onnxruntime as ort
 
-sess = ort.InferenceSession(str(ARTIFACT), providers=["CPUExecutionProvider"])
+so = ort.SessionOptions()
+so.intra_op_num_threads, so.inter_op_num_threads = THREADS, 1
+sess = ort.InferenceSession(str(ARTIFACT), so, providers=["CPUExecutionProvider"])
 names = [i.name for i in sess.get_inputs()]
 feed = dict(zip(NAMES, arrays)) if sorted(names) == sorted(NAMES) else dict(zip(names, arrays))
 outs = sess.run(None, feed)
@@ -673,7 +677,7 @@ def order(name):  # converters number mangled names in argument order: serving_d
     return (int(m.group(1)) if m else -1, name)
 
 
-kwargs = {{"model_path": str(ARTIFACT), "num_threads": 1}}
+kwargs = {{"model_path": str(ARTIFACT), "num_threads": THREADS or 1}}
 if {no_xnnpack!r}:  # the reference builtin kernels, without the XNNPACK delegate
     kwargs["experimental_op_resolver_type"] = interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 it = interpreter.Interpreter(**kwargs)
@@ -690,6 +694,8 @@ import openvino as ov
 
 core = ov.Core()
 config = {{"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": {precision!r}}}
+if THREADS:
+    config["INFERENCE_NUM_THREADS"] = str(THREADS)
 compiled = core.compile_model(core.read_model(str(ARTIFACT)), "CPU", config)
 
 
@@ -795,6 +801,7 @@ sys.path.insert(0, str(HERE / "src"))
 
 {imports}
 RTOL, ATOL = {rtol!r}, {atol!r}
+THREADS = {threads!r}  # the profile's thread count ({profile}), as the target ran; 0: the runtime's default
 OUTPUTS = {outputs!r}
 NODE = {node!r}
 ATTRS = {attrs}
@@ -811,7 +818,8 @@ given = np.load(HERE / "inputs.npz")
 '''
 _NATIVE_RUN = {
     "torch": '''
-torch.set_num_threads(1)
+if THREADS:
+    torch.set_num_threads(THREADS)
 module = build_module(native(), ATTRS, [SHAPES[n] for n in INPUTS], native_weights).eval()
 for p in module.parameters():
     p.requires_grad_(False)
@@ -903,7 +911,7 @@ def _planted(info):
     return bugs[info.id]() if bugs and info.id in bugs else contextlib.nullcontext()
 
 
-def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, str] | None:
+def native_script(info, node_wl, diag, tol: dict, folder: Path, profile=None) -> tuple[str, str] | None:
     """(file name, source) of the standalone script of a torch, JAX or TensorFlow target's culprit, writing
     the copied suite code it needs into ``folder / "src"``; None for other families (Keras). Raises
     :class:`suite.standalone.NotStandalone` when the op's code cannot be copied out."""
@@ -970,19 +978,21 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path) -> tuple[str, st
         target=info.id, workload=diag.workload, node=node.name, op=node.op, doc=doc, framework=fw,
         needs=_NATIVE_NEEDS[fw], imports="\n".join(f"{ln}  # noqa: E402" for ln in lines if ln),
         rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), attrs=attrs, inputs=list(node.inputs),
+        threads=int(getattr(profile, "threads", 0) or 0), profile=getattr(profile, "name", "-"),
         shapes={k: tuple(v) for k, v in shapes.items()}, wrap=wrap, in_nhwc=in_nhwc, jit=jit,
         int_inputs=[s.name for s in node_wl.inputs if s.dtype.startswith("int")])
     source = _NATIVE_HEAD.format(**fields) + _NATIVE_RUN[fw].format(**fields) + _SCRIPT_TAIL.format()
     return f"repro_{fw}.py", source
 
 
-def standalone_script(info, node_wl, diag, tol: dict) -> tuple[str, str] | None:
+def standalone_script(info, node_wl, diag, tol: dict, profile=None) -> tuple[str, str] | None:
     """(file name, source) of the bundle's script for the target's runtime, or None where there is none yet."""
     key = _script_key(info)
     if key not in _SCRIPT_RUN:
         return None
     fields = dict(target=info.id, workload=diag.workload, node=diag.culprit, op=node_wl.nodes[0].op,
                   rtol=tol["rtol"], atol=tol["atol"], outputs=list(node_wl.outputs), needs=_NEEDS[key],
+                  threads=int(getattr(profile, "threads", 0) or 0), profile=getattr(profile, "name", "-"),
                   no_xnnpack=not getattr(info.options, "xnnpack", True),
                   precision=getattr(info.options, "precision", "f32"))
     source = _SCRIPT_HEAD.format(**fields) + _SCRIPT_RUN[key].format(**fields) + _SCRIPT_TAIL.format(**fields)
