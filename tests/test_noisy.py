@@ -238,10 +238,10 @@ def _burner(seconds: float, core: int = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code])
 
 
-@linux
-@pytest.mark.slow
-def test_cells_timed_during_a_burner_are_flagged_and_timed_again_once_quiet(tmp_path):
-    burner = _burner(8.0)
+def _run_beside_a_burner(tmp_path, core: int):
+    """A quick cpu-1t run (re-timing noisy cells once) while a burner runs on ``core`` for its first 8 s;
+    returns (the run's output, its records, the first timing attempt of every cell timed more than once)."""
+    burner = _burner(8.0, core)
     try:  # the calls are a 10 ms busy-wait (steady whatever the VM's speed): only the burner makes noise
         out = bench(*RUN, "--quick", "--remeasure", "1", "--quiet-wait", "60", "--results", str(tmp_path),
                     "--run-id", "b", env={**os.environ, "BENCH_TEST_DELAY_MS": "10.0"})
@@ -249,10 +249,17 @@ def test_cells_timed_during_a_burner_are_flagged_and_timed_again_once_quiet(tmp_
         burner.kill()
         burner.wait()
     assert out.returncode == 0, out.stderr
-    assert "noisy        mlp_classifier" in out.stderr and "timed again later (host busy" in out.stderr
     df = pd.read_parquet(tmp_path)
     firsts = [json.loads(j)[0] for j in df.attempts_json.dropna()]
     assert firsts, "no cell was timed while the burner ran"
+    return out, df, firsts
+
+
+@linux
+@pytest.mark.slow
+def test_cells_timed_during_a_burner_are_flagged_and_timed_again_once_quiet(tmp_path):
+    out, df, firsts = _run_beside_a_burner(tmp_path, 0)
+    assert "noisy        mlp_classifier" in out.stderr and "timed again later (host busy" in out.stderr
     assert all(a["noisy_reason"].startswith("host busy") and a["host_busy"] > 0.3 for a in firsts)
     assert (df.attempts >= 1).all() and not df.noisy.any()  # timed again once the burner had stopped
     assert "timed again (--remeasure 1)" in out.stdout
@@ -263,17 +270,7 @@ def test_cells_timed_during_a_burner_are_flagged_and_timed_again_once_quiet(tmp_
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                     reason="needs a second core for the neighbour")
 def test_a_neighbour_on_the_other_core_flags_one_core_cells_until_it_stops(tmp_path):
-    burner = _burner(8.0, core=max(os.sched_getaffinity(0)))
-    try:  # cpu-1t times on core 0; the neighbour is on another core
-        out = bench(*RUN, "--quick", "--remeasure", "1", "--quiet-wait", "60", "--results", str(tmp_path),
-                    "--run-id", "e", env={**os.environ, "BENCH_TEST_DELAY_MS": "10.0"})
-    finally:
-        burner.kill()
-        burner.wait()
-    assert out.returncode == 0, out.stderr
-    df = pd.read_parquet(tmp_path)
-    firsts = [json.loads(j)[0] for j in df.attempts_json.dropna()]
-    assert firsts, "no cell was timed while the neighbour ran"
+    _, df, firsts = _run_beside_a_burner(tmp_path, max(os.sched_getaffinity(0)))  # cpu-1t times on core 0
     assert all(a["noisy_reason"].startswith("host busy elsewhere") for a in firsts), firsts
     assert not df.noisy.any()  # timed again once the whole host was quiet
 
