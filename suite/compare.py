@@ -140,12 +140,12 @@ def _spread_of(ratios: dict[str, list[float]]) -> dict[str, dict]:
 
 
 def shorth_sigma(xs: list[float]) -> float:
-    """A robust standard deviation: the length of the shortest interval holding half the values (plus
-    one), over 2 × 0.6745 (the length for a Gaussian). Unlike the median absolute deviation, a block of
+    """A robust standard deviation: the length of the shortest interval holding half the values, over
+    2 × 0.6745 (the length for a Gaussian). Unlike the median absolute deviation, a block of
     cells that all moved together (half the matrix slower by one change) does not inflate it: the
     shortest half lies within the unchanged cells, or within the moved ones, and both are tight."""
     xs = sorted(xs)
-    h = len(xs) // 2 + 1
+    h = (len(xs) + 1) // 2  # half of them: a block of exactly half that moved together is one tight half
     return min(xs[i + h - 1] - xs[i] for i in range(len(xs) - h + 1)) / (2 * 0.6745)
 
 
