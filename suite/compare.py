@@ -22,7 +22,7 @@ and on a shared host that shift is far larger than 10%: two back-to-back default
 the factor-and-test rule called 49 of them changed. So the pair measures its own between-run noise:
 per profile, over the cells timed cleanly in both runs (at least ``MIN_SPREAD_CELLS``), the spread is
 the length of the shortest interval holding half the cells' log(ratio) over 1.349 (a standard deviation
-for Gaussian noise, robust to the cells that really changed, even a block of nearly half of them:
+for Gaussian noise, robust to the cells that really changed, even a block of half of them:
 :func:`shorth_sigma`). A speed verdict then needs ``|log ratio| > max(log factor, noise_k × spread)``
 (``noise_k`` = 4 by default: run-to-run ratios have heavy tails; on that A/A pair 4 of the 75 clean
 cells lay beyond 3 spreads and none beyond 3.5); the header states each profile's spread and the
