@@ -296,10 +296,7 @@ def timing_lock() -> Iterator[float]:
 
 def others_busy(cores: Sequence[int], seconds: float = 0.5) -> float | None:
     """Share of ``cores``' time that processes other than this one used over the next ``seconds``."""
-    a = snapshot(cores)
-    time.sleep(seconds)
-    b = snapshot(cores)
-    return interval(a, b, cores).get("host_busy")
+    return _others_busy_host(cores, seconds)[0]
 
 
 def _others_busy_host(cores: Sequence[int], seconds: float) -> tuple[float | None, float | None]:

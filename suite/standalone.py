@@ -141,7 +141,7 @@ class Closure:
             imports.add(self._foreign(value, name))
             return
         wrapped = getattr(value, "__wrapped__", None)  # functools.lru_cache and friends: copy the source
-        if wrapped is not None and _is_suite(getattr(wrapped, "__module__", None)) and origin_of(wrapped) == module:
+        if wrapped is not None and getattr(wrapped, "__module__", None) == module:
             self._define(module, name, wrapped)
             return
         self.defs[module].append(f"{name} = {self._expr(module, value)}")
@@ -264,6 +264,3 @@ def _bound_name(value) -> str:
         return name
     return next((k for k, v in vars(mod).items() if v is value), "")
 
-
-def origin_of(fn) -> str | None:
-    return getattr(fn, "__module__", None)
