@@ -212,7 +212,25 @@ def _plan(args, workloads, targets, profiles, avail, timed: bool):
         ts = targets if mode == "inference" or args.target else [t for t in targets if trains(t)]
         cells += make_plan(workloads, ts, profiles, avail, mode=mode, timed=timed,
                            memory_limit=int(args.worker_memory_gb * 2**30), points=getattr(args, "sweep", "all"))
+    _prepare_sources(cells, args.timeout)
     return cells
+
+
+def _prepare_sources(cells, timeout: float) -> None:
+    """Builds each source: model once in its own framework's subprocess (a bad one is a SpecError, exit 2)
+    and caches the float64 reference of every sweep point a cell will run (:func:`suite.sources.prepare`)."""
+    from suite import sources
+
+    points: dict[str, tuple] = {}
+    for c in cells:
+        if c.status is None and c.workload.source is not None:
+            points.setdefault(c.workload.name, (c.workload, []))[1].append(c.params_dict)
+    for wl, pts in points.values():
+        took = sources.prepare([wl], pts, timeout=max(timeout, 600))
+        if wl.name in took:
+            print(f"{wl.name}: source model ({sources.describe(wl)}) checked, float64 reference of "
+                  f"{len({json.dumps(p, sort_keys=True) for p in pts})} point(s) in {took[wl.name]:.1f} s",
+                  file=sys.stderr, flush=True)
 
 
 def cmd_verify(args) -> int:
@@ -259,6 +277,9 @@ def cmd_diagnose(args) -> int:
     args.all_profiles = False
     (wl,), (info,), profiles, avail = _selection(args, None)
     (profile,) = profiles.values()
+    if wl.source is not None:
+        raise UsageError(f"bench diagnose localizes within a graph workload; {wl.name} is a source: model "
+                         f"({wl.source.framework}), whose layers the suite does not know")
     ok, why = avail[profile.name]
     if not ok:
         raise UsageError(f"profile {profile.name} is not available here: {why}")

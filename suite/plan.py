@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from suite.sources import target_reason
 from suite.targets.registry import TargetInfo, load_module
 
 
@@ -132,7 +133,7 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
                     else:
                         k = (wl.name, info.id)
                         if k not in unsupported:
-                            unsupported[k] = load_module(info).unsupported(wl, info)
+                            unsupported[k] = target_reason(wl, info) or load_module(info).unsupported(wl, info)
                         if unsupported[k]:
                             status, reason = "unsupported", unsupported[k]
                     if status is None and limit:

@@ -74,6 +74,8 @@ class Identity:
     host_load_start: float | None = _col("float64", "1-minute load average just before the run")
     workload: str = _required("string", "workload name (workloads/*.yaml)")
     workload_hash: str | None = _col("string", "hash of the workload's content")
+    source: str | None = _col("string", "graph (a workload graph built natively by every framework), or the "
+                                        "framework of a source: model (torch, onnx): suite.sources")
     params: Any = _required("string", 'JSON object of sweep values, keys sorted: \'{"batch": 32}\'')
     batch_size: int | None = _col("int64", "the batch sweep value")
     target: str = _required("string", "target id, e.g. torch:eager, torch>onnx@onnxruntime")

@@ -143,7 +143,7 @@ def base_record(cell: Cell, run_id: str, meta: dict) -> Identity:
     dtype = info.dtype if info.dtype and info.dtype != "float32" else cell.profile.precision
     return Identity(
         run_id=run_id, timestamp=dt.datetime.now(dt.timezone.utc), **meta,
-        workload=wl.name, workload_hash=wl.hash, params=cell.params_json, batch_size=params["batch"],
+        workload=wl.name, workload_hash=wl.hash, source=wl.kind, params=cell.params_json, batch_size=params["batch"],
         target=info.id, framework=info.framework, format=info.format, runtime=info.runtime, variant=info.variant,
         profile=cell.profile.name, device=cell.profile.device, threads=resolved_threads(cell.profile),
         dtype=dtype, mode=cell.mode, flops=wl.flops(params))

@@ -55,6 +55,20 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A real model instead of a graph (the ``source:`` section; built and referenced by :mod:`suite.sources`).
+
+    ``file`` and ``weights`` are absolute paths; their contents (sha256) are part of the workload's hash."""
+
+    framework: str  # torch | onnx
+    factory: str | None  # "module:callable"
+    kwargs: Mapping[str, Any]
+    file: str | None
+    weights: str | None
+    declared_outputs: bool  # outputs: named in the file (else the model's first tensor, named "output")
+
+
+@dataclass(frozen=True)
 class Workload:
     """A validated workload. ``hash`` changes whenever anything that affects results changes."""
 
@@ -71,6 +85,12 @@ class Workload:
     path: str
     hash: str = field(compare=False)
     train: TrainSpec | None = None
+    source: Source | None = None  # a source: workload (no nodes: the model is the source framework's own)
+
+    @property
+    def kind(self) -> str:
+        """``graph``, or the framework of a source: workload (the ``source`` column of results)."""
+        return "graph" if self.source is None else self.source.framework
 
     def param_grid(self) -> list[dict[str, int]]:
         """Every combination of sweep values, in file order."""
@@ -84,8 +104,11 @@ class Workload:
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    def flops(self, params: Mapping[str, int]) -> int:
-        """Forward FLOPs (a multiply-add counts 2) at the given sweep values."""
+    def flops(self, params: Mapping[str, int]) -> int | None:
+        """Forward FLOPs (a multiply-add counts 2) at the given sweep values; None for a source: model (the
+        suite does not count the FLOPs of a model it did not write)."""
+        if self.source is not None:
+            return None
         shapes = self.shapes(params)
         return sum(OPS[n.op].flops([shapes[i] for i in n.inputs], shapes[n.name], dict(n.attrs))
                    for n in self.nodes)
@@ -328,11 +351,15 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
     model = validate(WorkloadModel, data, path)
     sweep = dict(model.sweep)
     inputs = _inputs(model, path)
-    nodes = _graph(model, {i.name for i in inputs}, path)
-    known = {i.name for i in inputs} | {n.name for n in nodes}
-    for i, o in enumerate(model.outputs):
-        if o not in known:
-            _fail(path, f"outputs[{i}]", f"unknown node {o!r}")
+    source, outputs, nodes = None, tuple(model.outputs or ("output",)), ()
+    if model.source is not None:
+        source = _source(model.source, path, model.outputs is not None)
+    else:
+        nodes = _graph(model, {i.name for i in inputs}, path)
+        known = {i.name for i in inputs} | {n.name for n in nodes}
+        for i, o in enumerate(model.outputs):
+            if o not in known:
+                _fail(path, f"outputs[{i}]", f"unknown node {o!r}")
     tolerance = None if model.tolerance is None else {
         k: v for k, v in (("rtol", model.tolerance.rtol), ("atol", model.tolerance.atol)) if v is not None}
 
@@ -340,14 +367,63 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
     files = [i.distribution["sha256"] for i in inputs if i.distribution["kind"] == "file"]
     if files:  # fixed input values: their content, not their path, is part of the identity
         hashed["input_files"] = files
+    if source is not None:  # the model's file and weights (their content), and the factory's library version
+        hashed["source_files"] = [_sha256(f) for f in (source.file, source.weights) if f]
+        hashed["source_library"] = _library_version(source.factory)
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    train = _train(model.train, model.outputs, path) if model.train is not None else None
+    train = _train(model.train, outputs, path) if model.train is not None else None
     wl = Workload(model.name, model.description, tuple(model.tags), model.seed, inputs, MappingProxyType(sweep),
-                  nodes, tuple(model.outputs), _freeze(tolerance), model.classes_axis, path, digest, train)
+                  nodes, outputs, _freeze(tolerance), model.classes_axis, path, digest, train, source)
     # Every sweep point must flow through the graph: shape errors surface at load time.
     for params in wl.param_grid():
         _infer_shapes(wl, params)
     return wl
+
+
+def _relative_file(name: str, path: str, where: str, suffixes: tuple[str, ...]) -> str:
+    """A file named in a workload (relative to the workload file), checked to exist; its absolute path."""
+    f = Path(name).expanduser()
+    if not f.is_absolute():
+        f = (Path(path).parent if Path(path).is_file() else Path.cwd()) / f
+    if suffixes and not f.name.endswith(suffixes):
+        _fail(path, where, f"expected a {' or '.join(suffixes)} file, got {name!r}")
+    kind = _kind(f)
+    if kind != "file":
+        _fail(path, where, f"{f}: " + ("no such file" if kind == "missing" else kind if kind.startswith("cannot")
+                                       else "is not a regular file"))
+    return str(f.resolve())
+
+
+def _sha256(f: str) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+SOURCE_FILES = {"onnx": (".onnx",)}  # the file a source framework reads
+WEIGHT_FILES = {"torch": (".safetensors", ".pt", ".pth", ".bin")}
+
+
+def _library_version(factory: str | None) -> str | None:
+    """``dist==version`` of the distribution that provides the factory's top-level module (found through
+    importlib.metadata, nothing imported), or None (a local module, or no factory)."""
+    import importlib.metadata
+
+    if not factory:
+        return None
+    top = factory.split(":")[0].split(".")[0]
+    dists = importlib.metadata.packages_distributions().get(top) or []
+    return ",".join(f"{d}=={importlib.metadata.version(d)}" for d in sorted(set(dists))) or None
+
+
+def _source(src, path: str, declared_outputs: bool) -> Source:
+    """The ``source:`` section resolved: files found (relative to the workload file) and checked to exist."""
+    file = _relative_file(src.file, path, "source.file", SOURCE_FILES.get(src.framework, ())) if src.file else None
+    weights = (_relative_file(src.weights, path, "source.weights", WEIGHT_FILES.get(src.framework, ()))
+               if src.weights else None)
+    return Source(src.framework, src.factory, _freeze(dict(src.kwargs)), file, weights, declared_outputs)
 
 
 def _inputs(model: WorkloadModel, path: str) -> tuple[InputSpec, ...]:

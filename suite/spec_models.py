@@ -39,6 +39,7 @@ PROFILE_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 DTYPES = ("float32", "int32", "int64")
 LOSSES = ("softmax_cross_entropy", "mean_squared_error")
 DEVICES = ("cpu", "cuda", "tpu")
+SOURCE_FRAMEWORKS = ("torch", "onnx")  # source: models (suite.sources); keras and flax are not implemented yet
 PRECISIONS = ("float32", "float16", "bfloat16")
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -175,6 +176,10 @@ DType = _one_of(DTYPES)
 Axis = _int("an integer axis")
 RandintBound = _int("an integer (randint bounds are integers)")
 NpzPath = _matching(re.compile(r"^.+\.npz$"), "the path of a .npz file")
+SourceFramework = _one_of(SOURCE_FRAMEWORKS)
+Factory = _matching(re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"),
+                    "'module:callable' (an importable callable, e.g. torchvision.models:resnet18)")
+FilePath = _matching(re.compile(r"^.+$"), "a file path")
 Loss = _one_of(LOSSES)
 Steps = _int("an integer from 1 to 100", low=1, high=100)
 ProfileName = _matching(PROFILE_NAME_RE, "lower-case letters, digits, '-' and '_'")
@@ -443,6 +448,36 @@ class TrainModel(SpecModel):
         return self
 
 
+class SourceModel(SpecModel):
+    """A real model of one framework instead of a graph (suite.sources): built by an importable factory or
+    read from a file, with seeded weights unless a weights file is given."""
+
+    framework: SourceFramework = Field(description="the framework the model is written in: " + ", ".join(SOURCE_FRAMEWORKS))
+    factory: Factory = _absent("'module:callable' returning the model (torch: an nn.Module)")
+    kwargs: dict[str, Any] = Field({}, description="keyword arguments of the factory")
+    file: FilePath = _absent("a saved model instead of a factory (onnx: the .onnx file), relative to the workload file")
+    weights: FilePath = _absent("trained weights (torch: a .safetensors or state-dict .pt file); default: the "
+                                "framework's seeded initialisation")
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if self.framework == "onnx":
+            if self.file is None:
+                fail_at("file", "an onnx source is a file: give file: path/to/model.onnx")
+            if self.factory is not None:
+                fail_at("factory", "an onnx source is read from file:, it has no factory")
+        elif (self.factory is None) == (self.file is None):
+            fail_at("factory", f"a {self.framework} source needs exactly one of factory: (module:callable) or file:")
+        if self.file is not None and self.framework == "torch":
+            fail_at("file", "a torch source is built by factory: (module:callable); "
+                            "trained weights go in weights:")
+        if self.kwargs and self.factory is None:
+            fail_at("kwargs", "kwargs are the factory's arguments; this source has no factory")
+        if self.weights is not None and self.framework == "onnx":
+            fail_at("weights", "an ONNX file holds its own weights")
+        return self
+
+
 class WorkloadModel(SpecModel):
     """A workload file (workloads/README.md describes every field)."""
 
@@ -454,12 +489,27 @@ class WorkloadModel(SpecModel):
     seed: NonNegInt = Field(0, description="seeds the weight initialiser and the inputs")
     inputs: list[InputModel] = Field(min_length=1, description="the model inputs")
     sweep: Sweep = Field(description="parameter name -> values; every combination is one cell; batch is required")
-    graph: list[NodeModel] = Field(min_length=1, description="the nodes, each after the nodes it reads")
-    outputs: OutputNames = Field(description="the model's outputs, in order")
+    graph: list[NodeModel] = Field(None, min_length=1, description="the nodes, each after the nodes it reads "
+                                                                    "(or source:, a real model)")
+    source: SourceModel = _absent("a real model of one framework instead of graph: (workloads/README.md)")
+    outputs: OutputNames = Field(None, description="the model's outputs, in order (source: which of the model's "
+                                                   "outputs, by key or position; default its first)")
     tolerance: ToleranceModel | None = Field(None, description="overrides the dtype defaults of suite/verify.py")
     classes_axis: Axis | None = Field(
         None, description="outputs are class scores along this axis (top-1 agreement is reported)")
     train: TrainModel = _absent("makes the workload runnable in train mode")
+
+    @model_validator(mode="after")
+    def _graph_or_source(self):
+        if self.graph is None and self.source is None:
+            fail_at("graph", "missing required field (a workload has graph: nodes, or source: a model)")
+        if self.graph is not None and self.source is not None:
+            fail_at("source", "a workload has graph: or source:, not both")
+        if self.graph is not None and self.outputs is None:
+            fail_at("outputs", "missing required field")
+        if self.source is not None and self.train is not None:
+            fail_at("train", "train mode is not available for source: workloads (inference routes only)")
+        return self
 
 
 class ProfileModel(SpecModel):

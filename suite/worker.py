@@ -68,6 +68,11 @@ def _save_outputs(path: str, outputs) -> None:
 def _cached_reference(wl, weights, inputs, params_key: str) -> list[np.ndarray]:
     from suite.reference import reference
 
+    if wl.source is not None:  # the source model itself in float64, cached by suite.sources.prepare
+        from suite import sources
+
+        return sources.reference(wl, json.loads(params_key))
+
     digest = hashlib.sha256(f"{wl.hash}|{params_key}|{wl.seed}".encode()).hexdigest()[:20]
     path = cache_root() / "reference" / f"{wl.name}-{digest}.npz"
     if path.exists():
@@ -391,6 +396,9 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-limit", type=int, default=0, help="address-space limit in bytes (0: none)")
     args = ap.parse_args(argv)
     _die_with_parent()
+    from suite.sources import OFFLINE_ENV
+
+    os.environ.update(OFFLINE_ENV)  # before any framework import: model hubs never download (suite.sources)
 
     # Private result channel: keep the real stdout for records, send fd 1 to stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1)

@@ -78,7 +78,7 @@ def exporter_code_hash() -> str:
     """
     targets = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for f in sorted(targets.rglob("*.py")) + [targets.parent / "ops.py"]:
+    for f in sorted(targets.rglob("*.py")) + sorted((targets.parent / "sources").rglob("*.py")) + [targets.parent / "ops.py"]:
         h.update(str(f.relative_to(targets.parent)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 

@@ -111,7 +111,12 @@ def graph(ctx: BuildContext, weights):
 
 
 def inference_model(ctx: BuildContext):
-    """The ``torch:eager`` module of this cell on the CPU: eval mode, no parameter requires grad."""
+    """The ``torch:eager`` module of this cell on the CPU: eval mode, no parameter requires grad (a source:
+    workload's own module, wrapped: :mod:`suite.sources.torch`)."""
+    if ctx.workload.source is not None:
+        from suite.sources.torch import inference_model as source_model
+
+        return source_model(ctx)
     model = graph(ctx, ctx.weights).eval()
     for prm in model.parameters():
         prm.requires_grad_(False)

@@ -1,0 +1,156 @@
+"""Workloads with a ``source:`` model: one framework's real model through every route out of that framework.
+
+A graph workload is written once in the suite's format and built natively by every framework; a source
+workload is a model the user already has (a torchvision ResNet, a Hugging Face encoder, an ONNX file).
+The suite builds it from its factory (or reads its file) with the framework's own seeded initialisation,
+and checks every route out of that framework against **the source model itself run in float64 on the
+CPU** (torch: a float64 copy of the module; onnx: the graph with float tensors cast to double, run by
+``onnx.reference``).
+
+Nothing here imports a framework. The source framework only ever runs in a subprocess of its own
+(:mod:`suite.sources.main`): ``bench verify`` / ``bench run`` call :func:`prepare` before planning, which
+builds each source model once, calls it on the declared inputs (every bad factory, argument, weights file
+or input shape becomes one :class:`suite.spec.SpecError` line naming the field, exit code 2), and writes
+the float64 reference of every sweep point to the reference cache, where every worker family reads it
+(a runtime worker such as ONNX Runtime's cannot import torch).
+
+Which targets run a source workload (:func:`target_reason`): those whose ``framework`` is the source's
+(``torch:eager``, ``torch:compile``, ``torch>onnx@onnxruntime``, ``torch>export@torch``, ... for torch; the
+``onnx>...`` routes for an ONNX file). The torch targets need no change: ``suite.targets.torch.model.
+inference_model`` returns the source module (wrapped so it takes the workload's inputs and returns its
+outputs as a tuple), and every torch exporter exports what it returns.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from suite.paths import cache_root
+
+REFERENCE_VERSION = "source-v1"  # bump when the way a source reference is computed changes
+GRAPH_ONLY = "onnx"  # targets of this framework run only onnx source workloads (they start from an .onnx file)
+
+
+def target_reason(wl, info) -> str | None:
+    """Why ``info`` cannot run workload ``wl`` because of the workload's kind (graph or source), or None.
+
+    A source workload runs on the routes out of its own framework only; the routes that start from an ONNX
+    file (``onnx>...``) run ONNX source workloads only.
+    """
+    if wl.source is None:
+        if info.framework == GRAPH_ONLY:
+            return f"{info.id} runs an ONNX file: it needs a workload with source: {{framework: onnx}}"
+        return None
+    fw = wl.source.framework
+    if info.framework != fw:
+        return (f"{info.id} runs graph workloads; this workload is a {fw} model (source: {describe(wl)}), which "
+                f"only the {fw} routes run")
+    return None
+
+
+def describe(wl) -> str:
+    """``torch torchvision.models:resnet18`` / ``onnx model.onnx``: what the source is, in a few words."""
+    s = wl.source
+    return f"{s.framework} {s.factory or Path(s.file).name}"
+
+
+def _digest(wl, params_key: str) -> str:
+    return hashlib.sha256(f"{REFERENCE_VERSION}|{wl.hash}|{params_key}|{wl.seed}".encode()).hexdigest()[:20]
+
+
+def reference_path(wl, params: dict) -> Path:
+    """Where the float64 reference of one sweep point of a source workload is cached."""
+    key = json.dumps(dict(params), sort_keys=True)
+    return cache_root() / "reference" / f"{wl.name}-{_digest(wl, key)}.npz"
+
+
+def load_reference(wl, params: dict) -> list[np.ndarray] | None:
+    """The cached float64 reference outputs of one sweep point, or None when absent (or unreadable)."""
+    path = reference_path(wl, params)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            return [z[f"out{i}"] for i in range(len(wl.outputs))]
+    except Exception:  # noqa: BLE001 - a torn or foreign file: recomputed by prepare
+        return None
+
+
+def reference(wl, params: dict, timeout: float = 1800) -> list[np.ndarray]:
+    """The float64 reference of one sweep point, computed in a subprocess of the source framework when it
+    is not cached yet (a worker reaches this only when the cache was emptied after :func:`prepare`)."""
+    refs = load_reference(wl, params)
+    if refs is None:
+        prepare([wl], [dict(params)], timeout=timeout)
+        refs = load_reference(wl, params)
+        if refs is None:
+            raise RuntimeError(f"{wl.name}: the source reference was not written to {reference_path(wl, params)}")
+    return refs
+
+
+def prepare(workloads, points: list[dict] | None = None, timeout: float = 1800) -> dict[str, float]:
+    """Checks each source workload and caches its float64 references (one subprocess per workload).
+
+    Args:
+        workloads: validated workloads; graph workloads are passed over.
+        points: the sweep points to reference (default: every point of each workload's grid); points that
+            are not in a workload's grid are passed over for it.
+        timeout: seconds a workload's subprocess may take.
+    Returns:
+        workload name -> seconds its subprocess took (absent when every reference was cached already).
+    Raises:
+        suite.spec.SpecError: one line, naming the workload file and the field at fault, when the model
+            cannot be built or called (its framework's message follows).
+    """
+    import time
+
+    from suite.spec import SpecError
+
+    took = {}
+    for wl in workloads:
+        if wl.source is None:
+            continue
+        grid = wl.param_grid()
+        wanted = [p for p in grid if points is None or any(dict(q) == p for q in points)] or grid[:1]
+        todo = [p for p in wanted if load_reference(wl, p) is None]
+        if not todo:
+            continue
+        cmd = [sys.executable, "-m", "suite.sources.main", "--workload", str(wl.path), "--points", json.dumps(todo)]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=source_env(),
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise SpecError(f"{wl.path}: source: building and running the model in float64 took more than "
+                            f"{timeout:.0f} s") from None
+        took[wl.name] = time.perf_counter() - t0
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(ERROR_PREFIX)]
+            if lines:
+                raise SpecError(lines[-1][len(ERROR_PREFIX):])
+            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise SpecError(f"{wl.path}: source: the {wl.source.framework} subprocess failed "
+                            f"(exit {proc.returncode}): {tail}"[:600])
+    return took
+
+
+ERROR_PREFIX = "@@bench-source-error "  # the one line suite.sources.main prints for a bad source
+
+
+OFFLINE_ENV = {  # every hub the model libraries know: offline (nothing is downloaded at run time)
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TIMM_OFFLINE": "1",
+}
+
+
+def source_env(base: dict | None = None) -> dict:
+    """The environment of a process that builds source models: the hubs offline."""
+    env = dict(os.environ if base is None else base)
+    env.update(OFFLINE_ENV)
+    return env

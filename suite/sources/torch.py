@@ -1,0 +1,176 @@
+"""A torch source model: built from its factory with torch's seeded initialisation, wrapped for the suite.
+
+:func:`build_model` is the one builder: the float64 reference (:mod:`suite.sources.main`), ``torch:eager``,
+``torch:compile`` and every torch exporter (through ``suite.targets.torch.model.inference_model``) all call
+it, so every route starts from the same weights: ``torch.manual_seed(workload.seed)`` on the CPU right
+before the factory runs (or the weights file, loaded strictly).
+
+The wrapper (:func:`wrap`) makes the model look like a graph workload's module: it takes the workload's
+inputs positionally, in declared order, calls the model with them by keyword when every input name is a
+parameter of its ``forward`` (``input_ids``, ``attention_mask`` of a transformers model) and positionally
+otherwise, and returns the declared outputs as a tuple (by key from a dict or ``ModelOutput``, by position
+from a tuple; by default the first tensor).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+
+from suite.sources.guard import SourceError, no_network
+
+
+def _plain(v):
+    """A frozen kwargs value (MappingProxyType, tuples) as the plain JSON-like value the factory expects."""
+    return json.loads(json.dumps(v, default=lambda o: dict(o) if hasattr(o, "items") else list(o)))
+
+
+def resolve_factory(wl):
+    """The factory callable of ``source.factory`` (``module:attr.attr``); SourceError naming the field."""
+    spec = wl.source.factory
+    mod_name, attr = spec.split(":")
+    try:
+        obj = importlib.import_module(mod_name)
+    except Exception as e:  # noqa: BLE001 - ModuleNotFoundError, or the module's own import error
+        hint = f" (pip install the package that provides {mod_name.split('.')[0]})" \
+            if isinstance(e, ModuleNotFoundError) else ""
+        raise SourceError("source.factory", f"cannot import {mod_name}: {type(e).__name__}: {e}{hint}") from e
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SourceError("source.factory", f"{mod_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SourceError("source.factory", f"{spec} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def build_model(wl):
+    """The source ``nn.Module`` on the CPU, float32, eval mode, no parameter requiring grad."""
+    import torch
+
+    factory = resolve_factory(wl)
+    kwargs = _plain(wl.source.kwargs)
+    torch.manual_seed(wl.seed)
+    try:
+        with no_network():  # a download fails at once, as SourceError(source.kwargs) saying what to change
+            model = factory(**kwargs)
+    except SourceError:
+        raise
+    except TypeError as e:
+        raise SourceError("source.kwargs", f"{wl.source.factory}(**{kwargs}) failed: {e}") from e
+    except Exception as e:  # noqa: BLE001 - the factory's own error, in its words
+        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {type(e).__name__}: "
+                                            f"{_first(e)}") from e
+    if not isinstance(model, torch.nn.Module):
+        raise SourceError("source.factory", f"{wl.source.factory} returned a {type(model).__name__}, "
+                                            "expected a torch.nn.Module")
+    if wl.source.weights:
+        _load_weights(model, wl.source.weights)
+    model = model.float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _first(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _load_weights(model, path: str) -> None:
+    import torch
+
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        model.load_state_dict(state, strict=True)
+    except Exception as e:  # noqa: BLE001 - unreadable file, missing or unexpected keys, shape mismatch
+        raise SourceError("source.weights", f"{path}: {type(e).__name__}: {_first(e)}") from e
+
+
+def call_names(model, wl) -> bool:
+    """Whether the model is called with the inputs by keyword (every input name is a parameter of forward)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(s.name in params for s in wl.inputs)
+
+
+def select_outputs(out, names: tuple[str, ...], declared: bool) -> tuple:
+    """The model's output -> the workload's outputs as a tuple of tensors (module docstring)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        items, keys = [out], None
+    elif isinstance(out, dict):  # a dict, or a transformers ModelOutput (an OrderedDict)
+        keys = [k for k, v in out.items() if v is not None]
+        items = [out[k] for k in keys]
+    elif isinstance(out, (tuple, list)):
+        items, keys = list(out), None
+    else:
+        raise SourceError("outputs", f"the model returned a {type(out).__name__}; expected a tensor, a tuple or a "
+                                     "dict of tensors")
+    if not declared:
+        picked = [items[0]] if items else []
+    elif keys is not None:
+        missing = [n for n in names if n not in keys]
+        if missing:
+            raise SourceError("outputs", f"the model's output has no {missing[0]!r}; it has {', '.join(keys)}")
+        picked = [out[n] for n in names]
+    else:
+        if len(names) > len(items):
+            raise SourceError("outputs", f"{len(names)} outputs declared, the model returns {len(items)} "
+                                         "(a tuple: outputs are taken by position)")
+        picked = items[:len(names)]
+    for n, t in zip(names, picked):
+        if not isinstance(t, torch.Tensor):
+            raise SourceError("outputs", f"output {n!r} is a {type(t).__name__}, not a tensor")
+    if not picked:
+        raise SourceError("outputs", "the model returned no tensor")
+    return tuple(picked)
+
+
+def wrap(model, wl, declared: bool):
+    """The source model as a module called with the workload's inputs (positionally, in declared order)
+    and returning its outputs as a tuple."""
+    import torch
+
+    names = tuple(s.name for s in wl.inputs)
+    outputs = tuple(wl.outputs)
+    by_name = call_names(model, wl)
+
+    class Source(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            out = self.inner(**dict(zip(names, args))) if by_name else self.inner(*args)
+            return select_outputs(out, outputs, declared)
+
+    return Source(model).eval()
+
+
+def inference_model(ctx):
+    """``suite.targets.torch.model.inference_model`` of a source workload: the wrapped source module."""
+    return wrap(build_model(ctx.workload), ctx.workload, ctx.workload.source.declared_outputs)
+
+
+def run_float64(wl, inputs: dict) -> list:
+    """The reference: a float64 copy of the source module on the CPU, float inputs in float64."""
+    import numpy as np
+    import torch
+
+    model = wrap(build_model(wl).double(), wl, wl.source.declared_outputs)
+    args = tuple(torch.from_numpy(np.ascontiguousarray(inputs[s.name], dtype=np.int64 if s.dtype.startswith("int")
+                                                       else np.float64)) for s in wl.inputs)
+    with torch.no_grad():
+        out = model(*args)
+    return [o.detach().numpy().astype(np.float64) for o in out]
