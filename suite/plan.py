@@ -103,6 +103,9 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
     estimates: dict[tuple, memory.Estimate] = {}  # once per (workload, params, dtype), not per target
 
     missing = {t.id: missing_requirement(t) for t in targets}
+    from suite import sources
+
+    source_missing = {wl.name: sources.missing(wl) for wl in workloads}
     unsupported: dict[tuple[str, str], str | None] = {}
     if mode == "train":
         from suite.training import unsupported_point
@@ -130,6 +133,8 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
                         status, reason = "unsupported", point_reason or no_step[info.id]
                     elif missing[info.id]:
                         status, reason = "skipped", missing[info.id]
+                    elif source_missing[wl.name] and not target_reason(wl, info):
+                        status, reason = "skipped", source_missing[wl.name]
                     else:
                         k = (wl.name, info.id)
                         if k not in unsupported:

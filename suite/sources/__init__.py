@@ -54,6 +54,22 @@ def target_reason(wl, info) -> str | None:
     return None
 
 
+def missing(wl) -> str | None:
+    """'install X' when the module of a source's factory is not importable (found without importing it; a
+    module beside the workload file counts), else None."""
+    import importlib.util
+
+    if wl.source is None or not wl.source.factory:
+        return None
+    top = wl.source.factory.split(":")[0].split(".")[0]
+    beside = Path(wl.path).resolve().parent
+    if importlib.util.find_spec(top) is not None or (beside / f"{top}.py").exists() or (beside / top).is_dir():
+        return None
+    extra = {"transformers": "models", "safetensors": "models"}.get(top)
+    how = f"pip install 'bench-suite[{extra}]'" if extra else f"install the package that provides {top}"
+    return f"{top} (the factory's module) is not installed: {how}"
+
+
 def describe(wl) -> str:
     """``torch torchvision.models:resnet18`` / ``onnx model.onnx``: what the source is, in a few words."""
     s = wl.source

@@ -27,8 +27,14 @@ def _plain(v):
 
 def resolve_factory(wl):
     """The factory callable of ``source.factory`` (``module:attr.attr``); SourceError naming the field."""
+    import sys
+    from pathlib import Path
+
     spec = wl.source.factory
     mod_name, attr = spec.split(":")
+    here = str(Path(wl.path).resolve().parent)  # a user's module beside the workload file is importable
+    if here not in sys.path:
+        sys.path.append(here)
     try:
         obj = importlib.import_module(mod_name)
     except Exception as e:  # noqa: BLE001 - ModuleNotFoundError, or the module's own import error
