@@ -172,7 +172,7 @@ def test_bad_models_are_refused_with_one_line(models, source, inputs, expect):
     res = bench("verify", "-w", str(path), "-p", "cpu", "-t", "torch:eager", timeout=300)
     assert res.returncode == 2, res.stdout + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert lines[-1].startswith("error: ") and str(path) in lines[-1] and expect in lines[-1], res.stderr[-2000:]
+    assert lines[-1].startswith("bench: error: ") and str(path) in lines[-1] and expect in lines[-1], res.stderr[-2000:]
 
 
 def test_weights_file_that_does_not_fit(models):
@@ -195,7 +195,7 @@ def test_torch_source_through_its_routes(models):
     path = _write(models, "tiny_src", {"framework": "torch", "factory": "user_models:tiny", "kwargs": {"hidden": 24}})
     res = bench("verify", "-w", str(path), "-p", "cpu", *sum((["-t", t] for t in TORCH_ROUTES + ["jax:jit"]), []),
                 timeout=600)
-    assert res.returncode == 1, res.stdout + res.stderr  # jax:jit is unsupported, the rest pass
+    assert res.returncode == 0, res.stdout + res.stderr  # jax:jit is unsupported (not a failure), the rest pass
     assert "tiny_src: source model (torch user_models:tiny) checked, float64 reference of 2 point(s)" in res.stderr
     assert "6 pass, 2 unsupported" in res.stdout, res.stdout
     assert "jax:jit runs graph workloads; this workload is a torch model (source: torch user_models:tiny)" in res.stdout
@@ -281,11 +281,17 @@ def test_graph_workloads_refuse_the_onnx_file_routes():
     assert "needs a workload with source: {framework: onnx}" in cells[0].reason
 
 
-def test_missing_factory_library_is_skipped_not_an_error(tmp_path):
-    path = _write(tmp_path, "nolib", {"framework": "torch", "factory": "no_such_models_lib.zoo:net"})
+def test_missing_model_library_is_skipped_not_an_error(tmp_path):
+    """A known model library that is not installed (timm is not in this environment) skips the cells, as a
+    missing framework does; a module nobody knows is a mistake (exit 2, above)."""
+    import importlib.util
+
+    assert importlib.util.find_spec("timm") is None
+    path = _write(tmp_path, "nolib", {"framework": "torch", "factory": "timm:create_model",
+                                      "kwargs": {"model_name": "resnet18"}})
     res = bench("verify", "-w", str(path), "-p", "cpu", "-t", "torch:eager", timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "no_such_models_lib (the factory's module) is not installed" in res.stdout
+    assert res.returncode == 0 and "2 skipped" in res.stdout, res.stdout + res.stderr
+    assert "timm (the factory's library) is not installed: pip install timm" in res.stdout
 
 
 def test_run_stores_source_rows(models, tmp_path):

@@ -54,20 +54,25 @@ def target_reason(wl, info) -> str | None:
     return None
 
 
+MODEL_LIBRARIES = {  # model libraries a factory may come from: absent, their cells are skipped (not an error)
+    "transformers": "pip install 'bench-suite[models]'", "safetensors": "pip install 'bench-suite[models]'",
+    "torchvision": "pip install torchvision (the build that matches your torch)",
+    "timm": "pip install timm (it needs torchvision)",
+}
+
+
 def missing(wl) -> str | None:
-    """'install X' when the module of a source's factory is not importable (found without importing it; a
-    module beside the workload file counts), else None."""
+    """'install X' when the factory comes from a known model library (:data:`MODEL_LIBRARIES`) that is not
+    installed (found without importing it), else None. Any other module that does not import is the user's
+    mistake: :func:`prepare` refuses it with one line."""
     import importlib.util
 
     if wl.source is None or not wl.source.factory:
         return None
     top = wl.source.factory.split(":")[0].split(".")[0]
-    beside = Path(wl.path).resolve().parent
-    if importlib.util.find_spec(top) is not None or (beside / f"{top}.py").exists() or (beside / top).is_dir():
+    if top not in MODEL_LIBRARIES or importlib.util.find_spec(top) is not None:
         return None
-    extra = {"transformers": "models", "safetensors": "models"}.get(top)
-    how = f"pip install 'bench-suite[{extra}]'" if extra else f"install the package that provides {top}"
-    return f"{top} (the factory's module) is not installed: {how}"
+    return f"{top} (the factory's library) is not installed: {MODEL_LIBRARIES[top]}"
 
 
 def describe(wl) -> str:
