@@ -129,6 +129,9 @@ class Numerics:
     top1_agreement: float | None = _col("float64", "fraction of equal arg-max classes (classifiers)")
     rtol: float | None = _col("float64", "relative tolerance judged by")
     atol: float | None = _col("float64", "absolute tolerance judged by")
+    reference_dtype: str | None = _col("string", "dtype of the reference the cell was judged against: float64, or "
+                                                 "float32 for a source: model that cannot run in float64 (rtol and "
+                                                 "atol then 10x: suite.sources)")
 
 
 @dataclass(frozen=True, kw_only=True)

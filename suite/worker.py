@@ -141,7 +141,14 @@ class _Inference:
         got = built.to_numpy(outputs)
         if cell.task.get("dump"):  # the outputs themselves, for bench diagnose (suite.diagnose)
             _save_outputs(cell.task["dump"], got)
-        numerics = verify_outputs(cell.workload, got, cell.refs, dtype)
+        widen, ref_dtype = 1.0, "float64"
+        if cell.workload.source is not None:  # a source model that cannot run in float64 has a float32 reference
+            from suite import sources
+
+            ref_dtype, _ = sources.reference_dtype(cell.workload, cell.params)
+            widen = sources.FLOAT32_REFERENCE_WIDEN if ref_dtype == "float32" else 1.0
+        numerics = verify_outputs(cell.workload, got, cell.refs, dtype, widen)
+        cell.numerics = replace(cell.numerics, reference_dtype=ref_dtype)
         del outputs, got
         return numerics, lambda: built.run(prepared)
 
@@ -275,7 +282,8 @@ def run_task(task: dict, state: CellState, profile, on_stage: Callable[[str], No
         prepared = steps.prepare(built, cell)
         enter("verify")
         numerics, timed_call = steps.verify(built, prepared, cell)
-        cell.numerics = Numerics(**{k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")})
+        cell.numerics = Numerics(**{k: v for k, v in numerics.as_dict().items() if k not in ("status", "reason")},
+                                 reference_dtype=cell.numerics.reference_dtype)
         if task["mode"] == "run" and numerics.status == "pass":
             enter("time")
             config = engine.TimingConfig(**task["timing"]) if task.get("timing") else engine.TimingConfig()

@@ -45,7 +45,9 @@ NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start"
        "peak_bytes_per_s": (_F, True), "peak_flops_library": (_S, True), "roofline_fraction": (_F, True),
        # where a failing cell leaves the reference (--diagnose: suite.diagnose)
        "diagnosis_culprit": (_S, True), "diagnosis_op": (_S, True), "diagnosis_own_err": (_F, True),
-       "diagnosis_inherited_err": (_F, True), "diagnosis_summary": (_S, True), "diagnosis_bundle": (_S, True)}
+       "diagnosis_inherited_err": (_F, True), "diagnosis_summary": (_S, True), "diagnosis_bundle": (_S, True),
+       # which kind of workload the row came from: graph, or a source: model's framework (suite.sources)
+       "source": (_S, True), "reference_dtype": (_S, True)}
 # (columns added since, with their type)
 
 

@@ -52,6 +52,25 @@ def tiny(hidden=16, skew=0.0):
     return Tiny(hidden, skew)
 
 
+class NoDouble(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        if x.dtype == torch.float64:
+            raise NotImplementedError("no float64 kernel for this op")
+        return self.fc(x)
+
+
+def no_double():
+    return NoDouble()
+
+
+def huge():
+    return torch.nn.Sequential(torch.nn.Linear(100000, 100000), torch.nn.Linear(100000, 8))
+
+
 def two_heads():
     return TwoHeads()
 
@@ -166,6 +185,9 @@ def test_source_hash_follows_the_file_content(tmp_path):
     ({"factory": "user_models:downloads"}, None, "source.kwargs: the factory tried to reach the network"),
     ({"factory": "user_models:tiny"}, [{"name": "x", "shape": ["batch", 5]}],
      "inputs: the model rejects the declared inputs at batch=1: RuntimeError"),
+    # 10 billion parameters, counted on the meta device: refused before anything is allocated
+    ({"factory": "user_models:huge"}, [{"name": "x", "shape": ["batch", 100000]}],
+     "source: the model has 10,000,900,008 parameters: its float64 reference needs at least 111.8 GiB"),
 ])
 def test_bad_models_are_refused_with_one_line(models, source, inputs, expect):
     path = _write(models, "bad", {"framework": "torch", **source}, inputs)
@@ -250,6 +272,33 @@ def test_trained_weights_from_safetensors(models):
     a = sources.load_reference(load_workload(path), {"batch": 1})[0]
     b = sources.load_reference(seeded, {"batch": 1})
     assert b is not None and not np.allclose(a, b[0])
+
+
+def test_a_model_that_cannot_run_in_float64_is_judged_against_float32_widened(models):
+    """The reference falls back to the float32 source, the cell says so (reference_dtype) and rtol/atol are 10x."""
+    from conftest import run_cells
+    from suite.profiles import load_profiles
+
+    path = _write(models, "nodouble", {"framework": "torch", "factory": "user_models:no_double"})
+    wl = load_workload(path)
+    from suite import sources
+
+    sources.prepare([wl])
+    dtype, note = sources.reference_dtype(wl, {"batch": 1})
+    assert dtype == "float32" and "NotImplementedError: no float64 kernel" in note
+    profile = load_profiles(REPO / "hardware_profiles")["cpu"]
+    recs = run_cells([wl], ["torch:eager", "torch>onnx@onnxruntime"], profile)
+    assert {r["status"] for r in recs.values()} == {"pass"} and len(recs) == 4
+    assert {r["reference_dtype"] for r in recs.values()} == {"float32"}
+    assert all(r["rtol"] == pytest.approx(1e-3) and r["atol"] == pytest.approx(1e-4) for r in recs.values())
+    graph = run_cells(load_workloads_named("mlp_classifier"), ["torch:eager"], profile)
+    assert {r["reference_dtype"] for r in graph.values()} == {"float64"}
+
+
+def load_workloads_named(name):
+    from suite.spec import load_workloads
+
+    return load_workloads(REPO / "workloads", [name])
 
 
 # ---- an ONNX file ----

@@ -103,6 +103,20 @@ def load_reference(wl, params: dict) -> list[np.ndarray] | None:
         return None
 
 
+FLOAT32_REFERENCE_WIDEN = 10.0  # rtol and atol x this when the reference itself is float32 (README)
+
+
+def reference_dtype(wl, params: dict) -> tuple[str, str]:
+    """(dtype, note) of the cached reference of one sweep point: ``float64``, or ``float32`` with why."""
+    try:
+        with np.load(reference_path(wl, params)) as z:
+            if "reference_dtype" in z.files:
+                return str(z["reference_dtype"]), str(z["reference_note"])
+    except Exception:  # noqa: BLE001 - absent or torn: the reference() call said so already
+        pass
+    return "float64", ""
+
+
 def reference(wl, params: dict, timeout: float = 1800) -> list[np.ndarray]:
     """The float64 reference of one sweep point, computed in a subprocess of the source framework when it
     is not cached yet (a worker reaches this only when the cache was emptied after :func:`prepare`)."""

@@ -103,24 +103,31 @@ def _to_double(model) -> None:
     graph(model.graph)
 
 
-def run_float64(wl, inputs: dict) -> list:
-    """The reference: the graph in float64, run by ``onnx.reference``."""
+def run_reference(wl, inputs: dict, dtype: str = "float64") -> list:
+    """The reference: the graph in float64, run by ``onnx.reference`` (``dtype`` float32: the graph as it is,
+    for one that cannot run in float64)."""
     from onnx.reference import ReferenceEvaluator
 
     model = _load(wl)
     feeds, outs = feed_names(model, wl), output_names(model, wl)
     _keep_outputs(model, outs)
-    _to_double(model)
+    if dtype == "float64":
+        _to_double(model)
     arrays = {}
     for spec, name in zip(wl.inputs, feeds):
         x = inputs[spec.name]
-        arrays[name] = x.astype(np.float64) if x.dtype.kind == "f" else x
+        arrays[name] = x.astype(dtype) if x.dtype.kind == "f" else x
     types = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
     for name in feeds:  # integer inputs in the graph's own integer type
         if arrays[name].dtype.kind in "iu" and types.get(name) in (6, 7):  # INT32, INT64
             arrays[name] = arrays[name].astype(np.int32 if types[name] == 6 else np.int64)
     out = ReferenceEvaluator(model).run(None, arrays)
     return [np.asarray(o, dtype=np.float64) for o in out]
+
+
+def parameter_count(wl) -> int | None:
+    """Elements of the file's initializers (its weights), from the file size as an upper bound for float32."""
+    return Path(wl.source.file).stat().st_size // 4
 
 
 def _elem_dtype(elem_type: int) -> str:

@@ -78,6 +78,20 @@ def build_model(wl):
     return model
 
 
+def parameter_count(wl) -> int | None:
+    """Parameters and buffers of the model, counted on torch's meta device (nothing is allocated), or None
+    when the factory does not build there (then the model is simply built)."""
+    import torch
+
+    factory = resolve_factory(wl)
+    try:
+        with torch.device("meta"), no_network():
+            model = factory(**_plain(wl.source.kwargs))
+        return sum(t.numel() for t in list(model.parameters()) + list(model.buffers()))
+    except Exception:  # noqa: BLE001 - code that needs real tensors; the real build reports its own errors
+        return None
+
+
 def _first(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else ""
@@ -169,14 +183,16 @@ def inference_model(ctx):
     return wrap(build_model(ctx.workload), ctx.workload, ctx.workload.source.declared_outputs)
 
 
-def run_float64(wl, inputs: dict) -> list:
-    """The reference: a float64 copy of the source module on the CPU, float inputs in float64."""
+def run_reference(wl, inputs: dict, dtype: str = "float64") -> list:
+    """The reference: a float64 copy of the source module on the CPU, float inputs in float64 (``dtype``
+    float32: the module as built, for a model that cannot run in float64)."""
     import numpy as np
     import torch
 
-    model = wrap(build_model(wl).double(), wl, wl.source.declared_outputs)
+    model = build_model(wl)
+    model = wrap(model.double() if dtype == "float64" else model, wl, wl.source.declared_outputs)
     args = tuple(torch.from_numpy(np.ascontiguousarray(inputs[s.name], dtype=np.int64 if s.dtype.startswith("int")
-                                                       else np.float64)) for s in wl.inputs)
+                                                       else dtype)) for s in wl.inputs)
     with torch.no_grad():
         out = model(*args)
     return [o.detach().numpy().astype(np.float64) for o in out]
