@@ -522,6 +522,15 @@ def cmd_list(args) -> int:
     for wl in load_workloads(args.workloads_dir or _default_dir("workloads")):
         sweep = " ".join(f"{k}={list(v)}" for k, v in wl.sweep.items())
         print(f"  {wl.name:<22} {sweep:<28} {wl.description}")
+    models = Path(args.workloads_dir or _default_dir("workloads")) / "models"
+    if models.is_dir():
+        from suite import sources
+        from suite.spec import load_workload
+
+        print(f"\nSource models ({models}; run with -w PATH):")
+        for f in sorted(models.glob("*.yaml")):
+            wl = load_workload(f)
+            print(f"  {str(f):<40} {sources.describe(wl):<44} {wl.description}")
     print("\nTargets:")
     for t in TARGETS.values():
         missing = missing_requirement(t)

@@ -64,6 +64,18 @@ def weights_hash(weights: dict) -> str:
     return h.hexdigest()[:16]
 
 
+def _weights_entry(wl, weights) -> dict:
+    """Where the artifact's weights came from: the suite's initialiser (graph workloads, with their hash), or
+    the source model's own (its framework's seeded initialisation, or its weights file / ONNX file)."""
+    if wl.source is None:
+        return {"seed": wl.seed, "hash": weights_hash(weights), "init": "suite.weights.init_weights"}
+    s = wl.source
+    init = (f"{s.framework} seed {wl.seed}, then {s.factory}" if s.factory and not s.weights
+            else f"{s.factory} with {s.weights}" if s.weights else f"the ONNX file {s.file}")
+    # the workload hash covers the weights file's (or ONNX file's) content and the factory library's version
+    return {"seed": wl.seed, "hash": wl.hash, "init": init, "source": s.framework}
+
+
 def export_provenance(wl, params: dict, info, weights, converter_versions: dict, version_key: dict) -> dict:
     """What is known when the artifact is written (``verification`` is filled after a verify)."""
     import suite
@@ -73,7 +85,7 @@ def export_provenance(wl, params: dict, info, weights, converter_versions: dict,
             "git_commit": git_commit(), "target": info.id, "framework": info.framework, "format": info.format,
             "runtime": info.runtime, "workload": wl.name, "workload_hash": wl.hash,
             "params": dict(sorted(params.items())),
-            "weights": {"seed": wl.seed, "hash": weights_hash(weights), "init": "suite.weights.init_weights"},
+            "weights": _weights_entry(wl, weights),
             "converter_versions": dict(converter_versions), "version_key": dict(version_key),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "verification": {}}
 
