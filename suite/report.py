@@ -19,8 +19,17 @@ def _row_label(rec: dict, with_profile: bool) -> str:
     return f"{rec['workload']} [{params}]{mode}" + (f" @{rec['profile']}" if with_profile else "")
 
 
+def _other_kind(r: dict) -> bool:
+    """The target is not a route of the cell's workload (a graph target on a source: model, or the reverse)."""
+    from suite.sources import OTHER_KIND
+
+    return r["status"] == "unsupported" and (r.get("status_reason") or "").startswith(OTHER_KIND)
+
+
 def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[str], list[list[str]]]:
-    targets = list(dict.fromkeys(r["target"] for r in records))
+    # a target that is no route of any workload shown gets no column (its cells are one line under "Not passing")
+    routes = {r["target"] for r in records if not _other_kind(r)}
+    targets = [t for t in dict.fromkeys(r["target"] for r in records) if t in routes or not routes]
     rows: dict[str, dict[str, str]] = {}
     groups: dict[str, list[dict]] = {}
     for r in records:
@@ -86,10 +95,17 @@ def _reasons(records: list[dict]) -> str:
         reason = (r.get("status_reason") or "").strip().splitlines()
         first = reason[0] if reason else ""
         key = (r["workload"], r["target"], r["profile"], r["status"], first)
-        if key in seen or _profile_skipped(r):
+        if key in seen or _profile_skipped(r) or _other_kind(r):
             continue
         seen.add(key)
         lines.append(f"  {r['status']:<13} {r['workload']} {r['target']} @{r['profile']}: {first}")
+    other = Counter(r["workload"] for r in records if _other_kind(r) and not _profile_skipped(r))
+    for wl, n in other.items():
+        kinds = {r["status_reason"].split(" runs ", 1)[1].split(";")[0].split(":")[0] for r in records
+                 if r["workload"] == wl and _other_kind(r)}
+        example = next(r["status_reason"] for r in records if r["workload"] == wl and _other_kind(r))
+        lines.append(f"  unsupported   {n} cells of {wl}: targets that run {' or '.join(sorted(kinds))}, not this "
+                     f"workload" + (f" ({example.split('; ', 1)[1]})" if "; " in example else ""))
     skipped_profiles = Counter(r["profile"] for r in records if _profile_skipped(r))
     for prof, n in skipped_profiles.items():
         reason = next(r["status_reason"] for r in records if r["profile"] == prof and r["status"] == "skipped")

@@ -37,6 +37,9 @@ REFERENCE_VERSION = "source-v1"  # bump when the way a source reference is compu
 GRAPH_ONLY = "onnx"  # targets of this framework run only onnx source workloads (they start from an .onnx file)
 
 
+OTHER_KIND = "not a route of this workload: "  # starts every reason of target_reason (suite.report groups them)
+
+
 def target_reason(wl, info) -> str | None:
     """Why ``info`` cannot run workload ``wl`` because of the workload's kind (graph or source), or None.
 
@@ -45,12 +48,14 @@ def target_reason(wl, info) -> str | None:
     """
     if wl.source is None:
         if info.framework == GRAPH_ONLY:
-            return f"{info.id} runs an ONNX file: it needs a workload with source: {{framework: onnx}}"
+            return (f"{OTHER_KIND}{info.id} runs an ONNX file: it needs a workload with source: "
+                    f"{{framework: onnx}}")
         return None
     fw = wl.source.framework
     if info.framework != fw:
-        return (f"{info.id} runs graph workloads; this workload is a {fw} model (source: {describe(wl)}), which "
-                f"only the {fw} routes run")
+        article = "an" if fw[0] in "aeio" else "a"
+        return (f"{OTHER_KIND}{info.id} runs graph workloads; {wl.name} is {article} {fw} model (source: "
+                f"{describe(wl)}), which only the {fw} routes run")
     return None
 
 
