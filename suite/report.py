@@ -99,13 +99,15 @@ def _reasons(records: list[dict]) -> str:
             continue
         seen.add(key)
         lines.append(f"  {r['status']:<13} {r['workload']} {r['target']} @{r['profile']}: {first}")
-    other = Counter(r["workload"] for r in records if _other_kind(r) and not _profile_skipped(r))
-    for wl, n in other.items():
-        kinds = {r["status_reason"].split(" runs ", 1)[1].split(";")[0].split(":")[0] for r in records
-                 if r["workload"] == wl and _other_kind(r)}
-        example = next(r["status_reason"] for r in records if r["workload"] == wl and _other_kind(r))
-        lines.append(f"  unsupported   {n} cells of {wl}: targets that run {' or '.join(sorted(kinds))}, not this "
-                     f"workload" + (f" ({example.split('; ', 1)[1]})" if "; " in example else ""))
+    other = [r for r in records if _other_kind(r) and not _profile_skipped(r)]
+    on_graphs = [r for r in other if "; " not in r["status_reason"]]  # the ONNX-file routes on graph workloads
+    if on_graphs:
+        lines.append(f"  unsupported   {len(on_graphs)} cells of {', '.join(sorted({r['target'] for r in on_graphs}))}: "
+                     f"these routes run an ONNX file given as a source: workload, not a graph")
+    for wl, n in Counter(r["workload"] for r in other if "; " in r["status_reason"]).items():
+        example = next(r["status_reason"] for r in other if r["workload"] == wl and "; " in r["status_reason"])
+        lines.append(f"  unsupported   {n} cells of {wl}: targets that run graph workloads, not this workload "
+                     f"({example.split('; ', 1)[1]})")
     skipped_profiles = Counter(r["profile"] for r in records if _profile_skipped(r))
     for prof, n in skipped_profiles.items():
         reason = next(r["status_reason"] for r in records if r["profile"] == prof and r["status"] == "skipped")
