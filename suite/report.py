@@ -106,7 +106,7 @@ def _reasons(records: list[dict]) -> str:
                      f"these routes run an ONNX file given as a source: workload, not a graph")
     for wl, n in Counter(r["workload"] for r in other if "; " in r["status_reason"]).items():
         example = next(r["status_reason"] for r in other if r["workload"] == wl and "; " in r["status_reason"])
-        lines.append(f"  unsupported   {n} cells of {wl}: targets that run graph workloads, not this workload "
+        lines.append(f"  unsupported   {n} cells of {wl}: targets that are not routes out of its framework "
                      f"({example.split('; ', 1)[1]})")
     skipped_profiles = Counter(r["profile"] for r in records if _profile_skipped(r))
     for prof, n in skipped_profiles.items():

@@ -220,7 +220,7 @@ def test_torch_source_through_its_routes(models):
     assert res.returncode == 0, res.stdout + res.stderr  # jax:jit is unsupported (not a failure), the rest pass
     assert "tiny_src: source model (torch user_models:tiny) checked, float64 reference of 2 point(s)" in res.stderr
     assert "6 pass, 2 unsupported" in res.stdout, res.stdout
-    assert ("unsupported   2 cells of tiny_src: targets that run graph workloads, not this workload (tiny_src is a "
+    assert ("unsupported   2 cells of tiny_src: targets that are not routes out of its framework (tiny_src is a "
             "torch model (source: torch user_models:tiny), which only the torch routes run)") in res.stdout
     assert "jax:jit" not in res.stdout.splitlines()[0]  # no column for a target that is no route of the workload
 
@@ -312,7 +312,7 @@ def test_onnx_source_positional_inputs_named_outputs(models):
                 timeout=600)
     assert "mlp_onnx: source model (onnx mlp.onnx) checked" in res.stderr, res.stderr[-2000:]
     assert "2 pass, 2 unsupported" in res.stdout, res.stdout
-    assert "2 cells of mlp_onnx: targets that run graph workloads, not this workload (mlp_onnx is an onnx model" \
+    assert "2 cells of mlp_onnx: targets that are not routes out of its framework (mlp_onnx is an onnx model" \
         in res.stdout
     from suite import sources
 

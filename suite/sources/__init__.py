@@ -54,7 +54,7 @@ def target_reason(wl, info) -> str | None:
     fw = wl.source.framework
     if info.framework != fw:
         article = "an" if fw[0] in "aeio" else "a"
-        return (f"{OTHER_KIND}{info.id} runs graph workloads; {wl.name} is {article} {fw} model (source: "
+        return (f"{OTHER_KIND}{info.id} is not a route out of {fw}; {wl.name} is {article} {fw} model (source: "
                 f"{describe(wl)}), which only the {fw} routes run")
     return None
 
