@@ -34,7 +34,7 @@ import numpy as np
 from suite.paths import cache_root
 
 REFERENCE_VERSION = "source-v1"  # bump when the way a source reference is computed changes
-GRAPH_ONLY = "onnx"  # targets of this framework run only onnx source workloads (they start from an .onnx file)
+ONNX_FILE_ROUTES = "onnx"  # the framework of the targets that start from an .onnx file: onnx sources only
 
 
 OTHER_KIND = "not a route of this workload: "  # starts every reason of target_reason (suite.report groups them)
@@ -47,7 +47,7 @@ def target_reason(wl, info) -> str | None:
     file (``onnx>...``) run ONNX source workloads only.
     """
     if wl.source is None:
-        if info.framework == GRAPH_ONLY:
+        if info.framework == ONNX_FILE_ROUTES:
             return (f"{OTHER_KIND}{info.id} runs an ONNX file: it needs a workload with source: "
                     f"{{framework: onnx}}")
         return None
@@ -189,8 +189,6 @@ OFFLINE_ENV = {  # every hub the model libraries know: offline (nothing is downl
 }
 
 
-def source_env(base: dict | None = None) -> dict:
-    """The environment of a process that builds source models: the hubs offline."""
-    env = dict(os.environ if base is None else base)
-    env.update(OFFLINE_ENV)
-    return env
+def source_env() -> dict:
+    """The environment of a process that builds source models: this one's, the hubs offline."""
+    return {**os.environ, **OFFLINE_ENV}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import socket
 
+from suite.targets.common.convert import first_line
+
 
 class SourceError(Exception):
     """A source model that cannot be built or called. ``field`` is the workload field at fault
@@ -44,8 +46,7 @@ def no_network():
     except Exception as e:  # noqa: BLE001 - a download error wrapped by the library (urllib, requests, hub)
         if tried or isinstance(e, NetworkBlocked) or "offline" in str(e).lower():
             where = f" ({tried[0]})" if tried else ""
-            raise SourceError("source.kwargs", f"{DOWNLOAD_HINT}{where}: {type(e).__name__}: "
-                                               f"{str(e).splitlines()[0] if str(e) else ''}"[:400]) from e
+            raise SourceError("source.kwargs", f"{DOWNLOAD_HINT}{where}: {first_line(e)}") from e
         raise
     finally:
         socket.socket.connect, socket.socket.connect_ex, socket.create_connection = real

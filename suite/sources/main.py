@@ -1,9 +1,10 @@
 """``python -m suite.sources.main --workload W --points JSON``: check a source model and cache its references.
 
 Run by :func:`suite.sources.prepare` in a subprocess of its own (the source framework never enters the
-``bench`` process). For each sweep point: the seeded inputs, the source model in float64 on the CPU (in float32 where
-it cannot run in float64: the reference then says so), the outputs written to the reference cache (:func:`suite.sources.reference_path`). A model that cannot be
-built or called prints one line ``@@bench-source-error <file>: <field>: <message>`` and exits 2.
+``bench`` process). For each sweep point: the seeded inputs, the source model in float64 on the CPU (in
+float32 where it cannot run in float64: the reference then says so), the outputs written to the reference
+cache (:func:`suite.sources.reference_path`). A model that cannot be built or called prints one line
+``@@bench-source-error <file>: <field>: <message>`` and exits 2.
 """
 from __future__ import annotations
 
@@ -41,15 +42,11 @@ def check_memory(wl) -> None:
                                     f"{where} is {format_bytes(avail)}")
 
 
-def _line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
-
-
 def reference_outputs(wl, inputs: dict, at: str) -> tuple[list, str, str]:
     """(outputs, dtype, note): the model in float64; where it cannot run in float64, in float32 (the note
     says why); a model that runs in neither rejects the inputs (SourceError at ``inputs``)."""
     from suite.sources.guard import SourceError
+    from suite.targets.common.convert import first_line
 
     try:
         return run_reference(wl, inputs, "float64"), "float64", ""
@@ -63,8 +60,8 @@ def reference_outputs(wl, inputs: dict, at: str) -> tuple[list, str, str]:
             raise
         except Exception as e:  # noqa: BLE001 - the model rejected the inputs (shape, dtype, names)
             traceback.print_exc()
-            raise SourceError("inputs", f"the model rejects the declared inputs at {at}: {_line(e)}") from e
-        return outs, "float32", f"the model does not run in float64 ({_line(e64)})"
+            raise SourceError("inputs", f"the model rejects the declared inputs at {at}: {first_line(e)}") from e
+        return outs, "float32", f"the model does not run in float64 ({first_line(e64)})"
 
 
 def main(argv=None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.sources.guard import SourceError
+from suite.targets.common.convert import first_line
 
 _FLOAT, _DOUBLE = 1, 11  # onnx.TensorProto.FLOAT, DOUBLE
 
@@ -28,8 +29,7 @@ def _load(wl):
         model = onnx.load(wl.source.file)
         onnx.checker.check_model(model)
     except Exception as e:  # noqa: BLE001 - not an ONNX file, or an invalid graph
-        raise SourceError("source.file", f"{wl.source.file}: not a valid ONNX model: {type(e).__name__}: "
-                                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+        raise SourceError("source.file", f"{wl.source.file}: not a valid ONNX model: {first_line(e)}") from e
     return model
 
 

@@ -18,6 +18,7 @@ import inspect
 import json
 
 from suite.sources.guard import SourceError, no_network
+from suite.targets.common.convert import first_line
 
 
 def _plain(v):
@@ -65,8 +66,7 @@ def build_model(wl):
     except TypeError as e:
         raise SourceError("source.kwargs", f"{wl.source.factory}(**{kwargs}) failed: {e}") from e
     except Exception as e:  # noqa: BLE001 - the factory's own error, in its words
-        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {type(e).__name__}: "
-                                            f"{_first(e)}") from e
+        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {first_line(e)}") from e
     if not isinstance(model, torch.nn.Module):
         raise SourceError("source.factory", f"{wl.source.factory} returned a {type(model).__name__}, "
                                             "expected a torch.nn.Module")
@@ -92,11 +92,6 @@ def parameter_count(wl) -> int | None:
         return None
 
 
-def _first(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def _load_weights(model, path: str) -> None:
     import torch
 
@@ -111,7 +106,7 @@ def _load_weights(model, path: str) -> None:
             state = state["state_dict"]
         model.load_state_dict(state, strict=True)
     except Exception as e:  # noqa: BLE001 - unreadable file, missing or unexpected keys, shape mismatch
-        raise SourceError("source.weights", f"{path}: {type(e).__name__}: {_first(e)}") from e
+        raise SourceError("source.weights", f"{path}: {first_line(e)}") from e
 
 
 def call_names(model, wl) -> bool:
