@@ -60,7 +60,7 @@ class Source:
 
     ``file`` and ``weights`` are absolute paths; their contents (sha256) are part of the workload's hash."""
 
-    framework: str  # torch | onnx
+    framework: str  # torch | keras | flax | onnx
     factory: str | None  # "module:callable"
     kwargs: Mapping[str, Any]
     file: str | None
@@ -402,8 +402,8 @@ def _sha256(f: str) -> str:
     return h.hexdigest()
 
 
-SOURCE_FILES = {"onnx": (".onnx",)}  # the file a source framework reads
-WEIGHT_FILES = {"torch": (".safetensors", ".pt", ".pth", ".bin")}
+SOURCE_FILES = {"onnx": (".onnx",), "keras": (".keras",)}  # the file a source framework reads
+WEIGHT_FILES = {"torch": (".safetensors", ".pt", ".pth", ".bin"), "keras": (".weights.h5",), "flax": (".msgpack",)}
 
 
 def _library_version(factory: str | None) -> str | None:

@@ -39,7 +39,7 @@ PROFILE_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 DTYPES = ("float32", "int32", "int64")
 LOSSES = ("softmax_cross_entropy", "mean_squared_error")
 DEVICES = ("cpu", "cuda", "tpu")
-SOURCE_FRAMEWORKS = ("torch", "onnx")  # source: models (suite.sources); keras and flax are not implemented yet
+SOURCE_FRAMEWORKS = ("torch", "keras", "flax", "onnx")  # source: models (suite.sources)
 PRECISIONS = ("float32", "float16", "bfloat16")
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -453,11 +453,14 @@ class SourceModel(SpecModel):
     read from a file, with seeded weights unless a weights file is given."""
 
     framework: SourceFramework = Field(description="the framework the model is written in: " + ", ".join(SOURCE_FRAMEWORKS))
-    factory: Factory = _absent("'module:callable' returning the model (torch: an nn.Module)")
+    factory: Factory = _absent("'module:callable' returning the model (torch: an nn.Module; keras: a keras.Model; "
+                               "flax: an nnx.Module, given rngs=nnx.Rngs(seed) when it takes rngs)")
     kwargs: dict[str, Any] = Field({}, description="keyword arguments of the factory")
-    file: FilePath = _absent("a saved model instead of a factory (onnx: the .onnx file), relative to the workload file")
-    weights: FilePath = _absent("trained weights (torch: a .safetensors or state-dict .pt file); default: the "
-                                "framework's seeded initialisation")
+    file: FilePath = _absent("a saved model instead of a factory (onnx: the .onnx file; keras: a .keras file), "
+                             "relative to the workload file")
+    weights: FilePath = _absent("trained weights (torch: a .safetensors or state-dict .pt file; keras: a .weights.h5 "
+                                "file; flax: a .msgpack of the model's nnx.State); default: the framework's seeded "
+                                "initialisation")
 
     @model_validator(mode="after")
     def _one_way(self):
@@ -468,8 +471,8 @@ class SourceModel(SpecModel):
                 fail_at("factory", "an onnx source is read from file:, it has no factory")
         elif (self.factory is None) == (self.file is None):
             fail_at("factory", f"a {self.framework} source needs exactly one of factory: (module:callable) or file:")
-        if self.file is not None and self.framework == "torch":
-            fail_at("file", "a torch source is built by factory: (module:callable); "
+        if self.file is not None and self.framework in ("torch", "flax"):
+            fail_at("file", f"a {self.framework} source is built by factory: (module:callable); "
                             "trained weights go in weights:")
         if self.kwargs and self.factory is None:
             fail_at("kwargs", "kwargs are the factory's arguments; this source has no factory")

@@ -40,11 +40,27 @@ ONNX_FILE_ROUTES = "onnx"  # the framework of the targets that start from an .on
 OTHER_KIND = "not a route of this workload: "  # starts every reason of target_reason (suite.report groups them)
 
 
+ROUTE_FRAMEWORKS = {  # source framework -> (the framework of its native targets, of its export routes)
+    "torch": ("torch", "torch"),
+    "onnx": ("onnx", "onnx"),
+    "flax": ("jax", "jax"),  # an NNX module is a JAX function over its state: jax:jit and the jax> exporters
+    # a Keras model runs natively on each Keras backend, and is exported from its TensorFlow backend by the
+    # tensorflow> exporters (SavedModel, TFLite, tf2onnx, OpenVINO); tensorflow:function/xla are not its routes
+    "keras": ("keras", "tensorflow"),
+}
+
+
+def is_route(fw: str, info) -> bool:
+    """Whether target ``info`` is a route out of source framework ``fw`` (:data:`ROUTE_FRAMEWORKS`)."""
+    native, exported = ROUTE_FRAMEWORKS[fw]
+    return info.framework == (exported if info.export is not None else native)
+
+
 def target_reason(wl, info) -> str | None:
     """Why ``info`` cannot run workload ``wl`` because of the workload's kind (graph or source), or None.
 
-    A source workload runs on the routes out of its own framework only; the routes that start from an ONNX
-    file (``onnx>...``) run ONNX source workloads only.
+    A source workload runs on the routes out of its own framework only (:func:`is_route`); the routes that
+    start from an ONNX file (``onnx>...``) run ONNX source workloads only.
     """
     if wl.source is None:
         if info.framework == ONNX_FILE_ROUTES:
@@ -52,7 +68,7 @@ def target_reason(wl, info) -> str | None:
                     f"{{framework: onnx}}")
         return None
     fw = wl.source.framework
-    if info.framework != fw:
+    if not is_route(fw, info):
         article = "an" if fw[0] in "aeio" else "a"
         return (f"{OTHER_KIND}{info.id} is not a route out of {fw}; {wl.name} is {article} {fw} model (source: "
                 f"{describe(wl)}), which only the {fw} routes run")
@@ -64,15 +80,25 @@ MODEL_LIBRARIES = {  # model libraries a factory may come from: absent, their ce
     "torchvision": "pip install torchvision (the build that matches your torch)",
     "timm": "pip install timm (it needs torchvision)",
 }
+FRAMEWORK_LIBRARIES = {  # the library a source framework's model is built with: absent, its cells are skipped
+    "torch": ("torch", "pip install 'bench-suite[torch]'"), "keras": ("keras", "pip install 'bench-suite[keras]'"),
+    "flax": ("flax", "pip install 'bench-suite[models]'"), "onnx": ("onnx", "pip install 'bench-suite[onnx]'"),
+}
 
 
 def missing(wl) -> str | None:
-    """'install X' when the factory comes from a known model library (:data:`MODEL_LIBRARIES`) that is not
-    installed (found without importing it), else None. Any other module that does not import is the user's
-    mistake: :func:`prepare` refuses it with one line."""
+    """'install X' when the source framework's library (:data:`FRAMEWORK_LIBRARIES`), or the known model
+    library the factory comes from (:data:`MODEL_LIBRARIES`), is not installed (found without importing it),
+    else None. Any other module that does not import is the user's mistake: :func:`prepare` refuses it with
+    one line."""
     import importlib.util
 
-    if wl.source is None or not wl.source.factory:
+    if wl.source is None:
+        return None
+    lib, hint = FRAMEWORK_LIBRARIES[wl.source.framework]
+    if importlib.util.find_spec(lib) is None:
+        return f"{lib} (the {wl.source.framework} source's framework) is not installed: {hint}"
+    if not wl.source.factory:
         return None
     top = wl.source.factory.split(":")[0].split(".")[0]
     if top not in MODEL_LIBRARIES or importlib.util.find_spec(top) is not None:
