@@ -15,11 +15,18 @@ import sys
 import traceback
 
 
-def run_reference(wl, inputs: dict, dtype: str) -> list:
-    """The source framework's run in ``dtype`` on the CPU (suite.sources.<framework>.run_reference)."""
+def framework_module(wl):
+    """``suite.sources.<framework>``: ``run_reference(wl, inputs, dtype)`` (the model's outputs as numpy arrays),
+    ``parameter_count(wl)``, and optionally ``prepare(wl)`` (run once before the references, e.g. keras
+    writes the seeded weights every backend loads)."""
     import importlib
 
-    return importlib.import_module(f"suite.sources.{wl.source.framework}").run_reference(wl, inputs, dtype)
+    return importlib.import_module(f"suite.sources.{wl.source.framework}")
+
+
+def run_reference(wl, inputs: dict, dtype: str) -> list:
+    """The source framework's run in ``dtype`` on the CPU (suite.sources.<framework>.run_reference)."""
+    return framework_module(wl).run_reference(wl, inputs, dtype)
 
 
 REFERENCE_BYTES_PER_PARAM = 12  # the float32 model, then its float64 copy (model.double() keeps both a moment)
@@ -28,12 +35,10 @@ REFERENCE_BYTES_PER_PARAM = 12  # the float32 model, then its float64 copy (mode
 def check_memory(wl) -> None:
     """Refuses, before the model is built, one whose weights cannot fit: the float64 reference holds the float32
     model and its float64 copy (12 bytes a parameter), against the machine's available memory."""
-    import importlib
-
     from suite.memory import available_memory, format_bytes
     from suite.sources.guard import SourceError
 
-    count = importlib.import_module(f"suite.sources.{wl.source.framework}").parameter_count(wl)
+    count = framework_module(wl).parameter_count(wl)
     avail, where = available_memory()
     need = (count or 0) * REFERENCE_BYTES_PER_PARAM
     if count and avail and need > avail:
@@ -45,11 +50,18 @@ def check_memory(wl) -> None:
 def reference_outputs(wl, inputs: dict, at: str) -> tuple[list, str, str]:
     """(outputs, dtype, note): the model in float64; where it cannot run in float64, in float32 (the note
     says why); a model that runs in neither rejects the inputs (SourceError at ``inputs``)."""
+    import numpy as np
+
     from suite.sources.guard import SourceError
     from suite.targets.common.convert import first_line
 
     try:
-        return run_reference(wl, inputs, "float64"), "float64", ""
+        outs = run_reference(wl, inputs, "float64")
+        narrow = [str(o.dtype) for o in outs if np.issubdtype(o.dtype, np.floating) and o.dtype != np.float64]
+        if narrow:  # a layer that fixes its own dtype: the reference is only as precise as its outputs
+            return ([np.asarray(o, np.float64) for o in outs], "float32",
+                    f"the model's outputs are {narrow[0]} with float64 weights and inputs (a dtype fixed in the model)")
+        return [np.asarray(o, np.float64) for o in outs], "float64", ""
     except SourceError:
         raise
     except Exception as e64:  # noqa: BLE001 - no float64 kernel, a dtype the model hard-codes, or bad inputs
@@ -61,7 +73,8 @@ def reference_outputs(wl, inputs: dict, at: str) -> tuple[list, str, str]:
         except Exception as e:  # noqa: BLE001 - the model rejected the inputs (shape, dtype, names)
             traceback.print_exc()
             raise SourceError("inputs", f"the model rejects the declared inputs at {at}: {first_line(e)}") from e
-        return outs, "float32", f"the model does not run in float64 ({first_line(e64)})"
+        return [np.asarray(o, np.float64) for o in outs], "float32", \
+            f"the model does not run in float64 ({first_line(e64)})"
 
 
 def main(argv=None) -> int:
@@ -83,6 +96,8 @@ def main(argv=None) -> int:
         return 2
     try:
         check_memory(wl)
+        if hasattr(framework_module(wl), "prepare"):
+            framework_module(wl).prepare(wl)
     except SourceError as e:
         print(f"{ERROR_PREFIX}{wl.path}: {e.field}: {e}", flush=True)
         return 2

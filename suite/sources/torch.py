@@ -190,4 +190,4 @@ def run_reference(wl, inputs: dict, dtype: str = "float64") -> list:
                                                        else dtype)) for s in wl.inputs)
     with torch.no_grad():
         out = model(*args)
-    return [o.detach().numpy().astype(np.float64) for o in out]
+    return [o.detach().numpy() for o in out]
