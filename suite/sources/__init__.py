@@ -122,6 +122,16 @@ def reference_path(wl, params: dict) -> Path:
     return cache_root() / "reference" / f"{wl.name}-{_digest(wl, key)}.npz"
 
 
+def weights_path(wl) -> Path:
+    """Where the seeded weights of a source model that every route loads are cached (keras: its backends'
+    initialisers differ, so the weights are made once: :func:`suite.sources.keras.prepare`)."""
+    return cache_root() / "source-weights" / f"{wl.name}-{_digest(wl, 'weights')}.npz"
+
+
+def _needs_weights(wl) -> bool:
+    return wl.source.framework == "keras" and bool(wl.source.factory) and not wl.source.weights
+
+
 def load_reference(wl, params: dict) -> list[np.ndarray] | None:
     """The cached float64 reference outputs of one sweep point, or None when absent (or unreadable)."""
     path = reference_path(wl, params)
@@ -185,6 +195,8 @@ def prepare(workloads, points: list[dict] | None = None, timeout: float = 1800) 
         grid = wl.param_grid()
         wanted = [p for p in grid if points is None or any(dict(q) == p for q in points)] or grid[:1]
         todo = [p for p in wanted if load_reference(wl, p) is None]
+        if not todo and _needs_weights(wl) and not weights_path(wl).exists():
+            todo = wanted[:1]  # the references are cached but the weights every route loads are gone
         if not todo:
             continue
         cmd = [sys.executable, "-m", "suite.sources.main", "--workload", str(wl.path), "--points", json.dumps(todo)]

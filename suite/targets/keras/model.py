@@ -21,7 +21,8 @@ Compiled the idiomatic way per backend (recorded in ``layout``):
 
 Device, sync and peak memory are the backend's runtime hooks (:func:`suite.targets.keras.runtime.
 device_hooks`). Train mode (``build_train``) is :mod:`suite.targets.keras.train`; there is no Keras export
-route (:mod:`suite.targets.keras.export`).
+route (:mod:`suite.targets.keras.export`). A ``source: {framework: keras}`` workload is the user's own model
+(:mod:`suite.sources.keras`), compiled the same way.
 """
 from __future__ import annotations
 
@@ -182,9 +183,15 @@ def build(ctx: BuildContext) -> Built:
     keras, hooks = setup(ctx)
     # No keras.utils.set_random_seed: it imports tensorflow to seed it too (TF must stay out of the
     # torch and jax workers), and every initialiser is overwritten by set_weights below anyway.
-    kg = graph(keras, ctx.workload, ctx.shapes)
-    for lyr, arrays in kg.assign_for(ctx.weights):
-        lyr.set_weights(arrays)  # checks count and shapes against the layer's own weight order
+    if ctx.workload.source is not None:  # a keras source: its own model, the weights every backend loads
+        from suite.sources.keras import native_model
+
+        kg = KerasGraph(native_model(ctx.workload, keras, ctx.shapes), [False] * len(ctx.workload.inputs),
+                        [False] * len(ctx.workload.outputs), None)
+    else:
+        kg = graph(keras, ctx.workload, ctx.shapes)
+        for lyr, arrays in kg.assign_for(ctx.weights):
+            lyr.set_weights(arrays)  # checks count and shapes against the layer's own weight order
 
     prepare = input_converter(keras, ctx.workload, kg.input_nhwc)
     example = prepare({s.name: np.zeros(ctx.shapes[s.name]) for s in ctx.workload.inputs})

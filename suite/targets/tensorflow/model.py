@@ -87,6 +87,10 @@ def forward_module(tf, ctx: BuildContext, jit_compile=None):
         (module, input specs, to_nhwc flags of the inputs, NHWC flags of the outputs: a list filled in
         when ``module.forward`` is traced).
     """
+    if ctx.workload.source is not None:  # a keras source, exported from its TensorFlow backend
+        from suite.sources.keras import forward_module as keras_forward
+
+        return keras_forward(tf, ctx)
     wl, shapes = ctx.workload, ctx.shapes
     native = native_weights(wl, ctx.weights)
     in_specs, to_nhwc = input_specs(tf, wl, shapes)
