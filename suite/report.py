@@ -21,9 +21,9 @@ def _row_label(rec: dict, with_profile: bool) -> str:
 
 def _other_kind(r: dict) -> bool:
     """The target is not a route of the cell's workload (a graph target on a source: model, or the reverse)."""
-    from suite.sources import OTHER_KIND
+    from suite.sources import not_a_route
 
-    return r["status"] == "unsupported" and (r.get("status_reason") or "").startswith(OTHER_KIND)
+    return not_a_route(r)
 
 
 def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[str], list[list[str]]]:

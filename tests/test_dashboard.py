@@ -572,3 +572,36 @@ def test_only_train_rows_build(tmp_path):
     assert 'id="train-numerics"' in sec and "No training results yet" not in sec
     for fig_id in ("matrix", "speedup", "bars", "scaling-latency"):
         assert _fig(spec, fig_id)["data"], fig_id
+
+
+def test_targets_that_are_no_route_of_a_workload_are_not_results(tmp_path):
+    """A source: workload beside graph workloads: a graph target on the source model, or an ONNX-file route on a
+    graph workload, gets no matrix cell, no column where it is no route of any row, no count, no reason line."""
+    import datetime as _dt
+
+    from dashboard_data import _record
+    from suite.dashboard.data import status_counts
+    from suite.sources import OTHER_KIND
+
+    rng = np.random.default_rng(1)
+    start = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
+    other = OTHER_KIND + "keras[jax] is not a route out of torch"
+    recs = [_record(rng, "r1", start, "c1", "mlp_classifier", 1, "keras[jax]", "cpu"),
+            _record(rng, "r1", start, "c1", "mlp_classifier", 1, "torch:eager", "cpu"),
+            {**_record(rng, "r1", start, "c1", "mlp_classifier", 1, "onnx>onnx@onnxruntime", "cpu"),
+             "status": "unsupported", "status_reason": OTHER_KIND + "runs an ONNX file"},
+            _record(rng, "r1", start, "c1", "my_model", 1, "torch:eager", "cpu"),
+            {**_record(rng, "r1", start, "c1", "my_model", 1, "keras[jax]", "cpu"), "status": "unsupported",
+             "status_reason": other}]
+    write_records(recs, tmp_path / "results", "r1", "all")
+    data = load(tmp_path / "results")
+    fig = matrix_figure(data)
+    (trace,) = fig["data"]
+    assert set(trace["x"]) == {"torch:eager", "keras[jax]"}  # no onnx>onnx@onnxruntime column
+    row = trace["y"].index("my_model [batch=1]")
+    col = trace["x"].index("keras[jax]")
+    assert trace["z"][row][col] is None and trace["text"][row][col] == ""  # blank, not a blue "unsupported"
+    assert int(status_counts(data).loc["cpu"].get("unsupported", 0)) == 0
+    build_dashboard(tmp_path / "results", tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "is not a route out of torch" not in html and "runs an ONNX file" not in html

@@ -133,7 +133,13 @@ def load(results_dir) -> Data:
     run_start = df.groupby("run_id")["timestamp"].min()
     df["run_start"] = df["run_id"].map(run_start)
 
-    latest = df.drop_duplicates(CELL_KEY, keep="last").copy()
+    latest = df.drop_duplicates(CELL_KEY, keep="last")
+    # a target that is no route of the cell's workload (a graph target on a source: model, or the reverse) is not
+    # a result: no matrix cell, no count, no line among the cells that did not pass
+    from suite.sources import not_a_route
+
+    latest = latest[[not not_a_route({"status": s, "status_reason": r})
+                     for s, r in zip(latest["status"], latest["status_reason"])]].copy()
     unavail_mask = [_profile_unavailable(s, r) for s, r in zip(latest["status"], latest["status_reason"])]
     latest["profile_unavailable"] = unavail_mask
     by_prof = latest.groupby("profile")["profile_unavailable"].all()

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from suite.dashboard.data import Data, fmt_time
+from suite.sources import OTHER_KIND, not_a_route
 from suite.verify import STATUSES
 
 STATUS_COLORS = {
@@ -116,15 +117,20 @@ def matrix_figure(data: Data) -> dict | None:
         if sub.empty:
             continue
         cells = list(dict.fromkeys(sub["cell"]))
-        targets = [t for t in data.targets if t in set(sub["target"])]
-        idx = {(c, t): r for c, t, r in zip(sub["cell"], sub["target"], sub.to_dict("records"))}
+        records = sub.to_dict("records")
+        # a target that is no route of any workload shown (an ONNX-file route beside graph workloads only) gets
+        # no column; where it is a route of some rows, the other rows' cells stay blank
+        routes = {r["target"] for r in records if not not_a_route(r)}
+        targets = [t for t in data.targets if t in routes]
+        idx = {(c, t): r for c, t, r in zip(sub["cell"], sub["target"], records)}
         z, text, hover = [], [], []
         for c in cells:
             zr, tr, hr = [], [], []
             for t in targets:
                 r = idx.get((c, t))
-                if r is None:
-                    zr.append(None), tr.append(""), hr.append("no result")
+                if r is None or not_a_route(r):
+                    zr.append(None), tr.append("")
+                    hr.append("no result" if r is None else esc(r["status_reason"][len(OTHER_KIND):]))
                     continue
                 # the middle of the status's colour band: a band's edge is shared with its neighbour's colour
                 zr.append(STATUSES.index(r["status"] if r["status"] in STATUSES else "error") + 0.5)

@@ -40,6 +40,13 @@ ONNX_FILE_ROUTES = "onnx"  # the framework of the targets that start from an .on
 OTHER_KIND = "not a route of this workload: "  # starts every reason of target_reason (suite.report groups them)
 
 
+def not_a_route(r) -> bool:
+    """Whether result row ``r`` (a mapping) is a target that is no route of its workload (a graph target on a
+    source: model, or the reverse): the terminal report and the dashboard's matrix give such targets no column."""
+    reason = r.get("status_reason")
+    return r.get("status") == "unsupported" and isinstance(reason, str) and reason.startswith(OTHER_KIND)
+
+
 ROUTE_FRAMEWORKS = {  # source framework -> (the framework of its native targets, of its export routes)
     "torch": ("torch", "torch"),
     "onnx": ("onnx", "onnx"),
