@@ -49,7 +49,10 @@ def import_keras(backend: str | None = None):
     imported yet, and a keras already imported on another backend is refused."""
     backend = backend or reference_backend()
     if "keras" not in sys.modules:
+        from suite.paths import cache_root
+
         os.environ["KERAS_BACKEND"] = backend
+        os.environ.setdefault("KERAS_HOME", str(cache_root() / "keras"))  # keras.json there, not in ~/.keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
