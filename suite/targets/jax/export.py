@@ -20,7 +20,7 @@ import numpy as np
 
 from suite.targets.base import BuildContext, UnsupportedError
 from suite.targets.jax import runtime
-from suite.targets.jax.model import Inputs, make_apply
+from suite.targets.jax.model import Inputs, make_apply, make_source_apply
 from suite.targets.jax.weights import native_params
 
 
@@ -31,9 +31,12 @@ def _closed_fn(ctx: BuildContext):
 
     wl = ctx.workload
     io = Inputs(wl, ctx.shapes)
-    params = jax.tree_util.tree_map(jnp.asarray, native_params(wl, ctx.weights))
     out_nhwc: list[bool] = []
-    apply = make_apply(wl, io.nhwc, out_nhwc)
+    if wl.source is not None:  # a Flax NNX model (suite.sources.flax): its state closed over as the params
+        apply, params = make_source_apply(wl, out_nhwc)
+    else:
+        apply, params = make_apply(wl, io.nhwc, out_nhwc), native_params(wl, ctx.weights)
+    params = jax.tree_util.tree_map(jnp.asarray, params)
     names = [s.name for s in wl.inputs]
 
     def f(*xs):

@@ -5,7 +5,9 @@ one function per op) over the params pytree mapped by the weight table (:mod:`su
 which documents JAX's native layouts), both looked up at build time. Rank-4 float inputs read by a spatial
 op are fed NHWC (:func:`nhwc_inputs`) and NHWC outputs are made NCHW in ``to_numpy``, both outside anything
 timed. :func:`make_apply`, :func:`nhwc_inputs` and :class:`Inputs` are the public builder the exporters
-(:mod:`suite.targets.jax.export`) and training (:mod:`suite.targets.jax.train`) share.
+(:mod:`suite.targets.jax.export`) and training (:mod:`suite.targets.jax.train`) share. A source: workload (a Flax
+NNX model, :mod:`suite.sources.flax`) has no graph: :func:`make_source_apply` takes the place of :func:`make_apply`
+and its state that of the params, in the model's own layout (no input or output is NHWC).
 """
 from __future__ import annotations
 
@@ -64,6 +66,18 @@ def make_apply(workload, nhwc_in: set[str], out_nhwc: list, training: bool = Fal
     return apply
 
 
+def make_source_apply(workload, out_nhwc: list):
+    """A source: workload's ``(apply(params, inputs) -> tuple, params)``: the Flax NNX model as a pure function
+    over its state (:func:`suite.sources.flax.pure_apply`). Inputs and outputs are in the model's own layout,
+    so every output is flagged not NHWC."""
+    from suite.sources.flax import pure_apply
+
+    fn, state = pure_apply(workload)
+    names = [s.name for s in workload.inputs]
+    out_nhwc[:] = [False] * len(workload.outputs)
+    return (lambda params, inputs: fn(params, *(inputs[n] for n in names))), state
+
+
 class Inputs:
     """The workload inputs' native layout and dtype: NHWC for images fed to spatial ops, int32 ids."""
 
@@ -108,10 +122,14 @@ def build(ctx: BuildContext) -> Built:
     wl = ctx.workload
     device = runtime.device(ctx.device)
     io = Inputs(wl, ctx.shapes)
-    params = jax.device_put(native_params(wl, ctx.weights), device)
     out_nhwc: list[bool] = []
+    if wl.source is not None:  # a Flax NNX model (suite.sources.flax): its state is the params
+        apply, host_params = make_source_apply(wl, out_nhwc)
+    else:
+        apply, host_params = make_apply(wl, io.nhwc, out_nhwc), native_params(wl, ctx.weights)
+    params = jax.device_put(host_params, device)
     t0 = time.perf_counter()
-    compiled = jax.jit(make_apply(wl, io.nhwc, out_nhwc)).lower(params, io.specs(jax, device)).compile()
+    compiled = jax.jit(apply).lower(params, io.specs(jax, device)).compile()
     compile_s = time.perf_counter() - t0
 
     return Built(
