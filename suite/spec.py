@@ -370,6 +370,9 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
     if source is not None:  # the model's file and weights (their content), and the factory's library version
         hashed["source_files"] = [_sha256(f) for f in (source.file, source.weights) if f]
         hashed["source_library"] = _library_version(source.factory)
+        local = _local_module(source.factory, path)
+        if local:  # a user's own module beside the workload file: its content (an edited model is recomputed)
+            hashed["source_module"] = _sha256(local)
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     train = _train(model.train, outputs, path) if model.train is not None else None
     wl = Workload(model.name, model.description, tuple(model.tags), model.seed, inputs, MappingProxyType(sweep),
@@ -416,6 +419,18 @@ def _library_version(factory: str | None) -> str | None:
     top = factory.split(":")[0].split(".")[0]
     dists = importlib.metadata.packages_distributions().get(top) or []
     return ",".join(f"{d}=={importlib.metadata.version(d)}" for d in sorted(set(dists))) or None
+
+
+def _local_module(factory: str | None, path: str) -> str | None:
+    """The factory's module file when it is a user's module beside the workload file (``resnet:resnet18`` ->
+    ``resnet.py``, or a package's ``__init__.py``), else None."""
+    if not factory:
+        return None
+    base = Path(path).parent / factory.split(":")[0].replace(".", "/")
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return str(f)
+    return None
 
 
 def _source(src, path: str, declared_outputs: bool) -> Source:

@@ -356,3 +356,13 @@ def test_run_stores_source_rows(models, tmp_path):
     df = read_results(str(tmp_path / "res"))
     assert set(df["source"]) == {"torch"} and set(df["status"]) == {"pass"} and len(df) == 2
     assert df["latency_median_s"].notna().all() and df["flops"].isna().all()
+
+
+def test_source_hash_follows_a_local_factory_module(tmp_path):
+    """An edited model in the user's module beside the workload file is a new workload (references, artifacts)."""
+    (tmp_path / "mine.py").write_text("def make():\n    return 1\n")
+    path = _write(tmp_path, "local", {"framework": "torch", "factory": "mine:make"})
+    before = load_workload(path).hash
+    assert load_workload(path).hash == before
+    (tmp_path / "mine.py").write_text("def make():\n    return 2\n")
+    assert load_workload(path).hash != before
