@@ -27,7 +27,8 @@ def _other_kind(r: dict) -> bool:
 
 
 def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[str], list[list[str]]]:
-    # a target that is no route of any workload shown gets no column (its cells are one line under "Not passing")
+    # a target that is no route of any workload shown gets no column, and its cell is blank in the rows of a
+    # workload it is no route of (those cells are one line per workload under "Not passing")
     routes = {r["target"] for r in records if not _other_kind(r)}
     targets = [t for t in dict.fromkeys(r["target"] for r in records) if t in routes or not routes]
     rows: dict[str, dict[str, str]] = {}
@@ -36,7 +37,8 @@ def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[st
         label = _row_label(r, with_profile)
         groups.setdefault(label, []).append(r)
     for label, recs in groups.items():
-        rows[label] = cell_text(recs)
+        # a target that is no route of this row's workload (its column is another workload's route): blank
+        rows[label] = cell_text([r for r in recs if not _other_kind(r)])
     return ["workload"] + targets, [[label] + [texts.get(t, "") for t in targets] for label, texts in rows.items()]
 
 

@@ -366,3 +366,23 @@ def test_source_hash_follows_a_local_factory_module(tmp_path):
     assert load_workload(path).hash == before
     (tmp_path / "mine.py").write_text("def make():\n    return 2\n")
     assert load_workload(path).hash != before
+
+
+def test_report_blanks_targets_that_are_no_route_of_a_row():
+    """Two source kinds in one run: each target column belongs to one workload; the other rows leave it blank."""
+    from suite.report import verify_table
+    from suite.sources import OTHER_KIND
+
+    def rec(wl, target, status, reason=None):
+        return {"workload": wl, "params": '{"batch": 1}', "target": target, "profile": "cpu", "mode": "inference",
+                "status": status, "status_reason": reason, "max_abs_err": 1e-7 if status == "pass" else None}
+
+    records = [rec("a_torch", "torch:eager", "pass"), rec("a_torch", "keras[jax]", "unsupported", OTHER_KIND + "x"),
+               rec("b_keras", "torch:eager", "unsupported", OTHER_KIND + "y"), rec("b_keras", "keras[jax]", "pass")]
+    lines = verify_table(records).splitlines()
+    header = lines[0].split()
+    assert header == ["workload", "torch:eager", "keras[jax]"]
+    row_a = next(ln for ln in lines if ln.startswith("a_torch"))
+    row_b = next(ln for ln in lines if ln.startswith("b_keras"))
+    assert row_a.split()[2:] == ["pass", "1.0e-07"] and "unsupported" not in row_a
+    assert row_b.split()[2:] == ["pass", "1.0e-07"] and "unsupported" not in row_b
