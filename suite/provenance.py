@@ -253,6 +253,14 @@ def read_provenance(path: str | Path) -> dict:
     raise LookupError(f"{path}: carries no bench_suite provenance")
 
 
+def _reference_of(rec: dict) -> str:
+    """What the cell was checked against: the suite's NumPy float64 reference, or a source: model itself."""
+    kind = rec.get("source")
+    if not kind or kind == "graph":
+        return "NumPy float64 (suite.reference)"
+    return f"the {kind} source model itself in {rec.get('reference_dtype') or 'float64'} (suite.sources)"
+
+
 def verification_entry(rec: dict, profile, target: str) -> dict:
     """The verification figures of one cell's record (a worker's measured fields) of ``target`` on ``profile``."""
     from suite.profiles import resolved_threads
@@ -263,7 +271,7 @@ def verification_entry(rec: dict, profile, target: str) -> dict:
     except ValueError:
         runtime = {}
     out.update(target=target, profile=profile.name, device=profile.device, threads=resolved_threads(profile),
-               host=socket.gethostname(), runtime_versions=runtime, reference="NumPy float64 (suite.reference)",
+               host=socket.gethostname(), runtime_versions=runtime, reference=_reference_of(rec),
                verified_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     return out
 
@@ -307,7 +315,8 @@ def stamp_verification(folder: str | Path, rec: dict, profile, target: str) -> b
     if _same_verification(prov.get("verification", {}).get(key), entry):
         return False
     prov = dict(prov, verification=dict(prov.get("verification", {}), **{key: entry}))
-    embed(folder / man["artifact"], prov)
+    if man.get("provenance_in_artifact") is True:  # else the format has no slot, or export could not write it
+        embed(folder / man["artifact"], prov)      # (a .tflite with buffers after the flatbuffer): manifest only
     # artifact_bytes stays the size as exported: the figures add well under 1 KB per profile, and a figure that
     # moved with every stamp would make the same artifact look different between runs
     man = dict(man, provenance=prov)

@@ -12,8 +12,8 @@ point into the original (operator codes, subgraphs, signatures: unchanged) excep
 padded to a multiple of 64 bytes so every alignment inside the original still holds. Bytes 8..20 carry a
 marker and the original's offset, so writing again replaces the prefix instead of stacking prefixes.
 
-Refused (ValueError): a model whose buffers live outside the flatbuffer (``Buffer.offset``: models over
-2 GB), since their absolute offsets would move, and a ``Model`` table with fields this module does not know.
+Refused (ValueError): a model whose buffers live after the flatbuffer (``Buffer.offset``: models over 2 GB,
+and the AI Edge Quantizer's int8 output of any size), since their absolute offsets would move, and a ``Model`` table with fields this module does not know.
 """
 from __future__ import annotations
 
@@ -141,7 +141,8 @@ def write_metadata(b: bytes, name: str, data: bytes) -> bytes:
     for buf in buffers:
         off = _field(model, buf, 1)
         if off is not None and struct.unpack_from("<Q", model, off)[0] > 1:
-            raise ValueError("TFLite model with buffers outside the flatbuffer (over 2 GB): metadata not written")
+            raise ValueError("TFLite model with buffers stored after the flatbuffer (Buffer.offset: a model over 2 GB, "
+                             "or the AI Edge Quantizer's output): metadata not written")
     entries = [e for e in _vector(model, _field(model, root, 6)) if _string(model, e, 0) != name]
 
     # Two passes: the prefix's length (the original's new offset) is known only once it is laid out;
