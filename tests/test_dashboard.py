@@ -605,3 +605,22 @@ def test_targets_that_are_no_route_of_a_workload_are_not_results(tmp_path):
     build_dashboard(tmp_path / "results", tmp_path / "site")
     html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "is not a route out of torch" not in html and "runs an ONNX file" not in html
+
+
+def test_best_route_of_a_keras_or_onnx_source_is_measured_against_its_plain_run(tmp_path):
+    """A Keras model's exports come from its TensorFlow backend: keras[tensorflow] is their baseline (not
+    tensorflow:function, which a source model never runs); an ONNX file's is ONNX Runtime."""
+    import datetime as _dt
+
+    from dashboard_data import _record
+
+    rng = np.random.default_rng(2)
+    start = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
+    recs = []
+    for target, slow in (("tensorflow>tflite@litert", 0.2), ("keras[tensorflow]", 1.0), ("keras[jax]", 0.5)):
+        recs.append({**_record(rng, "r1", start, "c1", "my_keras", 1, target, "cpu", slow), "source": "keras"})
+    write_records(recs, tmp_path / "results", "r1", "all")
+    (row,) = best_routes(load(tmp_path / "results"))
+    assert row.winner == "tensorflow>tflite@litert" and row.baseline == "keras[tensorflow]"
+    # the synthetic relative speeds (dashboard_data.TARGETS) times each slow factor: 1.4 * 1.0 / (0.75 * 0.2)
+    assert row.vs_baseline == pytest.approx(1.4 / (0.75 * 0.2), rel=0.1) and row.baseline_status == "pass"

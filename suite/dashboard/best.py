@@ -18,6 +18,9 @@ from suite.dashboard.history import ratio_verdict
 # The plain way to run a model in its framework: what the winning route is measured against.
 # TensorFlow's is tf.function (this suite has no eager TensorFlow target), JAX's is jax.jit.
 EAGER_BASELINES = {"torch": "torch:eager", "tensorflow": "tensorflow:function", "jax": "jax:jit"}
+# a source: model's own plain run, the baseline of every route out of it (suite.sources): a Keras model's exports
+# come from its TensorFlow backend; an ONNX file's plain run is ONNX Runtime; torch and flax follow their family
+SOURCE_BASELINES = {"keras": "keras[tensorflow]", "onnx": "onnx>onnx@onnxruntime"}
 MAX_FAILED = 8  # lines of failed routes per row (routes failing alike share one); the matrix lists every one
 _GROUP = ["workload", "params", "profile", "mode"]
 _COLS = _GROUP + ["cell", "target", "family", "status", "status_reason", "max_abs_err", "latency_median_s",
@@ -106,7 +109,7 @@ def _route(rows: list[dict]) -> BestRoute:
                          vs_baseline=None, **common)
     win, slow = ok[0], ok[-1]
     med = win["latency_median_s"]
-    baseline = eager_baseline(win["target"], win["family"])
+    baseline = SOURCE_BASELINES.get(first.get("source")) or eager_baseline(win["target"], win["family"])
     base = next((r for r in rows if r["target"] == baseline), None)
     base_ok = next((r for r in ok if r["target"] == baseline), None)
     status = "none" if baseline is None else ("not run" if base is None else str(base["status"]))
@@ -129,7 +132,8 @@ def best_routes(data: Data) -> list[BestRoute]:
     lat = data.latest
     lat = lat[lat["profile"].isin(data.profiles) & ~lat["profile_unavailable"]]
     groups: dict[tuple, list[dict]] = {}
-    for r in lat[_COLS].to_dict("records"):
+    cols = _COLS + (["source"] if "source" in lat else [])  # stores written before source: workloads lack it
+    for r in lat[cols].to_dict("records"):
         groups.setdefault(tuple(r[k] for k in _GROUP), []).append(r)
     rank = {p: i for i, p in enumerate(data.profiles)}
     keys = sorted(groups, key=lambda k: rank[k[2]])  # stable: the cell order of data.latest within a profile
@@ -196,7 +200,8 @@ def section(data: Data) -> str:
     note = ("Per workload, sweep point and profile: the fastest route whose numerics <b>pass</b> (latest result "
             "of each cell), its median and 95% CI, and its speedup (ratio of medians) over the slowest passing "
             "route and over its framework's baseline (torch:eager, tensorflow:function, jax:jit; a Keras route "
-            "against itself). <i>tie</i>: another passing route's CI overlaps the winner's; a precision other than "
+            "against itself; a Keras model of your own against keras[tensorflow], an ONNX file against "
+            "onnx&gt;onnx@onnxruntime). <i>tie</i>: another passing route's CI overlaps the winner's; a precision other than "
             "float32 (a quantised route, judged by its own tolerance) is marked. Routes that failed are listed, "
             "never ranked. Rows follow the profile, workload and mode filters; the family filter "
             "does not re-rank them.")
