@@ -22,7 +22,8 @@ import inspect
 
 import numpy as np
 
-from suite.sources.guard import SourceError, no_network
+from suite.sources.guard import SourceError, call_factory, no_network
+from suite.sources.guard import select_outputs as pick
 from suite.sources.torch import _plain, resolve_factory
 from suite.targets.common.convert import first_line
 
@@ -60,15 +61,8 @@ def build_model(wl):
 
     factory = resolve_factory(wl)
     kwargs = _plain(wl.source.kwargs)
-    try:
-        with no_network(), _cpu():  # a download fails at once, as SourceError(source.kwargs) saying what to change
-            model = _call_factory(wl, factory, kwargs)
-    except SourceError:
-        raise
-    except TypeError as e:
-        raise SourceError("source.kwargs", f"{wl.source.factory}(**{kwargs}) failed: {e}") from e
-    except Exception as e:  # noqa: BLE001 - the factory's own error, in its words
-        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {first_line(e)}") from e
+    with _cpu():
+        model = call_factory(wl, kwargs, lambda: _call_factory(wl, factory, kwargs))
     if not isinstance(model, nnx.Module):
         raise SourceError("source.factory", f"{wl.source.factory} returned a {type(model).__name__}, "
                                             "expected a flax.nnx.Module")
@@ -159,37 +153,11 @@ def call_names(model, wl) -> bool:
 
 
 def select_outputs(out, names: tuple[str, ...], declared: bool) -> tuple:
-    """The model's output -> the workload's outputs as a tuple of arrays (module docstring)."""
+    """The model's output -> the workload's outputs as a tuple of arrays (:func:`suite.sources.guard.select_outputs`;
+    a tracer is an array too)."""
     import jax
 
-    if isinstance(out, jax.Array):  # a concrete array or a tracer
-        items, keys = [out], None
-    elif isinstance(out, dict):
-        keys = [k for k, v in out.items() if v is not None]
-        items = [out[k] for k in keys]
-    elif isinstance(out, (tuple, list)):
-        items, keys = list(out), None
-    else:
-        raise SourceError("outputs", f"the model returned a {type(out).__name__}; expected an array, a tuple or a "
-                                     "dict of arrays")
-    if not declared:
-        picked = [items[0]] if items else []
-    elif keys is not None:
-        absent = [n for n in names if n not in keys]
-        if absent:
-            raise SourceError("outputs", f"the model's output has no {absent[0]!r}; it has {', '.join(map(str, keys))}")
-        picked = [out[n] for n in names]
-    else:
-        if len(names) > len(items):
-            raise SourceError("outputs", f"{len(names)} outputs declared, the model returns {len(items)} "
-                                         "(a tuple: outputs are taken by position)")
-        picked = items[:len(names)]
-    for n, t in zip(names, picked):
-        if not isinstance(t, jax.Array):
-            raise SourceError("outputs", f"output {n!r} is a {type(t).__name__}, not an array")
-    if not picked:
-        raise SourceError("outputs", "the model returned no array")
-    return tuple(picked)
+    return pick(out, names, declared, lambda t: isinstance(t, jax.Array), "array")
 
 
 def _caller(model, wl):

@@ -50,3 +50,55 @@ def no_network():
         raise
     finally:
         socket.socket.connect, socket.socket.connect_ex, socket.create_connection = real
+
+
+def call_factory(wl, kwargs: dict, make):
+    """``make()`` (the factory called with ``kwargs``, however the framework calls it) under :func:`no_network`,
+    its failures as one SourceError: wrong arguments at ``source.kwargs``, the factory's own error at
+    ``source.factory``, in its words."""
+    try:
+        with no_network():  # a download fails at once, as SourceError(source.kwargs) saying what to change
+            return make()
+    except SourceError:
+        raise
+    except TypeError as e:
+        raise SourceError("source.kwargs", f"{wl.source.factory}(**{kwargs}) failed: {e}") from e
+    except Exception as e:  # noqa: BLE001 - the factory's own error, in its words
+        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {first_line(e)}") from e
+
+
+def select_outputs(out, names: tuple[str, ...], declared: bool, is_array, noun: str) -> tuple:
+    """A model's output -> the workload's outputs as a tuple: by key from a dict (a transformers ``ModelOutput``
+    too: its None entries left out), by position from a tuple or list, by default the first.
+
+    Args:
+        is_array: whether a value is one of the framework's arrays (``noun``: "tensor", "array").
+    """
+    if is_array(out):
+        items, keys = [out], None
+    elif isinstance(out, dict):
+        keys = [k for k, v in out.items() if v is not None]
+        items = [out[k] for k in keys]
+    elif isinstance(out, (tuple, list)):
+        items, keys = list(out), None
+    else:
+        raise SourceError("outputs", f"the model returned a {type(out).__name__}; expected a {noun}, a tuple or a "
+                                     f"dict of {noun}s")
+    if not declared:
+        picked = [items[0]] if items else []
+    elif keys is not None:
+        absent = [n for n in names if n not in keys]
+        if absent:
+            raise SourceError("outputs", f"the model's output has no {absent[0]!r}; it has {', '.join(map(str, keys))}")
+        picked = [out[n] for n in names]
+    else:
+        if len(names) > len(items):
+            raise SourceError("outputs", f"{len(names)} outputs declared, the model returns {len(items)} "
+                                         f"(a {type(out).__name__}: outputs are taken by position)")
+        picked = items[:len(names)]
+    for n, t in zip(names, picked):
+        if not is_array(t):
+            raise SourceError("outputs", f"output {n!r} is a {type(t).__name__}, not a {noun}")
+    if not picked:
+        raise SourceError("outputs", f"the model returned no {noun}")
+    return tuple(picked)

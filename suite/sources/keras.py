@@ -27,7 +27,8 @@ import sys
 
 import numpy as np
 
-from suite.sources.guard import SourceError, no_network
+from suite.sources.guard import SourceError, call_factory, no_network
+from suite.sources.guard import select_outputs as pick
 from suite.targets.common.convert import first_line
 
 # The first installed one builds the weights and the reference. TensorFlow first: measured with Keras 3.15, only
@@ -92,15 +93,7 @@ def _from_factory(keras, wl, dtype: str):
     factory = resolve_factory(wl)
     kwargs = _plain(wl.source.kwargs)
     _seed(keras, wl.seed)
-    try:
-        with no_network():
-            model = factory(**kwargs)
-    except SourceError:
-        raise
-    except TypeError as e:
-        raise SourceError("source.kwargs", f"{wl.source.factory}(**{kwargs}) failed: {e}") from e
-    except Exception as e:  # noqa: BLE001 - the factory's own error, in its words
-        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {first_line(e)}") from e
+    model = call_factory(wl, kwargs, lambda: factory(**kwargs))
     if not isinstance(model, keras.Model):
         raise SourceError("source.factory", f"{wl.source.factory} returned a {type(model).__name__}, "
                                             "expected a keras.Model")
@@ -133,28 +126,10 @@ def _inputs(keras, wl, shapes, dtype: str) -> list:
                         dtype=dtype if s.dtype == "float32" else "int32") for s in wl.inputs]
 
 
-def select_outputs(out, names: tuple[str, ...], declared: bool) -> list:
-    """The model's (symbolic) output -> the workload's outputs as a list (module docstring)."""
-    if isinstance(out, dict):
-        keys = list(out)
-        items = [out[k] for k in keys]
-    elif isinstance(out, (list, tuple)):
-        keys, items = None, list(out)
-    else:
-        keys, items = None, [out]
-    if not items:
-        raise SourceError("outputs", "the model returned no tensor")
-    if not declared:
-        return [items[0]]
-    if keys is not None:
-        absent = [n for n in names if n not in keys]
-        if absent:
-            raise SourceError("outputs", f"the model's output has no {absent[0]!r}; it has {', '.join(keys)}")
-        return [out[n] for n in names]
-    if len(names) > len(items):
-        raise SourceError("outputs", f"{len(names)} outputs declared, the model returns {len(items)} "
-                                     "(a list: outputs are taken by position)")
-    return items[:len(names)]
+def select_outputs(keras, out, names: tuple[str, ...], declared: bool) -> list:
+    """The model's (symbolic) output -> the workload's outputs as a list (:func:`suite.sources.guard.select_outputs`)."""
+    return list(pick(out, names, declared, lambda t: isinstance(t, keras.KerasTensor) or keras.ops.is_tensor(t),
+                     "tensor"))
 
 
 def _wrap(keras, model, wl, shapes, dtype: str):
@@ -165,7 +140,7 @@ def _wrap(keras, model, wl, shapes, dtype: str):
         out = model(ins[0] if len(ins) == 1 else ins)
     except Exception as e:  # noqa: BLE001 - the model rejects the declared inputs' shapes or dtypes
         raise SourceError("inputs", f"the model rejects the declared inputs: {first_line(e)}") from e
-    return keras.Model(ins, select_outputs(out, tuple(wl.outputs), wl.source.declared_outputs), name=wl.name)
+    return keras.Model(ins, select_outputs(keras, out, tuple(wl.outputs), wl.source.declared_outputs), name=wl.name)
 
 
 def seeded_weights(wl) -> list[np.ndarray]:

@@ -17,7 +17,8 @@ import importlib
 import inspect
 import json
 
-from suite.sources.guard import SourceError, no_network
+from suite.sources.guard import SourceError, call_factory, no_network
+from suite.sources.guard import select_outputs as pick
 from suite.targets.common.convert import first_line
 
 
@@ -58,15 +59,7 @@ def build_model(wl):
     factory = resolve_factory(wl)
     kwargs = _plain(wl.source.kwargs)
     torch.manual_seed(wl.seed)
-    try:
-        with no_network():  # a download fails at once, as SourceError(source.kwargs) saying what to change
-            model = factory(**kwargs)
-    except SourceError:
-        raise
-    except TypeError as e:
-        raise SourceError("source.kwargs", f"{wl.source.factory}(**{kwargs}) failed: {e}") from e
-    except Exception as e:  # noqa: BLE001 - the factory's own error, in its words
-        raise SourceError("source.factory", f"{wl.source.factory}(**{kwargs}) failed: {first_line(e)}") from e
+    model = call_factory(wl, kwargs, lambda: factory(**kwargs))
     if not isinstance(model, torch.nn.Module):
         raise SourceError("source.factory", f"{wl.source.factory} returned a {type(model).__name__}, "
                                             "expected a torch.nn.Module")
@@ -119,37 +112,10 @@ def call_names(model, wl) -> bool:
 
 
 def select_outputs(out, names: tuple[str, ...], declared: bool) -> tuple:
-    """The model's output -> the workload's outputs as a tuple of tensors (module docstring)."""
+    """The model's output -> the workload's outputs as a tuple of tensors (:func:`suite.sources.guard.select_outputs`)."""
     import torch
 
-    if isinstance(out, torch.Tensor):
-        items, keys = [out], None
-    elif isinstance(out, dict):  # a dict, or a transformers ModelOutput (an OrderedDict)
-        keys = [k for k, v in out.items() if v is not None]
-        items = [out[k] for k in keys]
-    elif isinstance(out, (tuple, list)):
-        items, keys = list(out), None
-    else:
-        raise SourceError("outputs", f"the model returned a {type(out).__name__}; expected a tensor, a tuple or a "
-                                     "dict of tensors")
-    if not declared:
-        picked = [items[0]] if items else []
-    elif keys is not None:
-        missing = [n for n in names if n not in keys]
-        if missing:
-            raise SourceError("outputs", f"the model's output has no {missing[0]!r}; it has {', '.join(keys)}")
-        picked = [out[n] for n in names]
-    else:
-        if len(names) > len(items):
-            raise SourceError("outputs", f"{len(names)} outputs declared, the model returns {len(items)} "
-                                         "(a tuple: outputs are taken by position)")
-        picked = items[:len(names)]
-    for n, t in zip(names, picked):
-        if not isinstance(t, torch.Tensor):
-            raise SourceError("outputs", f"output {n!r} is a {type(t).__name__}, not a tensor")
-    if not picked:
-        raise SourceError("outputs", "the model returned no tensor")
-    return tuple(picked)
+    return pick(out, names, declared, lambda t: isinstance(t, torch.Tensor), "tensor")
 
 
 def wrap(model, wl, declared: bool):
