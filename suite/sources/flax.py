@@ -22,9 +22,8 @@ import inspect
 
 import numpy as np
 
-from suite.sources.guard import SourceError, call_factory, no_network
+from suite.sources.guard import SourceError, call_factory, factory_kwargs, no_network, resolve_factory
 from suite.sources.guard import select_outputs as pick
-from suite.sources.torch import _plain, resolve_factory
 from suite.targets.common.convert import first_line
 
 
@@ -60,7 +59,7 @@ def build_model(wl):
     from flax import nnx
 
     factory = resolve_factory(wl)
-    kwargs = _plain(wl.source.kwargs)
+    kwargs = factory_kwargs(wl)
     with _cpu():
         model = call_factory(wl, kwargs, lambda: _call_factory(wl, factory, kwargs))
     if not isinstance(model, nnx.Module):
@@ -79,7 +78,7 @@ def parameter_count(wl) -> int | None:
     from flax import nnx
 
     factory = resolve_factory(wl)
-    kwargs = _plain(wl.source.kwargs)
+    kwargs = factory_kwargs(wl)
     try:
         with no_network():
             model = nnx.eval_shape(lambda: _call_factory(wl, factory, kwargs))

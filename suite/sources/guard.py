@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import socket
 
 from suite.targets.common.convert import first_line
@@ -102,3 +104,38 @@ def select_outputs(out, names: tuple[str, ...], declared: bool, is_array, noun: 
     if not picked:
         raise SourceError("outputs", f"the model returned no {noun}")
     return tuple(picked)
+
+
+def _plain(v):
+    """A frozen kwargs value (MappingProxyType, tuples) as the plain JSON-like value the factory expects."""
+    return json.loads(json.dumps(v, default=lambda o: dict(o) if hasattr(o, "items") else list(o)))
+
+
+def resolve_factory(wl):
+    """The factory callable of ``source.factory`` (``module:attr.attr``); SourceError naming the field."""
+    import sys
+    from pathlib import Path
+
+    spec = wl.source.factory
+    mod_name, attr = spec.split(":")
+    here = str(Path(wl.path).resolve().parent)  # a user's module beside the workload file is importable
+    if here not in sys.path:
+        sys.path.append(here)
+    try:
+        obj = importlib.import_module(mod_name)
+    except Exception as e:  # noqa: BLE001 - ModuleNotFoundError, or the module's own import error
+        hint = f" (pip install the package that provides {mod_name.split('.')[0]})" \
+            if isinstance(e, ModuleNotFoundError) else ""
+        raise SourceError("source.factory", f"cannot import {mod_name}: {type(e).__name__}: {e}{hint}") from e
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SourceError("source.factory", f"{mod_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SourceError("source.factory", f"{spec} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def factory_kwargs(wl) -> dict:
+    """The factory's keyword arguments as plain JSON-like values."""
+    return _plain(wl.source.kwargs)

@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from suite.sources.guard import SourceError, call_factory, no_network
+from suite.sources.guard import SourceError, call_factory, factory_kwargs, no_network, resolve_factory
 from suite.sources.guard import select_outputs as pick
 from suite.targets.common.convert import first_line
 
@@ -81,17 +81,9 @@ def _seed(keras, seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def _plain(v):
-    from suite.sources.torch import _plain as plain
-
-    return plain(v)
-
-
-def _from_factory(keras, wl, dtype: str):
-    from suite.sources.torch import resolve_factory
-
+def _from_factory(keras, wl):
     factory = resolve_factory(wl)
-    kwargs = _plain(wl.source.kwargs)
+    kwargs = factory_kwargs(wl)
     _seed(keras, wl.seed)
     model = call_factory(wl, kwargs, lambda: factory(**kwargs))
     if not isinstance(model, keras.Model):
@@ -172,7 +164,7 @@ def native_model(wl, keras, shapes, dtype: str = "float32"):
     try:  # every layer made now, the wrapper's too (a float32 wrapper would cast the float64 run to float32)
         keras.config.set_floatx(dtype)
         keras.config.set_dtype_policy(dtype)
-        model = _from_file(keras, wl, dtype) if wl.source.file else _from_factory(keras, wl, dtype)
+        model = _from_file(keras, wl, dtype) if wl.source.file else _from_factory(keras, wl)
         wrapper = _wrap(keras, model, wl, shapes, dtype)
     finally:
         keras.config.set_floatx(floatx)
@@ -191,7 +183,7 @@ def prepare(wl) -> None:
     if path.exists():
         return
     keras = import_keras()
-    model = _from_factory(keras, wl, "float32")
+    model = _from_factory(keras, wl)
     _wrap(keras, model, wl, wl.shapes(wl.param_grid()[0]), "float32")  # builds a subclassed model's variables
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")

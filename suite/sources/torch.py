@@ -13,43 +13,11 @@ from a tuple; by default the first tensor).
 """
 from __future__ import annotations
 
-import importlib
 import inspect
-import json
 
-from suite.sources.guard import SourceError, call_factory, no_network
+from suite.sources.guard import SourceError, call_factory, factory_kwargs, no_network, resolve_factory
 from suite.sources.guard import select_outputs as pick
 from suite.targets.common.convert import first_line
-
-
-def _plain(v):
-    """A frozen kwargs value (MappingProxyType, tuples) as the plain JSON-like value the factory expects."""
-    return json.loads(json.dumps(v, default=lambda o: dict(o) if hasattr(o, "items") else list(o)))
-
-
-def resolve_factory(wl):
-    """The factory callable of ``source.factory`` (``module:attr.attr``); SourceError naming the field."""
-    import sys
-    from pathlib import Path
-
-    spec = wl.source.factory
-    mod_name, attr = spec.split(":")
-    here = str(Path(wl.path).resolve().parent)  # a user's module beside the workload file is importable
-    if here not in sys.path:
-        sys.path.append(here)
-    try:
-        obj = importlib.import_module(mod_name)
-    except Exception as e:  # noqa: BLE001 - ModuleNotFoundError, or the module's own import error
-        hint = f" (pip install the package that provides {mod_name.split('.')[0]})" \
-            if isinstance(e, ModuleNotFoundError) else ""
-        raise SourceError("source.factory", f"cannot import {mod_name}: {type(e).__name__}: {e}{hint}") from e
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SourceError("source.factory", f"{mod_name} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise SourceError("source.factory", f"{spec} is a {type(obj).__name__}, not a callable")
-    return obj
 
 
 def build_model(wl):
@@ -57,7 +25,7 @@ def build_model(wl):
     import torch
 
     factory = resolve_factory(wl)
-    kwargs = _plain(wl.source.kwargs)
+    kwargs = factory_kwargs(wl)
     torch.manual_seed(wl.seed)
     model = call_factory(wl, kwargs, lambda: factory(**kwargs))
     if not isinstance(model, torch.nn.Module):
@@ -79,7 +47,7 @@ def parameter_count(wl) -> int | None:
     factory = resolve_factory(wl)
     try:
         with torch.device("meta"), no_network():
-            model = factory(**_plain(wl.source.kwargs))
+            model = factory(**factory_kwargs(wl))
         return sum(t.numel() for t in list(model.parameters()) + list(model.buffers()))
     except Exception:  # noqa: BLE001 - code that needs real tensors; the real build reports its own errors
         return None
