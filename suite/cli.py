@@ -6,7 +6,9 @@ Exit codes: 0 every cell ok (pass, skipped, unsupported); 1 a cell failed, crash
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -109,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     _publish_cli().add_run_args(r)
     r.add_argument("--no-peak", action="store_true", help="do not measure a CPU profile's NumPy peak when none is "
                    "cached (about 2 s per profile, once per host; without it roofline_fraction stays null)")
+    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the cells on a Ray cluster (HOST:PORT, auto, or $RAY_ADDRESS when no value is given); "
+                        "each cell goes to a node that offers its profile (`bench node`); needs the [cluster] extra")
+    r.add_argument("--retries", type=int, default=1, metavar="N",
+                   help="with --ray: times a cell whose node was lost is tried again on another node (default 1)")
+
+    n = sub.add_parser("node", help="advertise this host's hardware profiles and frameworks to a Ray cluster "
+                       "(starts a Ray node with them as resources; see `bench run --ray`)")
+    where = n.add_mutually_exclusive_group()
+    where.add_argument("--address", default=None, metavar="HOST:PORT", help="join the cluster whose head is there")
+    where.add_argument("--head", action="store_true", help="start the cluster's head node here")
+    n.add_argument("-p", "--profile", action="append", metavar="PROFILE",
+                   help="offer only these profiles (repeatable; default: every profile available here)")
+    n.add_argument("--print", action="store_true", dest="print_only",
+                   help="print the resources as JSON (for `ray start --resources`) and start nothing")
+    n.add_argument("ray_args", nargs=argparse.REMAINDER, metavar="-- RAY_START_ARGS",
+                   help="more arguments for `ray start` (e.g. -- --num-cpus 4 --block)")
 
     d = sub.add_parser("dashboard", help="build the static comparison site (plotly) from the results")
     d.add_argument("--results", default=None, metavar="DIR", help="results folder (default: results/)")
@@ -202,7 +221,7 @@ def _selection(args, default_profiles: list[str] | None):
     return workloads, targets, chosen, {n: detect(p) for n, p in chosen.items()}
 
 
-def _plan(args, workloads, targets, profiles, avail, timed: bool):
+def _plan(args, workloads, targets, profiles, avail, timed: bool, cluster=None):
     """Cells of every chosen mode; train mode by default only lists targets that have a training step."""
     from suite.plan import make_plan, trains
 
@@ -211,7 +230,8 @@ def _plan(args, workloads, targets, profiles, avail, timed: bool):
     for mode in modes:
         ts = targets if mode == "inference" or args.target else [t for t in targets if trains(t)]
         cells += make_plan(workloads, ts, profiles, avail, mode=mode, timed=timed,
-                           memory_limit=int(args.worker_memory_gb * 2**30), points=getattr(args, "sweep", "all"))
+                           memory_limit=int(args.worker_memory_gb * 2**30), points=getattr(args, "sweep", "all"),
+                           missing=cluster.missing if cluster is not None else None)
     _prepare_sources(cells, args.timeout)
     return cells
 
@@ -349,10 +369,19 @@ def cmd_run(args) -> int:
             budget_s = parse_duration(args.budget)
         except ValueError as e:
             raise UsageError(str(e)) from None
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    if args.ray is not None and args.diagnose:
+        raise UsageError("--diagnose runs on this host: give it without --ray (or run `bench diagnose` on a node)")
     results_dir = args.results or _default_dir("results")
     run_id = args.run_id or new_run_id()
     workloads, targets, profiles, avail = _selection(args, None)
-    cells = _plan(args, workloads, targets, profiles, avail, timed=True)
+    cluster = _connect(args.ray) if args.ray is not None else None
+    if cluster is not None:
+        avail = cluster.availability(profiles)
+        print(f"cluster {cluster.address or 'auto'}: {len(cluster.nodes())} node(s); "
+              + "; ".join(f"{n}: {why}" for n, (_ok, why) in avail.items()), file=sys.stderr)
+    cells = _plan(args, workloads, targets, profiles, avail, timed=True, cluster=cluster)
     if args.resume:
         done = stored_keys(results_dir, run_id)
         before = len(cells)
@@ -366,7 +395,7 @@ def cmd_run(args) -> int:
     busy = busy_warning(meta)
     if busy:
         print(f"bench: warning: {busy}", file=sys.stderr)
-    if not args.no_peak:  # the roofline's roofs, before a --budget's clock starts (suite.peak)
+    if not args.no_peak and cluster is None:  # the roofline's roofs, before a --budget's clock starts (suite.peak)
         from suite.peak import ensure_for_run
 
         ensure_for_run(cells, host_busy=meta.get("host_busy_start"))
@@ -383,7 +412,7 @@ def cmd_run(args) -> int:
     records = execute_plan(cells, run_id, results_dir=results_dir, timing=timing, timeout_s=args.timeout,
                            memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts, meta=meta,
                            export_workers=args.export_workers, remeasure=remeasure, quiet_wait_s=args.quiet_wait,
-                           remeasure_which=which,
+                           remeasure_which=which, cluster=cluster, retries=args.retries,
                            diagnose_dir=str(Path(results_dir) / "diagnoses" / run_id) if args.diagnose else None)
     print(run_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
@@ -402,6 +431,47 @@ def cmd_run(args) -> int:
     except _publish_error() as e:
         raise UsageError(f"{e} (the run is stored: retry with `bench publish mlflow --run-id {run_id}`)") from None
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
+
+
+def _connect(address: str):
+    """A :class:`suite.cluster.Cluster` at ``--ray ADDRESS`` (empty: $RAY_ADDRESS, else auto)."""
+    from suite.cluster import Cluster, ClusterError
+
+    try:
+        return Cluster(address or os.environ.get("RAY_ADDRESS") or "auto")
+    except ClusterError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_node(args) -> int:
+    import shlex
+    import subprocess
+
+    from suite.cluster import node_resources
+    from suite.profiles import load_profiles
+
+    profiles = load_profiles(args.profiles_dir or _default_dir("hardware_profiles"))
+    try:
+        res, lines = node_resources(profiles, args.profile)
+    except KeyError as e:
+        raise UsageError(f"unknown profile {e.args[0]!r}; known: {', '.join(profiles)}") from None
+    if args.print_only:
+        print(json.dumps(res, sort_keys=True))
+        return 0
+    for line in lines:
+        print(f"bench node: {line}", file=sys.stderr)
+    if not any(k.startswith("bench-profile:") for k in res):
+        raise UsageError("this host offers none of the profiles asked for: nothing to advertise")
+    if not args.head and not args.address:
+        raise UsageError("give --address HOST:PORT of the cluster's head, or --head to start one here")
+    extra = [a for a in args.ray_args if a != "--"]
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", *(["--head"] if args.head else
+                                                                  ["--address", args.address]),
+           "--resources", json.dumps(res, sort_keys=True), *extra]
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("ray is not installed: pip install 'bench-suite[cluster]'")
+    print(f"bench node: {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    return subprocess.run(cmd).returncode
 
 
 def _dashboard_out(out: str | None) -> Path:
@@ -648,7 +718,7 @@ def cmd_publish(args) -> int:
 
 COMMANDS = {"verify": cmd_verify, "run": cmd_run, "list": cmd_list, "env": cmd_env, "export": cmd_export,
             "compare": cmd_compare, "peak": cmd_peak, "card": cmd_card, "provenance": cmd_provenance,
-            "dashboard": cmd_dashboard, "publish": cmd_publish, "diagnose": cmd_diagnose}
+            "dashboard": cmd_dashboard, "publish": cmd_publish, "diagnose": cmd_diagnose, "node": cmd_node}
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +66,24 @@ def missing_requirement(info: TargetInfo) -> str | None:
     return missing_module(info.requires)
 
 
+BLOCK_ENV = "BENCH_BLOCK_IMPORTS"  # comma-separated top-level modules this host must behave as lacking
+
+
+def blocked_imports() -> set[str]:
+    """Top-level modules named by $BENCH_BLOCK_IMPORTS: treated as not installed here (the planner, `bench node`)
+    and made unimportable in workers (suite.worker). It gives one machine the view of a host that lacks a
+    framework, e.g. a runtime-only node of a cluster (suite.cluster)."""
+    return {m.strip() for m in os.environ.get(BLOCK_ENV, "").split(",") if m.strip()}
+
+
+def _importable(module: str) -> bool:
+    return module.split(".")[0] not in blocked_imports() and importlib.util.find_spec(module) is not None
+
+
 def missing_module(requires) -> str | None:
     """'install X' for the first (module, extra) not importable; ``"a|b"`` means either module will do."""
     for module, extra in requires:
-        if not any(importlib.util.find_spec(m) is not None for m in module.split("|")):
+        if not any(_importable(m) for m in module.split("|")):
             return f"{module.replace('|', ' (or ')}{')' if '|' in module else ''} is not installed: " \
                    f"pip install 'bench-suite[{extra}]'"
     return None
@@ -81,7 +96,7 @@ def trains(info: TargetInfo) -> bool:
 
 def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability: dict[str, tuple[bool, str]],
               mode: str = "inference", timed: bool = False, memory_limit: int = 0,
-              points: str = "all") -> list[Cell]:
+              points: str = "all", missing=None) -> list[Cell]:
     """Every cell of the matrix, in a stable order (workload, params, profile, target).
 
     Args:
@@ -93,6 +108,8 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
             sweep parameter, in file order: what `bench run` runs by default).
         memory_limit: a worker's memory limit in bytes (``--worker-memory-gb``; 0: none). A cell whose
             memory estimate exceeds it, or the machine's available memory, is ``unsupported``.
+        missing: target info -> why it cannot run, or None (default: :func:`missing_requirement` here; a
+            cluster run asks its nodes: suite.cluster.Cluster.missing).
     Returns:
         Cells; those that cannot run carry status and reason already.
     """
@@ -102,7 +119,7 @@ def make_plan(workloads, targets: list[TargetInfo], profiles: dict, availability
     limit, limit_source = memory.memory_limit(memory_limit)
     estimates: dict[tuple, memory.Estimate] = {}  # once per (workload, params, dtype), not per target
 
-    missing = {t.id: missing_requirement(t) for t in targets}
+    missing = {t.id: (missing or missing_requirement)(t) for t in targets}
     from suite import sources
 
     source_missing = {wl.name: sources.missing(wl) for wl in workloads}

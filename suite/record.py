@@ -63,7 +63,8 @@ class Identity:
                                       nullable=False)
     suite_version: str | None = _col("string", "version of this suite")
     git_commit: str | None = _col("string", "commit of the suite's checkout")
-    host: str | None = _col("string", "host name")
+    host: str | None = _col("string", "host name (of the node that ran the cell, on a cluster)")
+    node_id: str | None = _col("string", "the Ray node that ran the cell (bench run --ray); null on a local run")
     cpu_model: str | None = _col("string", "CPU model name")
     cpu_count: int | None = _col("int32", "logical CPUs of the host")
     affinity: list[int] | None = _col("list<int32>", "cores the run may use")
@@ -174,6 +175,11 @@ class Host:
     attempts: int | None = _col("int32", "times the cell was timed (--remeasure repeats noisy ones)")
     attempts_json: str | None = _col("string", "every timing attempt: median, host_busy, host_steal, noisy_reason "
                                                "(JSON list, in order)")
+    cell_started: Any = _col("timestamp[us, UTC]", "when the cell was sent to its worker (the clock of the host "
+                                                   "that ran it)")
+    cell_finished: Any = _col("timestamp[us, UTC]", "when the cell's record came back from its worker (that host's "
+                                                    "clock): [cell_started, cell_finished] is the time it held "
+                                                    "its device")
 
 
 @dataclass(frozen=True, kw_only=True)

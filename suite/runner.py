@@ -56,6 +56,11 @@ class Progress:
         if self._tty:
             self._line(f"running {cell.label}")
 
+    def placed(self, cell: Cell, node: dict | None) -> None:
+        """A node of a cluster started the cell (`bench run --ray`): one line saying where."""
+        where = f"{node.get('host')} ({str(node.get('node_id'))[:8]})" if node else "a node"
+        self._say(f"{'started':<12} {cell.label} on {where}", f"[{self.clock()}]")
+
     def exported(self, cell: Cell, rec: dict, done: int, total: int) -> None:
         """An export task finished (``done`` of ``total``)."""
         self.exports, self.exports_done = total, done
@@ -176,7 +181,7 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
                  timing=None, memory_limit: int = 0, progress_stream=sys.stderr, artifacts_dir: str | None = None,
                  meta: dict | None = None, export_workers: int | None = None, remeasure: int = 0,
                  quiet_wait_s: float = 60.0, remeasure_which: str = "all",
-                 diagnose_dir: str | None = None) -> list[dict]:
+                 diagnose_dir: str | None = None, cluster=None, retries: int = 1) -> list[dict]:
     """Runs the cells and returns the full records, one dict of every column per cell (also written to
     results_dir when given).
 
@@ -190,6 +195,9 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
         diagnose_dir: ``--diagnose``: each failing inference cell is localized (suite.diagnose) as soon as
             it fails, before the next cell runs (nothing is timed meanwhile); its report goes under this
             folder and its diagnosis columns into its record.
+        cluster: a :class:`suite.cluster.Cluster` (``--ray``): the cells run on its nodes; each record
+            carries the host and node that ran it. ``retries``: times a cell whose node was lost is tried
+            again on another node.
     """
     from suite.engine import TimingConfig
     from suite.envinfo import run_metadata as collect_metadata
@@ -205,17 +213,20 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
     from suite.peak import peaks_for
     from suite.roofline import with_roofline
 
-    # the cached peaks of the profiles on this host (nothing measured here: `bench run` / `bench peak` do)
-    peaks = peaks_for({c.profile.name: c.profile for c in cells if c.status is None}.values())
+    # the cached peaks of the profiles on this host (nothing measured here: `bench run` / `bench peak` do);
+    # none on a cluster: this host's roofs are not those of the nodes
+    peaks = {} if cluster is not None else \
+        peaks_for({c.profile.name: c.profile for c in cells if c.status is None}.values())
 
     def on_result(cell: Cell, measured: dict) -> None:
-        if diagnose_dir is not None and cell.status is None:
+        node = measured.pop("_node", None)
+        if diagnose_dir is not None and cell.status is None and node is None:
             measured = dict(measured, **_diagnosis(cell, measured))
         result = Result.from_row(measured)
         sw = result.software
         if sw.framework_version and not sw.runtime_version and cell.target.format == "native":
             result = replace(result, software=replace(sw, runtime_version=sw.framework_version))
-        identity = base_record(cell, run_id, meta)
+        identity = base_record(cell, run_id, dict(meta, **node) if node else meta)
         result = with_roofline(cell, identity, result, peaks.get(cell.profile.name))
         rec = Record(identity=identity, result=result).row()
         records.append(rec)
@@ -234,6 +245,14 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
             return {"diagnosis_summary": f"the diagnosis failed: {type(e).__name__}: {e}"}
 
     try:
+        if cluster is not None:
+            from suite.cluster import execute as on_cluster
+
+            on_cluster(cluster, cells, on_result, timeout_s=timeout_s, timing=timing, memory_limit=memory_limit,
+                       on_start=progress.start, artifacts_dir=artifacts_dir, on_exported=progress.exported,
+                       retries=retries, remeasure=remeasure, quiet_wait_s=quiet_wait_s,
+                       on_remeasure=progress.remeasure, remeasure_which=remeasure_which, on_placed=progress.placed)
+            return records
         execute(cells, on_result, timeout_s=timeout_s, timing=timing, memory_limit=memory_limit,
                 on_start=progress.start, artifacts_dir=artifacts_dir, on_exported=progress.exported,
                 export_workers=export_workers, remeasure=remeasure, quiet_wait_s=quiet_wait_s,

@@ -8,6 +8,7 @@ worker, and the remaining cells go on.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import select
@@ -408,6 +409,10 @@ def export_phase(cells: list[Cell], on_result: Callable[[Cell, dict], None], *, 
     return ready
 
 
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def _run_group(family: str, profile, jobs: Iterable[tuple[Cell, dict]], on_record: Callable[[Cell, dict], None],
                timeout_s: float, memory_limit: int, on_start: Callable[[Cell], None] | None,
                timing_for: Callable[[Cell], dict] | None = None) -> None:
@@ -429,13 +434,15 @@ def _run_group(family: str, profile, jobs: Iterable[tuple[Cell, dict]], on_recor
             task = dict(task, id=i)
             if timing_for is not None and task.get("mode") == "run":
                 task["timing"] = timing_for(cell)
+            started = _now()
             try:
                 worker.send(task)
                 outcome, msg = worker.receive(time.monotonic() + timeout_s)
             except BrokenPipeError:
                 outcome, msg = "crashed", None
+            stamps = {"cell_started": started, "cell_finished": _now()}
             if outcome == "ok":
-                on_record(cell, msg["record"])
+                on_record(cell, dict(msg["record"], **stamps))
                 if msg.get("exiting"):  # the worker chose to exit (e.g. after a MemoryError)
                     worker.close()
                     worker = None
@@ -451,7 +458,8 @@ def _run_group(family: str, profile, jobs: Iterable[tuple[Cell, dict]], on_recor
             tail = _stderr_tail(worker.stderr_path)
             # the stage the worker announced before it died; null when it never said (do not guess)
             text = f"{reason}\n{tail}" if tail else reason
-            on_record(cell, Result(outcome=Outcome(status=outcome, status_reason=text, stage=worker.stage)).row())
+            on_record(cell, dict(Result(outcome=Outcome(status=outcome, status_reason=text, stage=worker.stage)).row(),
+                                 **stamps))
             worker.close()
             worker = None
     finally:

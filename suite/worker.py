@@ -397,6 +397,25 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _block_imports() -> None:
+    """The modules of $BENCH_BLOCK_IMPORTS cannot be imported in this worker (suite.plan.blocked_imports)."""
+    from suite.plan import blocked_imports
+
+    blocked = blocked_imports()
+    if not blocked:
+        return
+
+    class Blocker:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name.split(".")[0] in blocked:
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked on this host by $BENCH_BLOCK_IMPORTS)",
+                                          name=name)
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m suite.worker")
     ap.add_argument("--family", required=True)
@@ -404,6 +423,7 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-limit", type=int, default=0, help="address-space limit in bytes (0: none)")
     args = ap.parse_args(argv)
     _die_with_parent()
+    _block_imports()
     from suite.sources import OFFLINE_ENV
 
     os.environ.update(OFFLINE_ENV)  # before any framework import: model hubs never download (suite.sources)
