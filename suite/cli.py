@@ -343,7 +343,7 @@ def cmd_run(args) -> int:
     from suite.engine import TimingConfig
     from suite.envinfo import busy_warning, host_load, run_metadata
     from suite.report import noisy_summary, run_table, status_counts
-    from suite.results import new_run_id, stored_keys
+    from suite.results import cell_key, new_run_id, stored_keys
     from suite.runner import execute_plan
     from suite.verify import GOOD_STATUSES
 
@@ -414,8 +414,13 @@ def cmd_run(args) -> int:
                            export_workers=args.export_workers, remeasure=remeasure, quiet_wait_s=args.quiet_wait,
                            remeasure_which=which, cluster=cluster, retries=args.retries,
                            diagnose_dir=str(Path(results_dir) / "diagnoses" / run_id) if args.diagnose else None)
+    retried = _retried(records)
+    if retried:  # a cell whose node was lost has its crashed row and the row of its new try: the last counts
+        records = list({cell_key(r): r for r in records}.values())
     print(run_table(records))
     print(f"\n{len(records)} cells: {status_counts(records)}; results in {results_dir} (run id {run_id})")
+    for line in retried:
+        print(line)
     _print_diagnoses(records)
     noisy = noisy_summary(records, remeasure)
     if noisy:
@@ -431,6 +436,21 @@ def cmd_run(args) -> int:
     except _publish_error() as e:
         raise UsageError(f"{e} (the run is stored: retry with `bench publish mlflow --run-id {run_id}`)") from None
     return 0 if all(r["status"] in GOOD_STATUSES for r in records) else 1
+
+
+def _retried(records: list[dict]) -> list[str]:
+    """One line per cell of a cluster run tried again after its node was lost: where it crashed, how it ended."""
+    from suite.results import cell_key
+
+    rows: dict[tuple, list[dict]] = {}
+    for r in records:
+        rows.setdefault(cell_key(r), []).append(r)
+    lines = []
+    for rs in rows.values():
+        if len(rs) > 1:
+            tries = ", then ".join(f"{r['status']} on {r.get('host')} ({str(r.get('node_id'))[:8]})" for r in rs)
+            lines.append(f"retried: {rs[-1]['workload']} {rs[-1]['target']} @{rs[-1]['profile']}: {tries}")
+    return lines
 
 
 def _connect(address: str):

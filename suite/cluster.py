@@ -12,8 +12,9 @@ What a node advertises (:func:`node_resources`, as Ray custom resources):
   one unit while it is verified and timed, so a device runs one cell at a time; nodes run in parallel.
 - ``bench-profile:<name>``: the hardware profile is available there (:func:`suite.profiles.detect`, as
   ``bench env`` reports it).
-- ``bench-run:<family>`` / ``bench-export:<family>``: a worker of that family can run there (its framework
-  or runtime is importable) / exports of that family can run there (the converter is importable).
+- ``bench-run:<family>``: a worker of that family can run there (its framework or runtime is importable);
+  ``bench-export:<target>``: the target's artifact can be made there (its framework and converter are
+  importable; the target id with other characters than letters, digits, - and _ as _).
 
 A run (:func:`execute`) has the phases of a local one: export tasks first (any node that can export, in
 parallel, nothing timed), each artifact coming back to the driver's cache (same cache key as a local run)
@@ -51,7 +52,11 @@ class ClusterError(Exception):
 
 
 def import_ray():
+    from suite.plan import blocked_imports
+
     try:
+        if "ray" in blocked_imports():
+            raise ImportError("ray")
         import ray
     except ImportError:
         raise ClusterError(f"ray is not installed: {INSTALL}") from None
@@ -103,9 +108,21 @@ def node_resources(profiles: dict, only: list[str] | None = None) -> tuple[dict[
     for info in all_targets().values():
         if not missing_requirement(info):
             res[RUN.format(info.family)] = 1.0
-        if info.export is not None and not missing_module(info.export.requires):
-            res[EXPORT.format(info.export.family)] = 1.0
+        if info.export is not None and not missing_module(export_requires(info)):
+            res[EXPORT.format(slug(info.id))] = 1.0
     return res, lines
+
+
+def export_requires(info) -> tuple:
+    """What exporting the target needs: its converter, and the framework of an export made in the target's
+    own family (torch>export@torch names no converter: it is torch)."""
+    return tuple(info.export.requires) + (tuple(info.requires) if info.family == info.export.family else ())
+
+
+def slug(target_id: str) -> str:
+    from suite.targets.common.artifacts import slug as artifact_slug
+
+    return artifact_slug(target_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +143,7 @@ class Cluster:
         ray = import_ray()
         self.ray = ray
         self.address = address
+        _reachable(address)
         try:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False,
                      include_dashboard=False)
@@ -135,6 +153,12 @@ class Cluster:
 
     def close(self) -> None:
         self.ray.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def nodes(self) -> list[Node]:
         return [Node(n["NodeID"], n.get("NodeManagerHostname") or n.get("NodeManagerAddress") or "?",
@@ -157,12 +181,35 @@ class Cluster:
         """Why no node can run the target (its family's worker, its export), or None (see plan.make_plan)."""
         if not self.offering(RUN.format(info.family)):
             return f"no node of the cluster can run {info.id} (no node offers {RUN.format(info.family)})"
-        if info.export is not None and not self.offering(EXPORT.format(info.export.family)):
-            return f"no node of the cluster can export {info.id} (no node offers {EXPORT.format(info.export.family)})"
+        if info.export is not None and not self.offering(EXPORT.format(slug(info.id))):
+            return f"no node of the cluster can export {info.id} (no node offers {EXPORT.format(slug(info.id))})"
         return None
 
 
 # --- files that travel to the nodes -------------------------------------------------------------------
+
+
+def _why(e: BaseException) -> str:
+    """One line for a Ray failure: the task's own exception where there is one (RayTaskError wraps it)."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException):
+        e = cause
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def _reachable(address: str, timeout_s: float = 10.0) -> None:
+    """A HOST:PORT address answers a TCP connection (Ray itself would retry for minutes); ``auto`` and
+    ``ray://`` addresses are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ClusterError(f"no Ray cluster at {address!r}: {e.strerror or e}") from None
 
 
 def _tar(entries: list[tuple[Path, str]]) -> bytes:
@@ -264,7 +311,9 @@ def _export_task(task: dict, family: str, profile_json: str, wl_blob, wl_hash: s
     from suite.scheduler import _run_group
 
     meta = _node_meta()
-    task = dict(task, workload_path=_unpack_workload(ray.get(wl_blob), wl_hash, wl_file))
+    # a top-level ObjectRef argument arrives resolved (bytes)
+    wl_blob = wl_blob if isinstance(wl_blob, bytes) else ray.get(wl_blob)
+    task = dict(task, workload_path=_unpack_workload(wl_blob, wl_hash, wl_file))
     from suite.paths import cache_root
 
     folder = cache_root() / "cluster" / "exports" / f"{rel}.{os.getpid()}"
@@ -390,7 +439,7 @@ def execute(cluster: Cluster, cells, on_result: Callable, *, timeout_s: float, t
                     item.update(artifact=shipper.artifact(art["artifact"]), artifact_rel=art["rel"])
                 items.append((cell, art, item))
             t = threading.Thread(target=_drive_part, daemon=True, name=f"bench-ray-{family}-{pname}",
-                                 args=(ray, remote, family, profile, items, lock, report_part, on_start, on_placed,
+                                 args=(cluster, remote, family, profile, items, lock, report_part, on_start, on_placed,
                                        on_remeasure, retries, timeout_s, memory_limit, remeasure, quiet_wait_s,
                                        remeasure_which))
             t.start()
@@ -403,16 +452,33 @@ def execute(cluster: Cluster, cells, on_result: Callable, *, timeout_s: float, t
                                                 "(see bench's stderr)")).row())
 
 
-def _drive_part(ray, remote, family, profile, items, lock, report, on_start, on_placed, on_remeasure, retries,
+def _drive_part(cluster, remote, family, profile, items, lock, report, on_start, on_placed, on_remeasure, retries,
                 timeout_s, memory_limit, remeasure, quiet_wait_s, remeasure_which) -> None:
-    """Submits one part of a group and consumes its events until every cell has a record."""
+    """Submits one part of a group and consumes its events until every cell has a record.
+
+    A failure (the node lost, or the task failing) gives the cell in flight a ``crashed`` row naming the
+    node, and the cells not run yet go on in a new task, away from that node while another offers what
+    they need; the cell itself goes with them while it has ``retries`` left. A task that no alive node
+    can take any more (every node offering the profile lost) ends its cells as ``crashed``, saying so.
+    """
     from suite.record import Outcome, Result
 
+    ray = cluster.ray
     left = list(items)
     tries = {id(cell): retries for cell, _a, _i in items}
+    idle_failures = 0  # failures of a task before it started any cell: bounded like a cell's retries
     avoid: list[str] = []
     resources = {DEVICE.format(profile.device): 1, PROFILE.format(profile.name): 0.001, RUN.format(family): 0.001}
+
+    def fail_all(why: str, node=None) -> None:
+        for cell, _art, _item in left:
+            rec = Result(outcome=Outcome(status="crashed", status_reason=why)).row()
+            rec["_node"] = node
+            report(cell, rec)
+
     while left:
+        if avoid and not _placeable(cluster, resources, avoid):
+            avoid = []  # the only nodes that can take it are those that failed: better there than nowhere
         opts = {"resources": resources, "num_cpus": 0, "max_retries": 0}
         if avoid:
             opts["label_selector"] = {"ray.io/node-id": "!in(" + ",".join(avoid) + ")"}
@@ -420,7 +486,19 @@ def _drive_part(ray, remote, family, profile, items, lock, report, on_start, on_
                       quiet_wait_s, remeasure_which)
         node, inflight, done = None, None, set()
         try:
-            for ref in gen:
+            while True:
+                ready, _ = ray.wait([gen], timeout=5.0)
+                if not ready:
+                    if node is None and not _placeable(cluster, resources, []):
+                        ray.cancel(gen, force=True)
+                        fail_all(f"no alive node of the cluster offers profile {profile.name} with a "
+                                 f"{family} worker any more")
+                        return
+                    continue
+                try:
+                    ref = next(gen)
+                except StopIteration:
+                    break
                 ev = ray.get(ref)
                 if ev[0] == "node":
                     node = ev[1]
@@ -443,13 +521,23 @@ def _drive_part(ray, remote, family, profile, items, lock, report, on_start, on_
                     report(cell, rec)
                     done.add(ev[1])
                     inflight = None
-            return
+            missing = [i for i in range(len(left)) if i not in done]
+            if not missing:
+                return
+            left = [left[i] for i in missing]  # a task that ended early (should not happen): the rest again
+            continue
         except Exception as e:  # noqa: BLE001 - a lost node (Ray's errors) or a task that failed: never lost cells
-            first = (str(e).strip().splitlines() or [""])[0][:300]
             where = f"node {node['host']} ({node['node_id'][:8]})" if node else "its node"
             lost = isinstance(e, ray.exceptions.RayError) and not isinstance(e, ray.exceptions.RayTaskError)
+            what = "was lost while it ran the cell" if lost else "failed while it ran the cell"
             if node:
                 avoid.append(node["node_id"])
+            if inflight is None and not done:
+                idle_failures += 1
+                if idle_failures > retries:
+                    fail_all(f"{where} {what.replace(' while it ran the cell', ' before the cell ran')} "
+                             f"({_why(e)})", node)
+                    return
             keep = []
             for i, (cell, art, item) in enumerate(left):
                 if i in done:
@@ -457,8 +545,7 @@ def _drive_part(ray, remote, family, profile, items, lock, report, on_start, on_
                 if i == inflight:
                     again = tries[id(cell)] > 0
                     tries[id(cell)] -= 1
-                    what = "was lost while it ran the cell" if lost else "failed while it ran the cell"
-                    why = (f"{where} {what} ({type(e).__name__}: {first})"
+                    why = (f"{where} {what} ({_why(e)})"
                            f"{'; tried again on another node' if again else ''}")
                     rec = Result(outcome=Outcome(status="crashed", status_reason=why)).row()
                     rec["_node"] = node
@@ -467,6 +554,12 @@ def _drive_part(ray, remote, family, profile, items, lock, report, on_start, on_
                         continue
                 keep.append((cell, art, item))
             left = keep
+
+
+def _placeable(cluster, resources: dict, avoid: list[str]) -> bool:
+    """Some alive node, not in ``avoid``, offers every resource a task asks for."""
+    return any(all(n.resources.get(k, 0) >= v for k, v in resources.items())
+               for n in cluster.nodes() if n.node_id not in avoid)
 
 
 def _submit(remote, opts, family, profile, items, *args):
@@ -541,7 +634,7 @@ def _exports(cluster: Cluster, shipper: _Shipper, cells, report, *, artifacts_di
                 "device": export_device(first.target, first.profile.device)}
         profile = dataclasses.replace(first.profile, device="cpu")
         ref = remote.options(num_cpus=1, max_retries=retries, num_returns=1,
-                             resources={EXPORT.format(first.target.export.family): 0.001}).remote(
+                             resources={EXPORT.format(slug(first.target.id)): 0.001}).remote(
             task, first.target.export.family, json.dumps(dataclasses.asdict(profile)),
             shipper.workload(first.workload), first.workload.hash, Path(first.workload.path).name,
             str(folder.relative_to(root)), timeout_s, memory_limit)
@@ -555,9 +648,9 @@ def _exports(cluster: Cluster, shipper: _Shipper, cells, report, *, artifacts_di
         try:
             rec, meta, blob = ray.get(got[0])
         except ray.exceptions.RayError as e:
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            rec, meta, blob = (Result(outcome=Outcome(status="crashed", status_reason=f"export: the node was lost "
-                                                      f"({type(e).__name__}: {first})")).row(), None, None)
+            what = "failed" if isinstance(e, ray.exceptions.RayTaskError) else "was lost"
+            rec, meta, blob = (Result(outcome=Outcome(status="crashed", status_reason=f"export: the task or its node "
+                                                      f"{what} ({_why(e)})")).row(), None, None)
         if blob is not None:
             shutil.rmtree(folder, ignore_errors=True)
             _untar(blob, folder)
@@ -568,7 +661,8 @@ def _exports(cluster: Cluster, shipper: _Shipper, cells, report, *, artifacts_di
             else:
                 report(c, dict(rec, stage="export", _node=meta))
         if on_exported is not None:
-            on_exported(same[0], rec, done, total)
+            on_exported(same[0], dict(rec, exported_on=f"{meta['host']} ({meta['node_id'][:8]})") if meta else rec,
+                        done, total)
     return ready
 
 

@@ -67,7 +67,8 @@ class Progress:
         what = f"{cell.target.id} {cell.point}"
         status = rec.get("status")
         figure = f" {rec['export_s']:.1f} s" if status == "exported" and rec.get("export_s") else ""
-        msg = f"export {done}/{total} {status:<11} {what}{figure}"
+        where = f" on {rec['exported_on']}" if rec.get("exported_on") else ""  # a cluster's node (suite.cluster)
+        msg = f"export {done}/{total} {status:<11} {what}{figure}{where}"
         if self._tty:
             self._line(msg)
         else:
