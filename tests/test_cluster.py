@@ -66,10 +66,10 @@ def runs(cluster, profiles_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("results")
     common = ["--profiles-dir", str(profiles_dir), "run", *CELLS, *PROFILES, "--quick", "--sweep", "all",
               "--no-dashboard", "--results", str(d)]
-    on_cluster = bench(*common, "--ray", c.address, "--run-id", "cluster", timeout=600)
-    assert on_cluster.returncode == 0, on_cluster.stdout + on_cluster.stderr
     local = bench(*common, "--run-id", "local", timeout=600)
     assert local.returncode == 0, local.stdout + local.stderr
+    on_cluster = bench(*common, "--ray", c.address, "--run-id", "cluster", timeout=600)
+    assert on_cluster.returncode == 0, on_cluster.stdout + on_cluster.stderr
     from suite.results import read_results
 
     df = read_results(d)
@@ -129,6 +129,16 @@ def test_the_cluster_run_matches_a_local_run_cell_for_cell(runs):
     here = local.set_index(key).status.sort_index()
     assert on_cluster.to_dict() == here.to_dict()
     assert local.node_id.isna().all() and df[df.status == "pass"].node_id.notna().all()
+
+
+def test_the_dashboard_lists_every_host_of_a_cluster_run(cluster, runs, tmp_path):
+    _c, a, b = cluster
+    _df, _local, _err, d = runs
+    out = bench("dashboard", "--results", str(d), "--out", str(tmp_path / "site"))
+    assert out.returncode == 0, out.stderr
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert "Hosts (most recent run, one per cluster node)" in html and "2 nodes of a Ray cluster" in html
+    assert f"({a[:8]})" in html and f"({b[:8]})" in html
 
 
 def test_resume_of_a_cluster_run_runs_nothing_stored(cluster, runs, profiles_dir):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from suite.dashboard import best, charts, figures, history, page, roofline, training
 from suite.dashboard.data import (FAILED, DashboardError, Data, cells_download, environment, first_line, fmt_bytes,
-                                  load, status_counts)
+                                  hosts, load, status_counts)
 
 MARKER = ".bench-dashboard"  # marks a folder as a site this module built (and may replace)
 MAX_REASON_ROWS = 200
@@ -75,8 +75,12 @@ def _overview(data: Data, counts) -> str:
     cols = list(counts.columns)
     count_rows = [[p] + [int(counts.loc[p, c]) for c in cols] for p in counts.index]
     unavail = "".join(f"<li><b>{page.h(p)}</b>: {page.h(why)}</li>" for p, why in data.unavailable.items())
+    nodes = hosts(data)
+    cols_h = ["host", "CPU", "CPU count", "python", "platform", "commit", "profiles", "cells"]
+    hosts_html = ("<h3>Hosts (most recent run, one per cluster node)</h3>"
+                  + page.table(cols_h, [[h[c] for c in cols_h] for h in nodes], num_cols=(2, 7))) if nodes else ""
     body = (f'<div class="grid"><div><h3>Environment (most recent run)</h3>{env}</div>'
-            f"<div><h3>Runs</h3>{runs_html}</div></div>"
+            f"<div><h3>Runs</h3>{runs_html}</div></div>{hosts_html}"
             f"<h3>Cells by status</h3>{page.table(['profile'] + cols, count_rows, num_cols=range(1, len(cols) + 1))}"
             + page.fig_div("status")
             + (f"<h3>Profiles not available where these results were taken</h3><ul>{unavail}</ul>" if unavail else ""))

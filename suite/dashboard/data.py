@@ -206,7 +206,9 @@ def environment(data: Data) -> list[tuple[str, str]]:
         vals = lr[col].dropna() if col in lr else pd.Series(dtype=object)
         return str(vals.iloc[-1]) if len(vals) else "not recorded"
 
-    pairs = [("run", str(last_run)), ("git commit", val("git_commit")), ("host", val("host")),
+    nodes = lr["node_id"].dropna().nunique() if "node_id" in lr else 0
+    host = f"{nodes} nodes of a Ray cluster (see Hosts)" if nodes > 1 else val("host")
+    pairs = [("run", str(last_run)), ("git commit", val("git_commit")), ("host", host),
              ("CPU", val("cpu_model")), ("CPU count", val("cpu_count")), ("python", val("python_version")),
              ("platform", val("platform")), ("suite", val("suite_version"))]
     threads = lr.dropna(subset=["threads"]).groupby("profile")["threads"].first()
@@ -227,6 +229,28 @@ def environment(data: Data) -> list[tuple[str, str]]:
     if versions:
         pairs.append(("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
     return pairs
+
+
+def hosts(data: Data) -> list[dict[str, str]]:
+    """One entry per node of the most recent run when it ran on a cluster (`bench run --ray`), else [].
+
+    Each: host (with the Ray node's short id), CPU, CPU count, python, platform, commit, the profiles of the
+    cells it ran and how many cells that was.
+    """
+    last_run = data.runs["run_id"].iloc[-1]
+    lr = data.latest[(data.latest["run_id"] == last_run)]
+    if "node_id" not in lr or lr["node_id"].dropna().empty:
+        return []
+    out = []
+    for node, rows in lr.dropna(subset=["node_id"]).groupby("node_id", sort=False):
+        def val(col, rows=rows):
+            vals = rows[col].dropna() if col in rows else []
+            return str(vals.iloc[-1]) if len(vals) else "not recorded"
+
+        out.append({"host": f"{val('host')} ({str(node)[:8]})", "CPU": val("cpu_model"), "CPU count": val("cpu_count"),
+                    "python": val("python_version"), "platform": val("platform"), "commit": val("git_commit")[:10],
+                    "profiles": ", ".join(sorted(rows["profile"].unique())), "cells": str(len(rows))})
+    return sorted(out, key=lambda h: h["host"])
 
 
 def status_counts(data: Data):
