@@ -17,6 +17,9 @@ from suite.compare import (MIN_SPREAD_CELLS, compare_runs, format_json, format_m
                            mann_whitney_p, run_spread, spread_note)
 from suite.results import read_results, write_records
 
+# timing-sensitive: run alone, after the parallel part of the test command (README)
+pytestmark = pytest.mark.serial
+
 BENCH = [sys.executable, "-m", "suite.cli"]
 
 

@@ -12,6 +12,9 @@ import pytest
 from suite import engine
 from suite.engine import Timing, TimingConfig
 
+# timing-sensitive: run alone, after the parallel part of the test command (README)
+pytestmark = pytest.mark.serial
+
 FAST = TimingConfig(warmup_s=0.02, min_samples=10, min_time=0.05, max_time=1.0)
 
 
@@ -218,6 +221,7 @@ def test_a_worker_freezes_what_survives_a_task_but_later_cycles_are_still_collec
     code = """
 import gc, weakref
 from suite.worker import _freeze_survivors
+
 class Node: pass
 _freeze_survivors()
 assert gc.get_freeze_count() > 1000, gc.get_freeze_count()  # the interpreter's and the suite's objects

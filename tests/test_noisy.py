@@ -22,6 +22,9 @@ from suite.compare import compare_runs, host_state_note
 from suite.hoststate import Snapshot, interval, noisy_reason, sample_shape
 from suite.scheduler import _QuietWait, _Remeasure
 
+# timing-sensitive: run alone, after the parallel part of the test command (README)
+pytestmark = pytest.mark.serial
+
 linux = pytest.mark.skipif(not os.path.exists("/proc/stat") or not hasattr(os, "sched_setaffinity"),
                            reason="host state is read from Linux /proc and affinity")
 

@@ -19,6 +19,9 @@ from suite.runner import Progress
 from suite.spec import load_workload
 from suite.targets.registry import get_target
 
+# timing-sensitive: run alone, after the parallel part of the test command (README)
+pytestmark = pytest.mark.serial
+
 
 def _planned(*argv):
     args = build_parser().parse_args(["run", *argv])
