@@ -100,9 +100,9 @@ def test_a_device_runs_one_cell_at_a_time(runs):
 
 
 def test_an_export_made_on_one_node_runs_on_a_node_without_its_framework(cluster, runs):
-    _c, a, b = cluster
+    c, a, b = cluster
     df, _local, err, _d = runs
-    b_res = _resources_of(b)
+    b_res = _resources_of(c.address, b)
     assert "bench-run:torch" not in b_res and "bench-export:torch_onnx_onnxruntime" not in b_res
     assert "bench-run:onnxruntime" in b_res
     # exported where torch is (A), run where it is not (B): the gpu-sim cells of the torch export route
@@ -113,8 +113,8 @@ def test_an_export_made_on_one_node_runs_on_a_node_without_its_framework(cluster
     assert (route.artifact_bytes > 0).all()
 
 
-def _resources_of(node_id: str) -> dict:
-    ray.init(address="auto", logging_level="ERROR", log_to_driver=False, include_dashboard=False)
+def _resources_of(address: str, node_id: str) -> dict:
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False, include_dashboard=False)
     try:
         return next(n["Resources"] for n in ray.nodes() if n["NodeID"] == node_id)
     finally:
