@@ -61,19 +61,19 @@ def cluster(cache, profiles_dir):
 
 @pytest.fixture(scope="module")
 def runs(cluster, profiles_dir, tmp_path_factory):
-    """The same plan on the cluster and on this host alone; (results, stderr of the cluster run)."""
+    """The same plan on the cluster (first: its exports are made on a node) and on this host alone, each in
+    its own results folder; (cluster rows, local rows, stderr of the cluster run, its results folder)."""
     c, _a, _b = cluster
-    d = tmp_path_factory.mktemp("results")
+    d, here = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("results-local")
     common = ["--profiles-dir", str(profiles_dir), "run", *CELLS, *PROFILES, "--quick", "--sweep", "all",
-              "--no-dashboard", "--results", str(d)]
-    local = bench(*common, "--run-id", "local", timeout=600)
-    assert local.returncode == 0, local.stdout + local.stderr
-    on_cluster = bench(*common, "--ray", c.address, "--run-id", "cluster", timeout=600)
+              "--no-dashboard"]
+    on_cluster = bench(*common, "--results", str(d), "--ray", c.address, "--run-id", "cluster", timeout=600)
     assert on_cluster.returncode == 0, on_cluster.stdout + on_cluster.stderr
+    local = bench(*common, "--results", str(here), "--run-id", "local", timeout=600)
+    assert local.returncode == 0, local.stdout + local.stderr
     from suite.results import read_results
 
-    df = read_results(d)
-    return df[df.run_id == "cluster"], df[df.run_id == "local"], on_cluster.stderr, d
+    return read_results(d), read_results(here), on_cluster.stderr, d
 
 
 def test_cells_run_only_on_nodes_that_offer_their_profile(cluster, runs):
