@@ -47,7 +47,10 @@ NEW = {"stage": (_S, True), "measure_s": (pa.float64(), True), "host_busy_start"
        "diagnosis_culprit": (_S, True), "diagnosis_op": (_S, True), "diagnosis_own_err": (_F, True),
        "diagnosis_inherited_err": (_F, True), "diagnosis_summary": (_S, True), "diagnosis_bundle": (_S, True),
        # which kind of workload the row came from: graph, or a source: model's framework (suite.sources)
-       "source": (_S, True), "reference_dtype": (_S, True)}
+       "source": (_S, True), "reference_dtype": (_S, True),
+       # where the cell ran and when it held its device (a cluster run: suite.cluster; filled by local runs too)
+       "node_id": (_S, True), "cell_started": (pa.timestamp("us", tz="UTC"), True),
+       "cell_finished": (pa.timestamp("us", tz="UTC"), True)}
 # (columns added since, with their type)
 
 
