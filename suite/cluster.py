@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from suite.targets.common.artifacts import slug
+
 DEVICE = "bench-device:{}"
 PROFILE = "bench-profile:{}"
 RUN = "bench-run:{}"
@@ -119,11 +121,6 @@ def export_requires(info) -> tuple:
     return tuple(info.export.requires) + (tuple(info.requires) if info.family == info.export.family else ())
 
 
-def slug(target_id: str) -> str:
-    from suite.targets.common.artifacts import slug as artifact_slug
-
-    return artifact_slug(target_id)
-
 
 @dataclasses.dataclass(frozen=True)
 class Node:
@@ -150,15 +147,6 @@ class Cluster:
         except (ConnectionError, RuntimeError, ValueError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ClusterError(f"no Ray cluster at {address!r}: {first}") from None
-
-    def close(self) -> None:
-        self.ray.shutdown()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def nodes(self) -> list[Node]:
         return [Node(n["NodeID"], n.get("NodeManagerHostname") or n.get("NodeManagerAddress") or "?",
