@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-p", "--profile", default="cpu", metavar="PROFILE", help="hardware profile (default: cpu)")
     d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="sweep point (repeatable, e.g. --param batch=32; default: the first value of each)")
+    d.add_argument("--mode", choices=("inference", "train"), default="inference",
+                   help="inference (outputs, node by node) or train (gradients from the loss back, and the "
+                        "updated parameters); default inference")
     d.add_argument("--out", default=None, metavar="DIR",
                    help="folder of the report and the rewritten workloads (default: "
                         "results/diagnoses/<workload>-<target>-<profile>)")
@@ -289,7 +292,7 @@ def _sweep_point(wl, given: list[str]) -> dict[str, int]:
 
 def cmd_diagnose(args) -> int:
     from suite.diagnose import diagnose, table
-    from suite.plan import missing_requirement
+    from suite.plan import missing_requirement, trains
     from suite.profiles import detect
     from suite.targets.common.artifacts import slug
 
@@ -303,12 +306,21 @@ def cmd_diagnose(args) -> int:
     ok, why = avail[profile.name]
     if not ok:
         raise UsageError(f"profile {profile.name} is not available here: {why}")
+    if args.mode == "train":
+        from suite.training import unsupported_point
+
+        why = unsupported_point(wl, _sweep_point(wl, args.param))
+        if why is None and not trains(info):
+            why = f"{info.id} has no training step (export formats and runtimes are inference artifacts)"
+        if why:
+            raise UsageError(f"bench diagnose --mode train: {why}")
     missing = missing_requirement(info)
     if missing:
         raise UsageError(f"{info.id} cannot run here: {missing}")
     params = _sweep_point(wl, args.param)
-    out = args.out or str(Path(_default_dir("results")) / "diagnoses" / f"{wl.name}-{slug(info.id)}-{profile.name}")
-    diag = diagnose(wl, info, profile, params, out, timeout_s=args.timeout,
+    out = args.out or str(Path(_default_dir("results")) / "diagnoses" / f"{wl.name}-{slug(info.id)}-{profile.name}"
+                                                                        f"{'-train' if args.mode == 'train' else ''}")
+    diag = diagnose(wl, info, profile, params, out, timeout_s=args.timeout, mode=args.mode,
                     memory_limit=int(args.worker_memory_gb * 2**30), artifacts_dir=args.artifacts,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
     point = " ".join(f"{k}={v}" for k, v in params.items())

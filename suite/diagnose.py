@@ -50,6 +50,7 @@ class NodeReport:
     verdict: str = CLEAN
     note: str = ""
     workload: str = ""  # the node's one-node workload file (work/nodes/<node>.yaml); "" when not written
+    update: dict | None = None  # train mode: the node's parameters after the steps (suite.diagnose_train)
 
 
 @dataclasses.dataclass
@@ -71,6 +72,7 @@ class Diagnosis:
     reduced: list[str] = dataclasses.field(default_factory=list)  # the smallest failing window ending there
     reduced_workload: str = ""  # its workload file (work/reduce/...)
     seconds: float = 0.0
+    mode: str = "inference"  # or train (suite.diagnose_train): gradients, walked back from the loss
 
     @property
     def localized(self) -> bool:
@@ -263,21 +265,23 @@ DIAGNOSED = ("fail", "nan", "shape_mismatch")  # the statuses a diagnosis locali
 def diagnose_cell(cell, rec: dict, root: str | Path, **kw) -> dict:
     """``--diagnose`` of bench verify / run: the diagnosis columns of a failing inference cell whose record
     is ``rec`` (it is not run again), its report under ``root``; {} for any other cell."""
-    if rec.get("status") not in DIAGNOSED or cell.mode != "inference":
+    if rec.get("status") not in DIAGNOSED or (cell.mode == "train" and cell.workload.source is not None):
         return {}
     from suite.targets.common.artifacts import slug
 
     point = "-".join(f"{k}{v}" for k, v in cell.params)
     out = Path(root) / f"{cell.workload.name}-{point}-{slug(cell.target.id)}-{cell.profile.name}"
-    diag = diagnose(cell.workload, cell.target, cell.profile, cell.params_dict, out, known=rec, **kw)
+    out = out.with_name(out.name + "-train") if cell.mode == "train" else out
+    diag = diagnose(cell.workload, cell.target, cell.profile, cell.params_dict, out, known=rec, mode=cell.mode, **kw)
     return diag.columns()
 
 
 def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s: float = 900.0,
              memory_limit: int = 0, artifacts_dir: str | None = None,
-             log: Callable[[str], None] = lambda s: None, known: dict | None = None) -> Diagnosis:
+             log: Callable[[str], None] = lambda s: None, known: dict | None = None,
+             mode: str = "inference") -> Diagnosis:
     """Runs the cell (unless ``known`` is its record already), and if it fails numerically, localizes where
-    (see the module docstring)."""
+    (see the module docstring; ``mode="train"``: suite.diagnose_train)."""
     from suite.plan import make_plan
     from suite.profiles import detect
     from suite.reference import reference_values
@@ -295,8 +299,8 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
     (out / "bundle.zip").unlink(missing_ok=True)
     avail = {profile.name: detect(profile)}
 
-    def cells_of(workload, dump: str | None = None):
-        cells = make_plan([workload], [info], {profile.name: profile}, avail, memory_limit=memory_limit)
+    def cells_of(workload, dump: str | None = None, mode: str = "inference"):
+        cells = make_plan([workload], [info], {profile.name: profile}, avail, memory_limit=memory_limit, mode=mode)
         if len(cells) > 1:  # the workload itself: the chosen point (rewritten ones sweep one point)
             cells = [c for c in cells if c.params_dict == params]
         return [dataclasses.replace(c, dump=dump) for c in cells]
@@ -307,20 +311,30 @@ def diagnose(wl, info, profile, params: dict, out_dir: str | Path, *, timeout_s:
                 memory_limit=memory_limit, artifacts_dir=artifacts_dir)
         return got
 
-    (cell,) = cells_of(wl)
+    (cell,) = cells_of(wl, mode=mode)
     if known is None:
         log(f"diagnose {cell.label}: running the cell")
         rec = run([cell])[id(cell)]
     else:
         rec = known
     diag = Diagnosis(wl.name, params, info.id, profile.name, rec.get("status"), rec.get("status_reason") or "",
-                     rec.get("stage"), out_dir=str(out))
+                     rec.get("stage"), out_dir=str(out), mode=mode)
     if diag.status == "pass":
         diag.summary = (f"no divergence: {info.id} matches the reference (max abs error {rec.get('max_abs_err'):.3g}, "
                         f"cosine {rec.get('cosine'):.6g})")
     elif diag.status not in DIAGNOSED:
         where = f" at stage {diag.stage}" if diag.stage else ""
         diag.summary = f"not a numerical divergence: {diag.status}{where}: {diag.reason}"
+    elif mode == "train":
+        from suite.diagnose_train import localize_train, make_train_bundle
+
+        localize_train(diag, wl, params, work, cells_of, run, log)
+        culprit = next((n for n in diag.nodes if n.verdict == CULPRIT), None)
+        if diag.culprit == "optimizer":  # any node alone shows it: the first one from the loss
+            culprit = next((n for n in diag.nodes if n.update and n.update["status"] in DIAGNOSED), None)
+        small = diag.reduced_workload or (culprit.workload if culprit is not None else "")
+        if small:
+            diag.bundle = str(make_train_bundle(diag, small, info, profile, out / "bundle", cells_of, run, log))
     else:
         values = _localize(diag, wl, cell, params, work, cells_of, run, log, reference_values, init_weights,
                            make_inputs, compare, tolerance_for(wl, info.dtype or "float32"))
@@ -439,14 +453,19 @@ def _cell(f: dict | None) -> str:
 
 
 def table(diag: Diagnosis) -> list[str]:
-    """The per-node table as text lines (Markdown)."""
-    lines = ["| node | op | in the graph: max abs / cosine / outside | alone: max abs / cosine / outside | verdict |",
-             "|---|---|---|---|---|"]
+    """The per-node table as text lines (Markdown); in train mode, gradients from the loss back."""
+    if diag.mode == "train":
+        lines = ["| node | op | gradient in the graph: max abs / cosine / outside | gradient alone: max abs / "
+                 "cosine / outside | update after the steps (alone) | verdict |", "|---|---|---|---|---|---|"]
+    else:
+        lines = ["| node | op | in the graph: max abs / cosine / outside | alone: max abs / cosine / outside | "
+                 "verdict |", "|---|---|---|---|---|"]
     for n in diag.nodes:
         verdict = f"**{n.verdict}**" if n.verdict == CULPRIT else n.verdict
         if n.note:
             verdict += f" ({n.note})"
-        lines.append(f"| {n.name} | {n.op} | {_cell(n.inherited)} | {_cell(n.own)} | {verdict} |")
+        update = f" {_cell(n.update)} |" if diag.mode == "train" else ""
+        lines.append(f"| {n.name} | {n.op} | {_cell(n.inherited)} | {_cell(n.own)} |{update} {verdict} |")
     return lines
 
 
@@ -454,10 +473,12 @@ def write_report(diag: Diagnosis, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(diag.as_dict(), indent=1, default=str) + "\n")
     point = " ".join(f"{k}={v}" for k, v in diag.params.items())
-    md = [f"# {diag.workload} [{point}] {diag.target} @{diag.profile}", "",
+    md = [f"# {diag.workload} [{point}] {diag.target} @{diag.profile}" + (" (train)" if diag.mode == "train" else ""),
+          "",
           f"Cell: **{diag.status}**" + (f" ({diag.reason})" if diag.reason else ""), "", diag.summary, ""]
     if diag.nodes:
-        md += table(diag) + ["", "Rerun one node alone: `bench verify -w work/nodes/<node>.yaml -t "
+        train = " --mode train" if diag.mode == "train" else ""
+        md += table(diag) + ["", f"Rerun one node alone: `bench verify{train} -w work/nodes/<node>.yaml -t "
                              f"'{diag.target}' -p {diag.profile}` (from this folder)."]
     if diag.reduced:
         md += ["", f"Reduced: {len(diag.reduced)} node(s) ({', '.join(diag.reduced)}) still {diag.status} on the "

@@ -367,6 +367,9 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
     files = [i.distribution["sha256"] for i in inputs if i.distribution["kind"] == "file"]
     if files:  # fixed input values: their content, not their path, is part of the identity
         hashed["input_files"] = files
+    train = _train(model.train, outputs, path) if model.train is not None else None
+    if train is not None and train.labels.get("distribution", {}).get("kind") == "file":
+        hashed["label_file"] = train.labels["distribution"]["sha256"]
     if source is not None:  # the model's file and weights (their content), and the factory's library version
         hashed["source_files"] = [_sha256(f) for f in (source.file, source.weights) if f]
         hashed["source_library"] = _library_version(source.factory)
@@ -374,12 +377,16 @@ def parse_workload(data: Any, path: str = "<workload>") -> Workload:
         if local:  # a user's own module beside the workload file: its content (an edited model is recomputed)
             hashed["source_module"] = _sha256(local)
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    train = _train(model.train, outputs, path) if model.train is not None else None
     wl = Workload(model.name, model.description, tuple(model.tags), model.seed, inputs, MappingProxyType(sweep),
                   nodes, outputs, _freeze(tolerance), model.classes_axis, path, digest, train, source)
     # Every sweep point must flow through the graph: shape errors surface at load time.
     for params in wl.param_grid():
-        _infer_shapes(wl, params)
+        shapes = _infer_shapes(wl, params)
+        fixed = train.labels.get("distribution", {}) if train is not None else {}
+        if fixed.get("kind") == "file" and tuple(fixed["shape"]) != tuple(shapes[train.output]):
+            at = " ".join(f"{k}={v}" for k, v in params.items())
+            _fail(path, "train.labels.distribution.path", f"array 'labels' has shape {fixed['shape']}, the output "
+                                                           f"{train.output} has {list(shapes[train.output])} at {at}")
     return wl
 
 
@@ -460,28 +467,7 @@ def _inputs(model: WorkloadModel, path: str) -> tuple[InputSpec, ...]:
 def _file_values(spec, sweep: dict, path: str, where: str) -> dict:
     """A ``kind: file`` input's distribution, checked (the array exists, its dtype kind and its shape at
     every sweep point fit) and resolved: {kind, path (absolute), sha256 of the file}."""
-    import io
-    import zipfile
-
-    import numpy as np
-
-    f = Path(spec.distribution.path).expanduser()
-    if not f.is_absolute():
-        f = (Path(path).parent if Path(path).is_file() else Path.cwd()) / f
-    problem, arr, raw = None, None, b""
-    try:
-        raw = f.read_bytes()
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            if spec.name in z.files:
-                arr = z[spec.name]
-            else:
-                problem = f"{f} has no array named {spec.name!r} (it has: {', '.join(z.files) or 'none'})"
-    except OSError as e:
-        problem = f"cannot read {f}: {e.strerror or e}"
-    except (ValueError, zipfile.BadZipFile, EOFError):
-        problem = f"{f} is not a NumPy .npz file"
-    if problem:
-        _fail(path, where, problem)
+    f, arr, sha = _npz_array(spec.distribution.path, spec.name, path, where)
     want = "iu" if spec.dtype.startswith("int") else "f"
     if arr.dtype.kind not in want:
         _fail(path, where, f"array {spec.name!r} in {f} is {arr.dtype}, the input is {spec.dtype}")
@@ -494,7 +480,35 @@ def _file_values(spec, sweep: dict, path: str, where: str) -> dict:
             at = " ".join(f"{k}={v}" for k, v in point.items())
             _fail(path, where, f"array {spec.name!r} in {f} has shape {list(arr.shape)}, the input needs "
                                f"{list(shape)} at {at}")
-    return {"kind": "file", "path": str(f.resolve()), "sha256": hashlib.sha256(raw).hexdigest()}
+    return {"kind": "file", "path": str(f.resolve()), "sha256": sha}
+
+
+def _npz_array(name: str, array: str, path: str, where: str):
+    """(file, the array named ``array`` in the .npz ``name`` (relative to the workload file), the file's
+    sha256); a missing or unreadable file or array is a SpecError at ``where``."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    f = Path(name).expanduser()
+    if not f.is_absolute():
+        f = (Path(path).parent if Path(path).is_file() else Path.cwd()) / f
+    problem, arr, raw = None, None, b""
+    try:
+        raw = f.read_bytes()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            if array in z.files:
+                arr = z[array]
+            else:
+                problem = f"{f} has no array named {array!r} (it has: {', '.join(z.files) or 'none'})"
+    except OSError as e:
+        problem = f"cannot read {f}: {e.strerror or e}"
+    except (ValueError, zipfile.BadZipFile, EOFError):
+        problem = f"{f} is not a NumPy .npz file"
+    if problem:
+        _fail(path, where, problem)
+    return f, arr, hashlib.sha256(raw).hexdigest()
 
 
 def _graph(model: WorkloadModel, input_names: set[str], path: str) -> tuple[Node, ...]:
@@ -525,6 +539,13 @@ def _train(train: TrainModel, outputs: tuple[str, ...], path: str) -> TrainSpec:
     labels: dict[str, Any] = {"seed": train.labels.seed}
     if train.loss == "mean_squared_error":
         labels["distribution"] = (train.labels.distribution or STANDARD_NORMAL).model_dump()
+        if labels["distribution"]["kind"] == "file":  # fixed labels (bench diagnose --mode train)
+            where = "train.labels.distribution.path"
+            f, arr, sha = _npz_array(labels["distribution"]["path"], "labels", path, where)
+            if arr.dtype.kind != "f":
+                _fail(path, where, f"array 'labels' in {f} is {arr.dtype}, mean_squared_error needs floats")
+            labels["distribution"] = {"kind": "file", "path": str(f.resolve()), "sha256": sha,
+                                      "shape": list(arr.shape)}
     return TrainSpec(train.loss, output, list(outputs).index(output), MappingProxyType(labels),
                      MappingProxyType(train.optimizer.model_dump()), train.steps)
 

@@ -313,6 +313,7 @@ class FileDistribution(KindedModel):
 Distribution = Annotated[Union[NormalDistribution, UniformDistribution, RandintDistribution, FileDistribution],
                          Field(discriminator="kind")]
 FloatDistribution = Annotated[Union[NormalDistribution, UniformDistribution], Field(discriminator="kind")]
+LabelDistribution = Annotated[Union[NormalDistribution, UniformDistribution, FileDistribution], Field(discriminator="kind")]
 STANDARD_NORMAL = NormalDistribution(kind="normal", mean=0.0, std=1.0)
 
 
@@ -428,7 +429,8 @@ class AdamOptimizer(KindedModel):
 
 class LabelsModel(SpecModel):
     seed: NonNegInt = 0
-    distribution: FloatDistribution = _absent("mean_squared_error only; default normal(0, 1)")
+    distribution: LabelDistribution = _absent("mean_squared_error only; default normal(0, 1); `kind: file` reads "
+                                              "the array `labels` of an .npz (bench diagnose --mode train)")
 
 
 class TrainModel(SpecModel):

@@ -150,7 +150,35 @@ class TrainResult:
     step_grads: list | None = None  # the target's gradients before each step (step_grads[0] is grads)
 
 
-def verify_train(workload, got: TrainResult, ref) -> tuple[Numerics, dict]:
+def _check_tensor(kind, name, out, r, tol, norm_tol, allowance, problems):
+    """One compared tensor: appends (status, reason) to ``problems`` when it is out of tolerance; returns
+    (|out - r|, count of elements over ``tol``), or None when out is missing, misshapen or not finite. The
+    verdict is element-wise (tol) or, with norm_tol, on the relative L2 error (||out - r|| - allowance) /
+    max(||r||, floor) of the whole tensor."""
+    if out is None:
+        problems.append(("shape_mismatch", f"{kind} {name}: the target returned none"))
+        return None
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape != r.shape:
+        problems.append(("shape_mismatch", f"{kind} {name}: shape {list(out.shape)}, expected {list(r.shape)}"))
+        return None
+    if not np.isfinite(out).all():
+        problems.append(("nan", f"{kind} {name}: {int((~np.isfinite(out)).sum())} of {out.size} values are NaN/Inf"))
+        return None
+    d = np.abs(out - r)
+    n_bad = int((d > tol).sum())
+    if norm_tol is not None:
+        rel = float(max(np.linalg.norm(d) - allowance, 0.0) / max(np.linalg.norm(r), norm_tol[1]))
+        if rel > norm_tol[0]:
+            problems.append(("fail", f"{kind} {name}: relative L2 error {rel:.2e} > {norm_tol[0]:g} "
+                                     f"(max abs error {float(d.max()):.3g})"))
+    elif n_bad:
+        problems.append(("fail", f"{kind} {name}: {n_bad} of {out.size} values outside tolerance "
+                                 f"(max abs error {float(d.max()):.3g})"))
+    return d, n_bad
+
+
+def verify_train(workload, got: TrainResult, ref, detail: dict | None = None) -> tuple[Numerics, dict]:
     """Compares a target's training steps with the float64 reference (suite.training.reference_train).
 
     Returns (Numerics, extra record fields). Checks, in order: the loss of every step against the
@@ -161,7 +189,9 @@ def verify_train(workload, got: TrainResult, ref) -> tuple[Numerics, dict]:
     taken at the target's own weights, where a ReLU decision at float32 distance from its kink may
     legitimately have gone the other way, so comparing later parameters with the reference's would
     test float32 luck. Tolerances: suite.training. The Numerics figures are the worst over all compared
-    values; the extra fields split them by kind.
+    values; the extra fields split them by kind. ``detail``, when given, receives the figures of every
+    compared tensor by ``"gradient <node>/<param>"`` / ``"parameter <node>/<param>"`` (bench diagnose
+    --mode train): status, max_abs_err, max_rel_err, cosine, mismatch_fraction, reason.
     """
     from suite.training import Optimizer
     from suite.training import TRAIN_TOLERANCES as T
@@ -195,30 +225,22 @@ def verify_train(workload, got: TrainResult, ref) -> tuple[Numerics, dict]:
         """Element-wise figures; the verdict is element-wise (tol) or, with norm_tol, on the relative
         L2 error (||out - r|| - allowance) / max(||r||, floor) of the whole tensor."""
         nonlocal bad, total, max_abs, max_rel
-        if out is None:
-            problems.append(("shape_mismatch", f"{kind} {name}: the target returned none"))
-            return None
-        out = np.asarray(out, dtype=np.float64)
-        if out.shape != r.shape:
-            problems.append(("shape_mismatch", f"{kind} {name}: shape {list(out.shape)}, expected {list(r.shape)}"))
-            return None
-        if not np.isfinite(out).all():
-            problems.append(("nan", f"{kind} {name}: {int((~np.isfinite(out)).sum())} of {out.size} values are NaN/Inf"))
-            return None
-        d = np.abs(out - r)
-        n_bad = int((d > tol).sum())
-        bad, total = bad + n_bad, total + out.size
-        max_abs = max(max_abs, float(d.max(initial=0.0)))
-        max_rel = max(max_rel, float((d / (np.abs(r) + REL_EPS)).max(initial=0.0)))
-        if norm_tol is not None:
-            rel = float(max(np.linalg.norm(d) - allowance, 0.0) / max(np.linalg.norm(r), norm_tol[1]))
-            if rel > norm_tol[0]:
-                problems.append(("fail", f"{kind} {name}: relative L2 error {rel:.2e} > {norm_tol[0]:g} "
-                                         f"(max abs error {float(d.max()):.3g})"))
-        elif n_bad:
-            problems.append(("fail", f"{kind} {name}: {n_bad} of {out.size} values outside tolerance "
-                                     f"(max abs error {float(d.max()):.3g})"))
-        return float(d.max(initial=0.0))
+        before = len(problems)
+        e = _check_tensor(kind, name, out, r, tol, norm_tol, allowance, problems)
+        if e is not None:
+            d, n_bad = e
+            bad, total = bad + n_bad, total + d.size
+            max_abs = max(max_abs, float(d.max(initial=0.0)))
+            max_rel = max(max_rel, float((d / (np.abs(r) + REL_EPS)).max(initial=0.0)))
+        if detail is not None:
+            status, reason = problems[before] if len(problems) > before else ("pass", "")
+            detail[f"{kind} {name}"] = {
+                "status": status, "reason": reason,
+                "max_abs_err": None if e is None else float(e[0].max(initial=0.0)),
+                "max_rel_err": None if e is None else float((e[0] / (np.abs(r) + REL_EPS)).max(initial=0.0)),
+                "cosine": None if e is None else cosine(np.asarray(out, dtype=np.float64), r),
+                "mismatch_fraction": None if e is None else e[1] / max(e[0].size, 1)}
+        return None if e is None else float(e[0].max(initial=0.0))
 
     g_err, g_cos, p_err = 0.0, 1.0, 0.0
     g_norm = float(np.sqrt(sum(float((g ** 2).sum()) for ps in ref.grads.values() for g in ps.values())))
@@ -237,7 +259,9 @@ def verify_train(workload, got: TrainResult, ref) -> tuple[Numerics, dict]:
     step_grads = list(got.step_grads) if got.step_grads is not None else [got.grads]
     if not problems and len(step_grads) != steps:
         problems.append(("shape_mismatch", f"{len(step_grads)} gradient sets, expected {steps} (one per step)"))
-    elif not problems:  # replay the reference optimiser on the target's gradients, in float64
+    elif not problems or (detail is not None and all(p[0] == "fail" for p in problems)):
+        # replay the reference optimiser on the target's gradients, in float64 (for ``detail`` also after a
+        # wrong loss or gradient: bench diagnose wants every update)
         replay = Optimizer(opt)
         expect = {n: dict(ps) for n, ps in ref.initial.items()}
         floor = {n: {k: np.full(v.shape, np.inf) for k, v in ps.items()} for n, ps in ref.initial.items()}

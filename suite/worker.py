@@ -65,6 +65,18 @@ def _save_outputs(path: str, outputs) -> None:
     os.replace(tmp, path)
 
 
+def _save_train(path: str, losses, step_grads, params) -> None:
+    """A target's training step for bench diagnose --mode train: ``loss`` (one per step), ``g<step>:<node>/<param>``
+    (its gradients before each step) and ``p:<node>/<param>`` (its parameters after the last step)."""
+    arrays = {"loss": np.asarray(losses, dtype=np.float64)}
+    for i, grads in enumerate(step_grads):
+        arrays.update({f"g{i}:{n}/{k}": np.asarray(v) for n, ps in grads.items() for k, v in ps.items()})
+    arrays.update({f"p:{n}/{k}": np.asarray(v) for n, ps in params.items() for k, v in ps.items()})
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def _cached_reference(wl, weights, inputs, params_key: str) -> list[np.ndarray]:
     from suite.reference import reference
 
@@ -215,8 +227,10 @@ class _Train:
                 out = built.step(prepared)
                 built.synchronize(out)
             losses.append(built.loss_value(out))
-        numerics, extra = verify_train(cell.workload, TrainResult(losses, grads, built.parameters(), step_grads),
-                                       cell.refs)
+        params = built.parameters()
+        if cell.task.get("dump"):  # for bench diagnose --mode train (suite.diagnose_train)
+            _save_train(cell.task["dump"], losses, step_grads, params)
+        numerics, extra = verify_train(cell.workload, TrainResult(losses, grads, params, step_grads), cell.refs)
         cell.train = replace(cell.train, **extra)
         return numerics, lambda: built.step(prepared)
 

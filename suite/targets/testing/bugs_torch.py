@@ -8,6 +8,9 @@ tests can prove that verification catches it; production modules carry no bug br
   same buffer, wrong axis meaning).
 * ``torch:bug-lstm-both-biases`` (train): ``bias_hh`` trained too; the forward pass and gradients agree,
   the updated bias does not.
+* ``torch:bug-relu-straight-through`` (train): a hand-written ReLU (``autograd.Function``, as in a fused or
+  custom kernel) whose backward passes the gradient through unmasked; the forward pass is right, so only
+  gradients show it, and only through the parameters before it.
 * ``torch:bug-sgd-dampening`` (train): SGD with dampening = momentum when not nesterov (torch refuses
   dampening with nesterov); the first step agrees, the second does not.
 
@@ -53,6 +56,19 @@ def _sgd_dampening(torch, params, cfg):
                            dampening=cfg["momentum"])
 
 
+def _relu_straight_through(t, a, in_shapes, w):
+    class StraightThrough(t.torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clamp_min(0)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # should be g * (x > 0)
+
+    return t.Fn(lambda m, x: StraightThrough.apply(x))
+
+
 def _gelu_default(t, a, in_shapes, w):
     return t.nn.GELU()  # approximate="none" by default: exact erf
 
@@ -77,6 +93,7 @@ BUGS = {  # target id -> a context manager that plants the bug while the product
     "torch:bug-conv-kernel": lambda: mock.patch.dict(weights.WEIGHTS, {"conv2d": _conv_kernel_hwio}),
     "torch:bug-lstm-both-biases": lambda: mock.patch.object(train, "frozen", lambda name: False),
     "torch:bug-sgd-dampening": lambda: mock.patch.dict(train.OPTIMIZERS, {"sgd": _sgd_dampening}),
+    "torch:bug-relu-straight-through": lambda: mock.patch.dict(ops.OPS, {"relu": _relu_straight_through}),
     "torch:bug-gelu-exact": lambda: mock.patch.dict(ops.OPS, {"gelu": _gelu_default}),
     "torch:bug-rope-interleaved": lambda: mock.patch.dict(ops.ROPE, {"half": ops.ROPE["interleaved"]}),
     "torch:bug-gru-gates": lambda: mock.patch.dict(weights.WEIGHTS, {"gru": _gru_gates_not_reordered}),

@@ -1,0 +1,399 @@
+"""`bench diagnose --mode train`: where a target's training step leaves the float64 reference.
+
+The backward pass is walked from the loss (reverse graph order, the nodes the loss depends on). For every
+node with trainable parameters, three questions:
+
+* **in the graph**: the target's gradient of each of the node's parameters at the first step (identical
+  starting weights) against the reference's (suite.gradients), judged by bench verify's own rule
+  (suite.verify.verify_train, tensor by tensor); the worker saves what the target computed (``Cell.dump``).
+* **alone**: the node alone in train mode, on the reference's values of its inputs (training-mode forward,
+  cast to float32) and with the reference's gradient arriving at its output. It is a one-node workload
+  whose loss is mean_squared_error against fixed labels ``y - c * g * n / 2`` (y the reference's output,
+  g the reference's dLoss/dy, n its size), whose gradient at y is exactly ``c * g``: the gradient that
+  reached the node in the graph, scaled by c to the output's magnitude (every gradient scales with it and
+  the rule is relative), so float32 rounding of the node's forward pass stays negligible beside it.
+* **update**: the node's parameters after the steps against the reference optimiser replayed in float64
+  on the target's *own* gradients: what the optimiser and the choice of trained parameters did.
+
+Verdicts, in order:
+
+1. the **culprit** is the first node from the loss whose gradient is out of tolerance alone;
+2. if every node is right alone but gradients in the graph are wrong from some node back (the one
+   nearest the loss, k), a node between k and the loss passes a wrong gradient to its inputs. Windows of
+   nodes from k forward (each with the reference's gradient at its last node) are bisected to the first
+   end whose window fails: that end is the culprit (without it the window passes), the window the repro;
+3. if every gradient matches and updated parameters do not: the optimiser when every node's update is
+   off, else the first node whose parameters alone are updated differently (e.g. a parameter trained
+   that should not be).
+
+Same folder layout as inference (suite.diagnose): report.json / report.md, work/ with the rewritten
+workloads (``bench verify --mode train -w work/nodes/<node>.yaml`` reruns one node), and a repro bundle
+for a gradient culprit. NumPy and the suite only: targets run in their workers.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from suite.diagnose import (CULPRIT, INHERITED, NOT_ISOLATED, OWN, Diagnosis, NodeReport, _ancestors, _num, _raw_graph,
+                            _slug, _write_yaml, window_workload)
+
+BAD = ("nan", "shape_mismatch", "fail")  # worst first
+
+
+def train_window_workload(wl, nodes: list, params: dict, values: dict, grad_out: np.ndarray, folder: Path,
+                          stem: str) -> tuple[Path | None, str]:
+    """``nodes`` of ``wl`` (graph order, connected, the last one the output) in train mode: what they read
+    from outside fixed to the reference's values, and a loss whose gradient at the reference's output of the
+    last node is ``grad_out`` scaled (module docstring). One step of the workload's optimiser. Returns
+    (path, "") or (None, why it cannot be cut there)."""
+    import yaml
+
+    end = nodes[-1].name
+    y = np.asarray(values[end], dtype=np.float64)
+    g = np.asarray(grad_out, dtype=np.float64)
+    if not np.abs(g).max(initial=0.0) > 0:
+        return None, "no gradient reaches it from the loss"
+    path, why = window_workload(wl, nodes, params, values, folder, stem)
+    if path is None:
+        return None, why
+    c = max(float(np.abs(y).max(initial=0.0)), 1.0) / (float(np.abs(g).max()) * y.size / 2)
+    np.savez(folder / f"{stem}.labels.npz", labels=(y - c * g * y.size / 2).astype(np.float32))
+    data = yaml.safe_load(path.read_text())
+    raw, _ = _raw_graph(wl)
+    data["description"] += (f"; train mode, with the reference's gradient at {end} (scaled by {c:.3g}) as "
+                            "mean_squared_error against fixed labels")
+    data["train"] = {"loss": "mean_squared_error", "output": end,
+                     "labels": {"distribution": {"kind": "file", "path": f"{stem}.labels.npz"}},
+                     "optimizer": raw["train"]["optimizer"], "steps": wl.train.steps}
+    _write_yaml(path, data)
+    return path, ""
+
+
+def _worst(figs: list[dict]) -> dict | None:
+    """The figures of several tensors as one: the worst status, the largest errors, the lowest cosine."""
+    if not figs:
+        return None
+    order = {s: i for i, s in enumerate(BAD)}
+    worst = min(figs, key=lambda f: order.get(f["status"], len(BAD)))
+    out = dict(worst)
+    for k, pick in (("max_abs_err", max), ("max_rel_err", max), ("cosine", min), ("mismatch_fraction", max)):
+        vals = [f[k] for f in figs if f.get(k) is not None]
+        out[k] = pick(vals) if vals else None
+    return out
+
+
+def _by_node(detail: dict, kind: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for key, fig in detail.items():
+        k, name = key.split(" ", 1)
+        if k == kind:
+            node, param = name.rsplit("/", 1)
+            out.setdefault(node, []).append(dict(fig, param=param))
+    return out
+
+
+def _load_train(path: Path):
+    """The TrainResult the worker saved (suite.worker._save_train)."""
+    from suite.verify import TrainResult
+
+    steps: dict[int, dict] = {}
+    params: dict = {}
+    with np.load(path) as z:
+        losses = list(z["loss"])
+        for key in z.files:
+            if key.startswith("g"):
+                step, name = key[1:].split(":", 1)
+                n, k = name.rsplit("/", 1)
+                steps.setdefault(int(step), {}).setdefault(n, {})[k] = z[key]
+            elif key.startswith("p:"):
+                n, k = key[2:].rsplit("/", 1)
+                params.setdefault(n, {})[k] = z[key]
+    step_grads = [steps[i] for i in sorted(steps)]
+    return TrainResult(losses, step_grads[0] if step_grads else {}, params, step_grads)
+
+
+def reference_point(wl, params: dict):
+    """(TrainReference, training-mode values, dLoss/dvalue) of the first step, as the reference computes them
+    (float32-rounded starting weights, as suite.training.reference_train)."""
+    from suite.gradients import backprop, train_forward
+    from suite.training import classes_axis, loss_and_grad, make_labels, reference_train
+    from suite.weights import init_weights, make_inputs
+
+    weights = init_weights(wl, params)
+    inputs = make_inputs(wl, params)
+    labels = make_labels(wl, params)
+    ref = reference_train(wl, weights, inputs, labels)
+    w = {n: {k: np.asarray(v, np.float32).astype(np.float64) for k, v in p.items()} for n, p in weights.items()}
+    values = train_forward(wl, w, inputs, training=True)
+    _, seed = loss_and_grad(wl.train.loss, values[wl.train.output], labels, classes_axis(wl))
+    vgrads, _ = backprop(wl, w, values, {wl.train.output: seed}, training=True)
+    return ref, values, vgrads
+
+
+def localize_train(diag: Diagnosis, wl, params: dict, work: Path, cells_of, run, log) -> dict:
+    """Fills ``diag`` (nodes, verdicts, culprit, summary); returns the reference's values (for the bundle)."""
+    from suite.spec import load_workload
+    from suite.training import trainable
+    from suite.verify import verify_train
+    from suite.weights import init_weights
+
+    ref, values, vgrads = reference_point(wl, params)
+    has_params = set(trainable(wl, init_weights(wl, params)))
+    reached = _ancestors(wl, wl.train.output)
+    order = [n for n in reversed(wl.nodes) if n.name in reached]  # the backward pass, from the loss
+    work.mkdir(parents=True, exist_ok=True)
+    dump = work / "train.out.npz"
+    dump.unlink(missing_ok=True)
+    (whole,) = cells_of(wl, str(dump), mode="train")
+    jobs, node_cells, paths, notes, stems = [whole], {}, {}, {}, set()
+    for node in order:
+        if node.name not in has_params:
+            notes[node.name] = "no parameters: its backward shows in the gradients of the nodes before it"
+            continue
+        stem = _slug(node.name)
+        stem = f"{stem}_{len(stems)}" if stem in stems else stem
+        stems.add(stem)
+        path, why = train_window_workload(wl, [node], params, values, vgrads.get(node.name, 0.0), work / "nodes", stem)
+        paths[node.name] = str(path or "")
+        if path is None:
+            notes[node.name] = why
+            continue
+        (node_cells[node.name],) = cells_of(load_workload(path), str(path.with_suffix(".out.npz")), mode="train")
+        jobs.append(node_cells[node.name])
+    log(f"diagnose (train) {whole.label}: {len(order)} nodes from the loss back: the training step once, and "
+        f"{len(node_cells)} nodes with parameters alone")
+    recs = run(jobs)
+    detail: dict = {}
+    if dump.exists():
+        verify_train(wl, _load_train(dump), ref, detail)
+    grads, updates = _by_node(detail, "gradient"), _by_node(detail, "parameter")
+    for node in order:
+        own, update = None, _worst(updates.get(node.name, []))
+        if node.name in node_cells:
+            own, own_update = _alone(node_cells[node.name], recs[id(node_cells[node.name])])
+            update = own_update or update
+        rep = NodeReport(node.name, node.op, _worst(grads.get(node.name, [])), own, note=notes.get(node.name, ""),
+                         workload=paths.get(node.name, ""), update=update)
+        diag.nodes.append(rep)
+    whole_rec = recs[id(whole)]
+    _train_verdicts(diag, wl, params, values, vgrads, work, cells_of, run, log,
+                    None if detail else whole_rec)
+    return values
+
+
+def _alone(cell, rec: dict) -> tuple[dict | None, dict | None]:
+    """(gradient figures, update figures) of a node run alone in train mode: its saved step checked
+    tensor by tensor against its own float64 reference; the record's status when it did not run."""
+    from suite.training import make_labels, reference_train
+    from suite.verify import verify_train
+    from suite.weights import init_weights, make_inputs
+
+    if rec.get("status") not in ("pass",) + BAD or not Path(cell.dump).exists():
+        return {"status": rec.get("status"), "max_abs_err": None, "max_rel_err": None, "cosine": None,
+                "mismatch_fraction": None, "reason": rec.get("status_reason") or ""}, None
+    wl, params = cell.workload, cell.params_dict
+    ref = reference_train(wl, init_weights(wl, params), make_inputs(wl, params), make_labels(wl, params))
+    detail: dict = {}
+    verify_train(wl, _load_train(Path(cell.dump)), ref, detail)
+    grads = [f for k, f in detail.items() if k.startswith("gradient ")]
+    updates = [f for k, f in detail.items() if k.startswith("parameter ")]
+    return _worst(grads), _worst(updates)
+
+
+def _train_verdicts(diag: Diagnosis, wl, params, values, vgrads, work: Path, cells_of, run, log,
+                    whole_failed: dict | None) -> None:
+    for n in diag.nodes:
+        own = n.own["status"] if n.own else None
+        if own in BAD:
+            n.verdict = OWN
+        elif n.own and own != "pass":
+            n.verdict = NOT_ISOLATED
+            n.note = n.note or f"{own}: {n.own['reason']}"
+        elif n.inherited and n.inherited["status"] in BAD:
+            n.verdict = INHERITED
+    first = next((n for n in diag.nodes if n.verdict == OWN), None)
+    if first is not None:
+        first.verdict = CULPRIT
+        diag.culprit, diag.culprit_op = first.name, first.op
+        before = sum(n.verdict == INHERITED for n in diag.nodes[diag.nodes.index(first) + 1:])
+        diag.summary = (f"culprit: {first.name} ({first.op}): with the reference's inputs and the reference's "
+                        f"gradient at its output, its parameter gradients are already out of tolerance "
+                        f"({first.own['status']}, max abs error {_num(first.own.get('max_abs_err'))}); "
+                        f"{before} node(s) before it inherit it")
+    elif any(n.verdict == INHERITED for n in diag.nodes):
+        _reduce_backward(diag, wl, params, values, vgrads, work, cells_of, run, log)
+    else:
+        off = [n for n in diag.nodes if n.update and n.update["status"] in BAD]
+        updated = [n for n in diag.nodes if n.update]
+        if off and len(off) == len(updated) > 1:
+            opt = wl.train.optimizer
+            for n in off:
+                n.verdict, n.note = OWN, n.note or "updated wrong"
+            diag.culprit, diag.culprit_op = "optimizer", opt["kind"]
+            diag.summary = (f"culprit: the optimizer ({opt['kind']}): every gradient matches the reference, but the "
+                            f"parameters of all {len(updated)} nodes after {wl.train.steps} step(s) differ from the "
+                            f"reference optimiser replayed on the target's own gradients ({off[0].update['reason']})")
+        elif off:
+            n = off[0]  # the first from the loss
+            n.verdict = CULPRIT
+            for m in off[1:]:
+                m.verdict = OWN
+            diag.culprit, diag.culprit_op = n.name, n.op
+            also = [m.name for m in off[1:]]
+            diag.summary = (f"culprit: {n.name} ({n.op}): its gradients match the reference; its parameters after "
+                            f"{wl.train.steps} step(s) do not ({n.update['reason']}), while other nodes' are "
+                            f"right: what is trained or updated at this op differs"
+                            + (f"; also updated wrong: {', '.join(also)}" if also else ""))
+        else:
+            diag.summary = ("no node's gradient or update is out of tolerance: the divergence is in the loss alone"
+                            if whole_failed is None else "the training step's gradients were not saved")
+    unisolated = [n.name for n in diag.nodes if n.verdict == NOT_ISOLATED]
+    if unisolated:
+        diag.summary += f"; not isolated: {', '.join(unisolated)}"
+    if whole_failed is not None:
+        diag.summary += (f"; the training step did not run to the end ({whole_failed.get('status')}: "
+                         f"{(whole_failed.get('status_reason') or '').splitlines()[0] if whole_failed.get('status_reason') else ''})")
+
+
+def _descendants(wl, name: str) -> set[str]:
+    out, changed = {name}, True
+    while changed:
+        changed = False
+        for n in wl.nodes:
+            if n.name not in out and any(s in out for s in n.inputs):
+                out.add(n.name)
+                changed = True
+    return out
+
+
+def _reduce_backward(diag: Diagnosis, wl, params, values, vgrads, work: Path, cells_of, run, log) -> None:
+    """Every node is right alone, gradients in the graph are wrong from node k back: bisect the end of the
+    window k..end (nodes that depend on k and that the loss depends on, graph order) to the first end whose
+    window fails; that end passes a wrong gradient back (module docstring)."""
+    from suite.spec import load_workload
+
+    k = next(n for n in diag.nodes if n.verdict == INHERITED)
+    reach = _ancestors(wl, wl.train.output) & _descendants(wl, k.name)
+    chain = [n for n in wl.nodes if n.name in reach]  # chain[0] is k
+    diag.drift = k.name
+    tried: dict[int, tuple] = {}
+
+    def probe(j: int):
+        if j not in tried:
+            keep = _ancestors(wl, chain[j].name) & reach
+            subset = [n for n in chain if n.name in keep]
+            path, why = train_window_workload(wl, subset, params, values, vgrads.get(chain[j].name, 0.0),
+                                              work / "reduce", f"to_{_slug(chain[j].name)}")
+            status = None
+            if path is not None:
+                (c,) = cells_of(load_workload(path), mode="train")
+                status = run([c])[id(c)].get("status")
+            log(f"diagnose (train): {len(subset)} node(s) from {k.name} to {chain[j].name}: {status or why}")
+            tried[j] = (subset, path, status)
+        return tried[j]
+
+    head = (f"every node with parameters is right alone, but in the graph the gradients of {k.name} ({k.op}) "
+            f"and before are out of tolerance: the gradient reaching {k.name} from the loss is wrong")
+    last = len(chain) - 1
+    if last == 0 or probe(last)[2] not in BAD:
+        diag.summary = head + (f"; not reduced: from {k.name} to the output, cut out on the reference's inputs, it "
+                               f"is {probe(last)[2] if last else 'the node alone'}")
+        return
+    lo, hi = 0, last  # lo passes (k alone, checked above), hi fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if probe(mid)[2] in BAD:
+            hi = mid
+        else:
+            lo = mid
+    subset, path, status = probe(hi)
+    end = chain[hi]
+    rep = next((n for n in diag.nodes if n.name == end.name), None)
+    if rep is not None:
+        rep.verdict, rep.note = CULPRIT, "passes a wrong gradient back (reduced window)"
+    diag.culprit, diag.culprit_op = end.name, end.op
+    diag.reduced, diag.reduced_workload = [n.name for n in subset], str(path)
+    diag.summary = (head + f"; culprit: {end.name} ({end.op}) passes a wrong gradient back: the window "
+                    f"{k.name}..{end.name} ({len(subset)} nodes) {status} with the reference's gradient at its end, "
+                    f"the window that stops before it passes ({len(tried)} cells)")
+
+
+def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: Path, cells_of, run, log) -> Path:
+    """The culprit's train-mode workload (one node, or the reduced window) with its inputs and labels, the
+    float64 reference's gradients and the target's, a README; zipped beside the folder."""
+    import yaml
+
+    from suite.spec import load_workload
+    from suite.training import make_labels, reference_train
+    from suite.verify import verify_train
+    from suite.weights import init_weights, make_inputs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wl = load_workload(small_path)
+    params = wl.param_grid()[0]
+    (cell,) = cells_of(wl, str(folder / "actual.npz"), mode="train")
+    rec = run([cell])[id(cell)]
+    weights, inputs, labels = init_weights(wl, params), make_inputs(wl, params), make_labels(wl, params)
+    ref = reference_train(wl, weights, inputs, labels)
+    np.savez(folder / "inputs.npz", **inputs)
+    np.savez(folder / "labels.npz", labels=labels)
+    np.savez(folder / "weights.npz", **{f"{n}.{k}": v for n, p in weights.items() for k, v in p.items()})
+    np.savez(folder / "reference.npz", loss=np.asarray(ref.losses),
+             **{f"grad.{n}.{k}": v for n, p in ref.grads.items() for k, v in p.items()},
+             **{f"param.{n}.{k}": v for n, p in ref.params.items() for k, v in p.items()})
+    worst = []
+    if (folder / "actual.npz").exists():
+        got = _load_train(folder / "actual.npz")
+        np.savez(folder / "actual.npz", loss=np.asarray(got.losses, np.float64),
+                 **{f"grad.{n}.{k}": np.asarray(v) for n, p in got.grads.items() for k, v in p.items()},
+                 **{f"param.{n}.{k}": np.asarray(v) for n, p in got.params.items() for k, v in p.items()})
+        detail: dict = {}
+        verify_train(wl, got, ref, detail)
+        worst = sorted(((k, f) for k, f in detail.items() if f["status"] in BAD),
+                       key=lambda kf: -(kf[1]["max_abs_err"] or 0))
+    data = yaml.safe_load(Path(wl.path).read_text())
+    for entry in data["inputs"]:
+        entry["distribution"] = {"kind": "file", "path": "inputs.npz"}
+    data["train"]["labels"] = {"distribution": {"kind": "file", "path": "labels.npz"}}
+    data["name"] = _slug(f"{diag.workload}_{diag.culprit}_train_repro")
+    _write_yaml(folder / "workload.yaml", data)
+    nodes = " → ".join(f"`{n.name}` ({n.op})" for n in wl.nodes)
+    shapes = ", ".join(f"{s.name} {list(wl.shapes(params)[s.name])} {s.dtype}" for s in wl.inputs)
+    last = wl.nodes[-1]
+    if diag.culprit == "optimizer":
+        title = f"the {diag.culprit_op} optimizer's update is wrong"
+    elif len(wl.nodes) > 1:
+        title = f"`{last.op}` (`{last.name}`) passes a wrong gradient back"
+    elif any(k.startswith("gradient ") for k, _ in worst):
+        title = f"the gradient of `{last.op}` is wrong"
+    else:
+        title = f"the update of `{last.op}`'s parameters is wrong"
+    lines = [f"# {info.id}: {title}", "",
+             f"Found by `bench diagnose --mode train` in the workload `{diag.workload}` (culprit `{diag.culprit}`), "
+             f"profile `{profile.name}`. This folder holds {'that node' if len(wl.nodes) == 1 else 'the window'} "
+             "alone, on the values its inputs had there, with a mean squared error loss whose gradient at its "
+             "output is the one that reached it in the graph (scaled).", "",
+             f"- nodes: {nodes}", f"- inputs: {shapes}",
+             f"- expected (NumPy float64: hand-written backward pass, the optimiser replayed on the target's own "
+             f"gradients; `reference.npz`) vs actual (`actual.npz`): "
+             f"**{rec.get('status')}**, {rec.get('status_reason') or ''}",
+             *(f"  - {k}: max abs error {_num(f['max_abs_err'])}, cosine {_num(f['cosine'], '.6g')}"
+               for k, f in worst[:5]),
+             f"- versions: `{rec.get('versions') or '{}'}`", "",
+             "Files: `workload.yaml` (the suite's workload, `train:` section included), `inputs.npz`, `labels.npz`, "
+             "`weights.npz` (its parameters, float64, canonical layout: `<node>.<param>`), `reference.npz` and "
+             "`actual.npz` (`loss` per step, `grad.<node>.<param>` of the first step, `param.<node>.<param>` after the "
+             "last; the check of the parameters replays the reference optimiser on the target's own gradients, so "
+             "the reference's `param.*` are the float64 trajectory, shown for scale).", "",
+             "Reproduce with the suite:", "", "```sh",
+             f"bench verify --mode train -w workload.yaml -t '{info.id}' -p {profile.name}", "```", "",
+             "No standalone script in train mode: the suite's command above reproduces it."]
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+    (folder / "record.json").write_text(json.dumps({k: rec.get(k) for k in ("status", "status_reason", "versions")},
+                                                   indent=1) + "\n")
+    shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
+    return folder
