@@ -430,12 +430,17 @@ def _verdicts(diag: Diagnosis, whole_failed: dict | None) -> None:
                             f"at {drift.name} ({drift.op}), max abs error {_num(drift.inherited.get('max_abs_err'))}")
         else:
             diag.summary = "no node is out of tolerance, alone or in the graph: the divergence was not localized"
+    summary_tail(diag, whole_failed, "the graph with every node an output did not run")
+
+
+def summary_tail(diag: Diagnosis, whole_failed: dict | None, what: str) -> None:
+    """Appends the nodes that could not run alone, and why the whole (``what``) did not run, if it did not."""
     unisolated = [n.name for n in diag.nodes if n.verdict == NOT_ISOLATED]
     if unisolated:
         diag.summary += f"; not isolated: {', '.join(unisolated)}"
     if whole_failed is not None:
-        diag.summary += (f"; the graph with every node an output did not run ({whole_failed.get('status')}: "
-                         f"{(whole_failed.get('status_reason') or '').splitlines()[0] if whole_failed.get('status_reason') else ''})")
+        reason = (whole_failed.get("status_reason") or "").splitlines()
+        diag.summary += f"; {what} ({whole_failed.get('status')}: {reason[0] if reason else ''})"
 
 
 def _num(v, fmt: str = ".3g") -> str:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.diagnose import (CULPRIT, INHERITED, NOT_ISOLATED, OWN, Diagnosis, NodeReport, _ancestors, _num, _raw_graph,
-                            _slug, _write_yaml, window_workload)
+                            _slug, _write_yaml, summary_tail, window_workload)
 
 BAD = ("nan", "shape_mismatch", "fail")  # worst first
 
@@ -251,12 +251,7 @@ def _train_verdicts(diag: Diagnosis, wl, params, values, vgrads, work: Path, cel
         else:
             diag.summary = ("no node's gradient or update is out of tolerance: the divergence is in the loss alone"
                             if whole_failed is None else "the training step's gradients were not saved")
-    unisolated = [n.name for n in diag.nodes if n.verdict == NOT_ISOLATED]
-    if unisolated:
-        diag.summary += f"; not isolated: {', '.join(unisolated)}"
-    if whole_failed is not None:
-        diag.summary += (f"; the training step did not run to the end ({whole_failed.get('status')}: "
-                         f"{(whole_failed.get('status_reason') or '').splitlines()[0] if whole_failed.get('status_reason') else ''})")
+    summary_tail(diag, whole_failed, "the training step did not run to the end")
 
 
 def _descendants(wl, name: str) -> set[str]:
