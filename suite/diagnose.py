@@ -16,7 +16,8 @@ The **culprit** is the first node whose own error is out of the target's toleran
 tolerance only through its inputs *inherits*. If no node is out of tolerance on its own but the result
 is, the error accumulates (rounding over many nodes), and the report names the first node where the
 inherited error leaves the tolerance, then reduces it to the smallest window of nodes ending there that
-still fails on the reference's inputs (:func:`reduce_window`, a bisection of its first node).
+still fails on the reference's inputs (:func:`reduce_window`, a bisection of its first node, then
+delta debugging over the sub-graphs of that window).
 A passing cell gives "no divergence"; a cell that errors, is
 unsupported, crashes or times out gives its stage and message, not a localization.
 
@@ -212,7 +213,8 @@ def reduce_window(diag: Diagnosis, wl, params: dict, values: dict, work: Path, c
     error leaves the tolerance (``diag.drift``) that still fails the same way on the reference's values of
     what it reads. Bisection over the window's first node (in graph order, ancestors of the end only): the
     window from the first node is the whole prefix (it fails: the graph did), the end alone passes (no
-    culprit); each probe is one isolated cell through the target's route. Returns the window's workload
+    culprit); each probe is one isolated cell through the target's route. Then :func:`ddmin` cuts what the
+    window holds that the failure does not need (a branch beside the path that drifts). Returns the workload
     (loaded), or None when even the prefix does not fail cut out of the graph."""
     from suite.spec import load_workload
 
@@ -220,17 +222,24 @@ def reduce_window(diag: Diagnosis, wl, params: dict, values: dict, work: Path, c
     end = names.index(diag.drift)
     keep = _ancestors(wl, diag.drift)
     tried: dict[int, tuple] = {}
+    seen: dict[frozenset, tuple] = {}  # every cell run, by its node set
 
-    def probe(start: int):
-        if start not in tried:
-            subset = [n for n in wl.nodes[start:end + 1] if n.name in keep]
-            path, why = window_workload(wl, subset, params, values, work / "reduce", f"from_{_slug(names[start])}")
+    def test(subset: list, stem: str):
+        key = frozenset(n.name for n in subset)
+        if key not in seen:
+            path, why = window_workload(wl, subset, params, values, work / "reduce", stem)
             status = None
             if path is not None:
                 (c,) = cells_of(load_workload(path))
                 status = run([c])[id(c)].get("status")
-            log(f"diagnose: {len(subset)} node(s) from {names[start]} to {diag.drift}: {status or why}")
-            tried[start] = (subset, path, status)
+            log(f"diagnose: {len(subset)} node(s) {subset[0].name}..{diag.drift}: {status or why}")
+            seen[key] = (path, status)
+        return seen[key]
+
+    def probe(start: int):
+        if start not in tried:
+            subset = [n for n in wl.nodes[start:end + 1] if n.name in keep]
+            tried[start] = (subset, *test(subset, f"from_{_slug(names[start])}"))
         return tried[start]
 
     if probe(0)[2] != diag.status:
@@ -245,10 +254,52 @@ def reduce_window(diag: Diagnosis, wl, params: dict, values: dict, work: Path, c
         else:
             hi = mid
     subset, path, _ = probe(lo)
+    if len(subset) > 2:  # then cut what the window holds that the failure does not need (branches)
+        subset, path = ddmin(subset, lambda sub, i: test(sub, f"dd{i}"), diag.status, path)
     diag.reduced, diag.reduced_workload = [n.name for n in subset], str(path)
     diag.summary += (f"; reduced to {len(subset)} node(s) that still {diag.status} on the reference's inputs: "
-                     f"{', '.join(diag.reduced)} ({len(tried)} cells; one node fewer passes)")
+                     f"{', '.join(diag.reduced)} ({len(seen)} cells; without any one of them it does not {diag.status})")
     return load_workload(path)
+
+
+def connected(nodes: list) -> list:
+    """``nodes`` (graph order) pruned to the last one and what it reads within them: a node whose consumers
+    were all removed would be dead (its consumers read the reference's value instead)."""
+    inside = {n.name: n for n in nodes}
+    live, todo = set(), [nodes[-1].name]
+    while todo:
+        name = todo.pop()
+        if name in live or name not in inside:
+            continue
+        live.add(name)
+        todo.extend(inside[name].inputs)
+    return [n for n in nodes if n.name in live]
+
+
+def ddmin(nodes: list, test, status: str, path) -> tuple[list, object]:
+    """Delta debugging (Zeller's ddmin, complements only) over the nodes before the last one: removes chunks
+    of them while the rest (:func:`connected`: what a removed node fed reads the reference's value) still
+    gives ``status``. Sub-graphs, not windows: a branch that does not matter is cut while the path that does
+    is kept. ``test(subset, i)`` -> (path, status) runs one cell (memoised by the caller). Returns the
+    1-minimal nodes (no single node can go) and their workload path."""
+    body, last, n, i = nodes[:-1], nodes[-1], 2, 0
+    while body:
+        n = min(n, len(body))
+        size = -(-len(body) // n)
+        chunks = [body[k:k + size] for k in range(0, len(body), size)]
+        for chunk in chunks:
+            gone = {m.name for m in chunk}
+            rest = connected([m for m in body if m.name not in gone] + [last])
+            i += 1
+            p, got = test(rest, i)
+            if got == status:
+                body, path, n = rest[:-1], p, max(n - 1, 2)
+                break
+        else:
+            if size == 1:
+                break
+            n = min(n * 2, len(body))
+    return body + [last], path
 
 
 def _figures(n) -> dict:

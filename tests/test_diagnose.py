@@ -276,6 +276,30 @@ def test_an_accumulated_divergence_is_reduced_to_the_smallest_failing_window(tmp
     assert bench("verify", "-w", str(tmp_path / "shorter.yaml"), "-t", "test:drift", "-p", "cpu").returncode == 0
 
 
+# a branch joins the drifting path just before it leaves the tolerance: the window of nodes in graph order from
+# f1 holds g1 too; delta debugging cuts it (m then reads g1's reference value)
+BRANCHY = [{"name": "a1", "op": "relu", "input": "x"}, {"name": "b1", "op": "tanh", "input": "x"},
+           {"name": "f1", "op": "dense", "input": "a1", "units": 12, "use_bias": False},
+           {"name": "g1", "op": "relu", "input": "b1"}, {"name": "m", "op": "add", "inputs": ["f1", "g1"]},
+           {"name": "f2", "op": "dense", "input": "m", "units": 12, "use_bias": False}]
+
+
+def test_delta_debugging_cuts_a_branch_the_window_holds(tmp_path):
+    wl = _workload(tmp_path, "branchy", BRANCHY, X, ["f2"])
+    spec = yaml.safe_load(wl.read_text())
+    wl.write_text(yaml.safe_dump({**spec, "tolerance": {"rtol": 1e-4, "atol": 1e-9}}))
+    out = tmp_path / "diag"
+    r = bench("diagnose", "-w", str(wl), "-t", "test:drift", "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    rep = _report(out)
+    assert rep["culprit"] is None and rep["drift"] == "m", rep["summary"]
+    assert "3 node(s) f1..m: fail" in r.stderr  # the bisected window: f1, g1, m
+    assert rep["reduced"] == ["f1", "m"], rep["summary"]
+    window = load_workload(rep["reduced_workload"])
+    assert [n.name for n in window.nodes] == ["f1", "m"] and sorted(s.name for s in window.inputs) == ["a1", "g1"]
+    assert bench("verify", "-w", rep["reduced_workload"], "-t", "test:drift", "-p", "cpu").returncode == 1
+
+
 @pytest.mark.parametrize("args,message", [
     (["-w", "mlp_classifier", "-t", "no:such"], "unknown target"),
     (["-w", "no_such_workload", "-t", "test:numpy"], "no_such_workload"),
