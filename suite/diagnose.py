@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import re
 import shutil
 import time
@@ -570,6 +571,66 @@ def _batch_one(wl, folder: Path) -> Path | None:
     return path
 
 
+SHRINK_CELLS = 4  # at most this many cells try smaller sizes for a bundle ($BENCH_DIAGNOSE_SHRINK_CELLS; 0: none)
+
+
+def _shrink(wl, rec: dict, expect: str, folder: Path, cells_of, run, log) -> tuple:
+    """The bundle's workload made smaller still: each axis of its fixed inputs after the batch (sequence,
+    channels or features, height, width) cut in turn, in every input of that size on that axis, to 1 and
+    else to half, while the workload still loads (the ops allow the shape) and the cell still gives
+    ``expect``; at most SHRINK_CELLS cells. A smaller feature or channel count gives the node new seeded
+    weights of the new shape: the repro needs the failure, not those numbers. Returns (workload, record,
+    what was shrunk) of the smallest that still fails, its outputs in ``folder/actual.npz``."""
+    import yaml
+
+    from suite.spec import SpecError, load_workload
+
+    budget = int(os.environ.get("BENCH_DIAGNOSE_SHRINK_CELLS", SHRINK_CELLS))
+    if budget <= 0 or any(s.distribution["kind"] != "file" for s in wl.inputs):
+        return wl, rec, ""
+    arrays = {}
+    for spec in wl.inputs:
+        with np.load(spec.distribution["path"]) as z:
+            arrays[spec.name] = z[spec.name]
+    before = ", ".join(f"{n} {list(a.shape)}" for n, a in arrays.items())
+    tries, rank = 0, max(a.ndim for a in arrays.values())
+    for axis in range(1, rank):
+        for to_one in (True, False):
+            size = next(a.shape[axis] for a in arrays.values() if a.ndim > axis)
+            if size < 2 or tries >= budget:
+                break
+            keep = 1 if to_one else size // 2
+            if not to_one and keep == 1:
+                break  # 1 was just tried
+            cut = {n: a.take(range(keep), axis=axis) if a.ndim > axis and a.shape[axis] == size else a
+                   for n, a in arrays.items()}
+            sub = folder / f"shrink{tries}"
+            sub.mkdir(parents=True, exist_ok=True)
+            np.savez(sub / "inputs.npz", **cut)
+            data = yaml.safe_load(Path(wl.path).read_text())
+            for entry in data["inputs"]:
+                entry["shape"] = ["batch", *cut[entry["name"]].shape[1:]]
+                entry["distribution"] = {"kind": "file", "path": "inputs.npz"}
+            _write_yaml(sub / "workload.yaml", data)
+            try:
+                cand = load_workload(sub / "workload.yaml")
+            except SpecError as e:
+                log(f"diagnose: axis {axis} at {keep}: {str(e).splitlines()[0]}")
+                continue
+            tries += 1
+            (cell,) = cells_of(cand, str(sub / "actual.npz"))
+            got = run([cell])[id(cell)]
+            shapes = ", ".join(f"{n} {list(a.shape)}" for n, a in cut.items())
+            log(f"diagnose: {shapes}: {got.get('status')}")
+            if got.get("status") == expect:
+                wl, rec, arrays = cand, got, cut
+                if (sub / "actual.npz").exists():
+                    shutil.copyfile(sub / "actual.npz", folder / "actual.npz")
+                break  # this axis is as small as it gets
+    after = ", ".join(f"{n} {list(a.shape)}" for n, a in arrays.items())
+    return wl, rec, (f"shrunk from {before} to {after}, {tries} cells" if after != before else "")
+
+
 def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of, run, log,
                 artifacts_dir: str | None) -> Path:
     """The culprit alone, as small as it still fails (batch 1 if it still fails there), with everything an
@@ -598,10 +659,13 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
             wl, rec = cand, got  # its run is the bundle's: outputs saved, figures in hand
         else:
             why_full = f"at batch 1 it is {got.get('status')}, so the bundle keeps batch {node_wl.sweep['batch'][0]}"
-    params = wl.param_grid()[0]
     if rec is None:
         (cell,) = cells_of(wl, str(folder / "actual.npz"))
         rec = run([cell])[id(cell)]
+    if rec.get("status") == expect:
+        wl, rec, shrunk = _shrink(wl, rec, expect, folder, cells_of, run, log)
+        why_full = "; ".join(w for w in (why_full, shrunk) if w)
+    params = wl.param_grid()[0]
     weights = init_weights(wl, params)
     inputs = make_inputs(wl, params)
     ref = reference_values(wl, weights, inputs)
@@ -617,7 +681,8 @@ def make_bundle(diag: Diagnosis, node_wl, info, profile, folder: Path, cells_of,
         entry["distribution"] = {"kind": "file", "path": "inputs.npz"}
     data["name"] = _slug(f"{diag.workload}_{diag.culprit or diag.drift}_repro")
     _write_yaml(folder / "workload.yaml", data)
-    shutil.rmtree(folder / "b1", ignore_errors=True)
+    for tried in [folder / "b1", *folder.glob("shrink*")]:
+        shutil.rmtree(tried, ignore_errors=True)
     has_artifact = False
     if is_export_target(info):
         root = Path(artifacts_dir) if artifacts_dir else cache_root() / "artifacts"
@@ -708,6 +773,7 @@ artifact's layout), compares with reference.npz (NumPy float64 of the same op on
 Exit 1 when it mismatches.
 """
 import json
+import os
 import re
 import sys
 from pathlib import Path

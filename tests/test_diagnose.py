@@ -5,6 +5,7 @@ divergence"; an error gives its stage, not a localization; bad input is one line
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -180,7 +181,8 @@ def test_a_wrong_export_is_localized_through_the_route(tmp_path):
     skip_if_missing(target)
     wl = _workload(tmp_path, "pool_net", CONV, IMG, ["head"])
     out = tmp_path / "diag"
-    r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out))
+    r = bench("diagnose", "-w", str(wl), "-t", target, "--out", str(out),
+              env={**os.environ, "BENCH_DIAGNOSE_SHRINK_CELLS": "4"})  # the bundle tries smaller sizes
     assert r.returncode == 1, r.stderr
     rep = _report(out)
     assert rep["culprit"] == "pool" and rep["culprit_op"] == "avg_pool2d", rep["summary"]
@@ -195,7 +197,11 @@ def test_a_wrong_export_is_localized_through_the_route(tmp_path):
     bundle = out / "bundle"
     assert rep["bundle"] == str(bundle) and (out / "bundle.zip").is_file()
     assert (bundle / "artifact" / "model.onnx").is_file()
+    # ... and smaller than batch 1: channels and height cut to 1, width to half (at 1 the pool is right), in 4 cells
+    small = load_workload(bundle / "workload.yaml")
+    assert small.shapes(small.param_grid()[0])["act"] == (1, 1, 1, 4), r.stderr
     readme = (bundle / "README.md").read_text()
+    assert "shrunk from act [1, 4, 9, 9] to act [1, 1, 1, 4], 4 cells" in readme
     assert "`avg_pool2d` is wrong on its own" in readme and "python repro_onnxruntime.py" in readme
     blocked = ("import os, sys; sys.modules['suite'] = None; f = os.path.abspath('repro_onnxruntime.py'); "
                "exec(compile(open(f).read(), f, 'exec'), {'__file__': f, '__name__': '__main__'})")
