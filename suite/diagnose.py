@@ -198,7 +198,11 @@ def window_workload(wl, nodes: list, params: dict, values: dict[str, np.ndarray]
 
 def _ancestors(wl, name: str) -> set[str]:
     """``name`` and every node it depends on."""
-    by_name = {n.name: n for n in wl.nodes}
+    return _upstream({n.name: n for n in wl.nodes}, name)
+
+
+def _upstream(by_name: dict, name: str) -> set[str]:
+    """``name`` and every node of ``by_name`` it reaches through inputs that are in ``by_name``."""
     out, todo = set(), [name]
     while todo:
         n = todo.pop()
@@ -266,14 +270,7 @@ def reduce_window(diag: Diagnosis, wl, params: dict, values: dict, work: Path, c
 def connected(nodes: list) -> list:
     """``nodes`` (graph order) pruned to the last one and what it reads within them: a node whose consumers
     were all removed would be dead (its consumers read the reference's value instead)."""
-    inside = {n.name: n for n in nodes}
-    live, todo = set(), [nodes[-1].name]
-    while todo:
-        name = todo.pop()
-        if name in live or name not in inside:
-            continue
-        live.add(name)
-        todo.extend(inside[name].inputs)
+    live = _upstream({n.name: n for n in nodes}, nodes[-1].name)
     return [n for n in nodes if n.name in live]
 
 

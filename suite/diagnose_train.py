@@ -358,6 +358,19 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
     _write_yaml(folder / "workload.yaml", data)
     nodes = " → ".join(f"`{n.name}` ({n.op})" for n in wl.nodes)
     shapes = ", ".join(f"{s.name} {list(wl.shapes(params)[s.name])} {s.dtype}" for s in wl.inputs)
+    script_lines = ["No standalone script for this bundle: the scripts build one node with parameters, in "
+                    "PyTorch, and check its gradients; the suite's command above reproduces it."]
+    if worst and any(k.startswith("gradient ") for k, _ in worst):
+        from suite.standalone import NotStandalone
+
+        try:
+            made = torch_train_script(info, wl, diag, folder, profile)
+        except NotStandalone as e:
+            made, script_lines = None, [f"No standalone script: the op's torch code cannot be copied out ({e})."]
+        if made is not None:
+            (folder / made[0]).write_text(made[1])
+            script_lines = ["Reproduce without the suite (NumPy and PyTorch only; exit 1 when a gradient is off):",
+                            "", "```sh", f"python {made[0]}", "```"]
     last = wl.nodes[-1]
     if diag.culprit == "optimizer":
         title = f"the {diag.culprit_op} optimizer's update is wrong"
@@ -386,9 +399,123 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
              "the reference's `param.*` are the float64 trajectory, shown for scale).", "",
              "Reproduce with the suite:", "", "```sh",
              f"bench verify --mode train -w workload.yaml -t '{info.id}' -p {profile.name}", "```", "",
-             "No standalone script in train mode: the suite's command above reproduces it."]
+             *script_lines]
     (folder / "README.md").write_text("\n".join(lines) + "\n")
     (folder / "record.json").write_text(json.dumps({k: rec.get(k) for k in ("status", "status_reason", "versions")},
                                                    indent=1) + "\n")
     shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
     return folder
+
+
+def torch_train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple[str, str] | None:
+    """(file name, source) of a standalone script that redoes the first training step's gradients of a
+    one-node bundle with PyTorch alone (the suite's own torch code of the op and of its weight mapping,
+    copied into ``folder / "src"`` as for inference scripts, the bug of a test target included); None for
+    other families or a window. Raises :class:`suite.standalone.NotStandalone` when the code cannot be
+    copied out."""
+    import importlib
+    import textwrap
+
+    from suite.diagnose import _planted
+    from suite.standalone import Closure
+    from suite.targets.common.optables import has_params, lookup
+    from suite.training import TRAIN_TOLERANCES
+
+    if info.family != "torch" or len(wl.nodes) != 1 or not has_params(wl.nodes[0].op):
+        return None
+    node = wl.nodes[0]
+    closure = Closure()
+
+    def imp(ref: str, alias: str) -> str:
+        return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
+
+    with _planted(info):
+        ops = importlib.import_module("suite.targets.torch.ops")
+        weights = importlib.import_module("suite.targets.torch.weights")
+        train = importlib.import_module("suite.targets.torch.train")
+        lines = ["import torch", imp(closure.add(lookup(ops.OPS, node.op, "torch")), "build_module"),
+                 imp(closure.add(ops.native), ""),
+                 imp(closure.add(lookup(weights.WEIGHTS, node.op, "torch", "weight table")), "map_weights"),
+                 imp(closure.add(train.frozen), "")]
+        attrs = closure.literal(dict(node.attrs))
+    lines += closure.script_imports()
+    closure.write(folder / "src", f"The suite's torch code of op {node.op}, for repro_torch_train.py; imports no suite.")
+    doc = textwrap.fill(
+        "Needs only NumPy and PyTorch. src/ holds the suite's own torch code of this op, copied verbatim (its "
+        "builder, the mapping of its canonical weights to torch's layout, which parameters train): the node is "
+        "built from weights.npz in train mode as the target builds it, run on inputs.npz, its mean squared "
+        "error against labels.npz differentiated, and each parameter's gradient, mapped back to the canonical "
+        "layout, compared with reference.npz (the suite's hand-written float64 backward pass). Exit 1 when one "
+        "is off by more than the suite's relative L2 tolerance.", 110)
+    shapes = wl.shapes(wl.param_grid()[0])
+    source = _TORCH_TRAIN.format(
+        target=info.id, workload=diag.workload, node=node.name, op=node.op, doc=doc, attrs=attrs,
+        imports="\n".join(f"{ln}  # noqa: E402" for ln in lines if ln), inputs=list(node.inputs),
+        shapes={k: tuple(v) for k, v in shapes.items()}, rel_l2=TRAIN_TOLERANCES["grad"]["rel_l2"],
+        threads=int(getattr(profile, "threads", 0) or 0),
+        int_inputs=[s.name for s in wl.inputs if s.dtype.startswith("int")])
+    return "repro_torch_train.py", source
+
+
+_TORCH_TRAIN = '''"""Standalone reproduction of a wrong gradient of {target}: node {node} ({op}) of {workload}, in training.
+
+{doc}
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "src"))
+
+{imports}
+NODE, OP = {node!r}, {op!r}
+ATTRS = {attrs}
+INPUTS = {inputs!r}  # the node's inputs, in order
+SHAPES = {shapes!r}  # canonical (NCHW) shapes of its inputs and output
+INT_INPUTS = {int_inputs!r}
+REL_L2 = {rel_l2!r}  # bench verify --mode train: relative L2 error of each gradient
+THREADS = {threads!r}
+
+if THREADS:
+    torch.set_num_threads(THREADS)
+stored = np.load(HERE / "weights.npz")  # canonical float64, "<node>.<param>"
+params = {{k.split(".", 1)[1]: stored[k] for k in stored.files if k.split(".", 1)[0] == NODE}}
+index, size = {{}}, 0  # every canonical element numbered 1, 2, ...: the mapping shows where each one goes
+for k, v in params.items():
+    index[k] = np.arange(size + 1, size + 1 + v.size, dtype=np.float64).reshape(v.shape)
+    size += v.size
+in_shapes = [SHAPES[n] for n in INPUTS]
+module = build_module(native(), ATTRS, in_shapes, map_weights(params, ATTRS)).train()
+numbered = build_module(native(), ATTRS, in_shapes, map_weights(index, ATTRS))
+where = {{n: np.rint(p.detach().numpy().ravel()).astype(np.int64) for n, p in numbered.named_parameters()}}
+for n, p in module.named_parameters():
+    p.requires_grad_(not frozen(n))
+given = np.load(HERE / "inputs.npz")
+xs = [torch.from_numpy(np.ascontiguousarray(given[n], dtype=np.int64 if n in INT_INPUTS else np.float32))
+      for n in INPUTS]
+labels = torch.from_numpy(np.load(HERE / "labels.npz")["labels"].astype(np.float32))
+loss = torch.nn.functional.mse_loss(module(*xs), labels)
+loss.backward()
+flat = np.zeros(size)
+for n, p in module.named_parameters():
+    if p.grad is not None:
+        at = where[n] > 0
+        flat[where[n][at] - 1] = p.grad.numpy().astype(np.float64).ravel()[at]
+reference = np.load(HERE / "reference.npz")
+print(f"torch {{torch.__version__}}, numpy {{np.__version__}}; loss {{loss.item():.7g}}, "
+      f"reference {{reference['loss'][0]:.7g}}")
+wrong, start = False, 0
+for k, v in params.items():
+    got, start = flat[start:start + v.size].reshape(v.shape), start + v.size
+    if f"grad.{{NODE}}.{{k}}" not in reference.files:
+        continue  # not trained (batch norm's moving statistics)
+    r = reference[f"grad.{{NODE}}.{{k}}"]
+    err = np.linalg.norm(got - r) / max(np.linalg.norm(r), 1e-30)
+    cos = float((got * r).sum() / max(np.linalg.norm(got) * np.linalg.norm(r), 1e-300))
+    print(f"gradient {{k}}: relative L2 error {{err:.3g}}, max abs error {{np.abs(got - r).max():.3g}}, "
+          f"cosine {{cos:.6g}}")
+    wrong |= bool(err > REL_L2)
+sys.exit(1 if wrong else 0)
+'''

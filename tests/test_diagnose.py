@@ -254,14 +254,19 @@ DRIFT = [{"name": f"a{i}", "op": "relu", "input": "x" if i == 1 else f"a{i - 1}"
     for i in (1, 2, 3, 4)]
 
 
-def test_an_accumulated_divergence_is_reduced_to_the_smallest_failing_window(tmp_path):
-    wl = _workload(tmp_path, "drifting", DRIFT, X, ["f4"])
+def _drifting(tmp_path: Path, name: str, graph: list[dict], output: str):
+    """bench diagnose of test:drift (every dense node 3e-5 off) on ``graph`` at rtol 1e-4: (run, report)."""
+    wl = _workload(tmp_path, name, graph, X, [output])
     spec = yaml.safe_load(wl.read_text())
     wl.write_text(yaml.safe_dump({**spec, "tolerance": {"rtol": 1e-4, "atol": 1e-9}}))
-    out = tmp_path / "diag"
-    r = bench("diagnose", "-w", str(wl), "-t", "test:drift", "--out", str(out))
+    r = bench("diagnose", "-w", str(wl), "-t", "test:drift", "--out", str(tmp_path / "diag"))
     assert r.returncode == 1, r.stderr
-    rep = _report(out)
+    return r, _report(tmp_path / "diag")
+
+
+def test_an_accumulated_divergence_is_reduced_to_the_smallest_failing_window(tmp_path):
+    r, rep = _drifting(tmp_path, "drifting", DRIFT, "f4")
+    out = tmp_path / "diag"
     assert rep["culprit"] is None and rep["drift"] == "f4", rep["summary"]
     assert _verdicts(rep) == {"a1": "clean", "a2": "clean", "a3": "clean", "f1": "clean", "f2": "clean",
                               "f3": "clean", "f4": "inherited"}
@@ -291,13 +296,7 @@ BRANCHY = [{"name": "a1", "op": "relu", "input": "x"}, {"name": "b1", "op": "tan
 
 
 def test_delta_debugging_cuts_a_branch_the_window_holds(tmp_path):
-    wl = _workload(tmp_path, "branchy", BRANCHY, X, ["f2"])
-    spec = yaml.safe_load(wl.read_text())
-    wl.write_text(yaml.safe_dump({**spec, "tolerance": {"rtol": 1e-4, "atol": 1e-9}}))
-    out = tmp_path / "diag"
-    r = bench("diagnose", "-w", str(wl), "-t", "test:drift", "--out", str(out))
-    assert r.returncode == 1, r.stderr
-    rep = _report(out)
+    r, rep = _drifting(tmp_path, "branchy", BRANCHY, "f2")
     assert rep["culprit"] is None and rep["drift"] == "m", rep["summary"]
     assert "3 node(s) f1..m: fail" in r.stderr  # the bisected window: f1, g1, m
     assert rep["reduced"] == ["f1", "m"], rep["summary"]

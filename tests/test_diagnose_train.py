@@ -6,6 +6,8 @@ exit 2. Also the fixed labels (``labels: {distribution: {kind: file}}``) the rew
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,40 @@ def test_a_wrong_backward_without_parameters_is_found_by_bisecting_windows(tmp_p
     rv = bench("verify", "--mode", "train", "-w", str(bundle / "workload.yaml"), "-t",
                "torch:bug-relu-straight-through", "-t", "torch:eager", "-p", "cpu")
     assert rv.returncode == 1 and "1 pass, 1 fail" in rv.stdout, rv.stdout + rv.stderr
+
+
+BN = [{"name": "fc1", "op": "dense", "input": "x", "units": 16}, {"name": "bn", "op": "batch_norm", "input": "fc1"},
+      {"name": "act", "op": "relu", "input": "bn"}, {"name": "head", "op": "dense", "input": "act", "units": 4}]
+
+
+def test_a_wrong_gradient_is_localized_and_its_script_reproduces_without_the_suite(tmp_path):
+    r, rep = _diagnose(_workload(tmp_path, BN, ["batch", 12]), "torch:bug-bn-eval-in-train", tmp_path / "d")
+    assert r.returncode == 1, r.stderr
+    assert rep["culprit"] == "bn" and rep["culprit_op"] == "batch_norm", rep["summary"]
+    nodes = {n["name"]: n for n in rep["nodes"]}
+    assert nodes["bn"]["verdict"] == "culprit" and nodes["bn"]["own"]["status"] == "fail"
+    assert nodes["head"]["own"]["status"] == "pass" and nodes["fc1"]["own"]["status"] == "pass"
+    assert nodes["fc1"]["verdict"] == "inherited"
+    bundle = tmp_path / "d" / "bundle"
+    readme = (bundle / "README.md").read_text()
+    assert "the gradient of `batch_norm` is wrong" in readme and "python repro_torch_train.py" in readme
+    assert "import suite" not in (bundle / "repro_torch_train.py").read_text()
+    run = _run_blocked(bundle, "repro_torch_train.py")  # PyTorch and NumPy only, the suite blocked
+    assert run.returncode == 1, run.stdout + run.stderr
+    printed = {ln.split(":")[0]: float(ln.split("max abs error ")[1].split(",")[0])
+               for ln in run.stdout.splitlines() if ln.startswith("gradient ")}
+    assert set(printed) == {"gradient gamma", "gradient beta"}
+    assert max(printed.values()) == pytest.approx(nodes["bn"]["own"]["max_abs_err"], rel=1e-3)  # the target's own
+    # the same node through the production target passes
+    ok = bench("verify", "--mode", "train", "-w", str(bundle / "workload.yaml"), "-t", "torch:eager", "-p", "cpu")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def _run_blocked(bundle: Path, script: str):
+    blocked = (f"import os, sys; sys.modules['suite'] = None; f = os.path.abspath({script!r}); "
+               "exec(compile(open(f).read(), f, 'exec'), {'__file__': f, '__name__': '__main__'})")
+    return subprocess.run([sys.executable, "-I", "-c", blocked], cwd=bundle, capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_an_update_bug_at_one_op_is_told_from_a_gradient_bug(tmp_path):

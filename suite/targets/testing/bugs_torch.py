@@ -11,6 +11,9 @@ tests can prove that verification catches it; production modules carry no bug br
 * ``torch:bug-relu-straight-through`` (train): a hand-written ReLU (``autograd.Function``, as in a fused or
   custom kernel) whose backward passes the gradient through unmasked; the forward pass is right, so only
   gradients show it, and only through the parameters before it.
+* ``torch:bug-bn-eval-in-train`` (train): batch norm left in eval mode while training (a module whose
+  ``train()`` does nothing, as after a forgotten ``model.train()`` or Keras' ``training=False``): it
+  normalises with the moving statistics, not the batch's; inference is right.
 * ``torch:bug-sgd-dampening`` (train): SGD with dampening = momentum when not nesterov (torch refuses
   dampening with nesterov); the first step agrees, the second does not.
 
@@ -69,6 +72,12 @@ def _relu_straight_through(t, a, in_shapes, w):
     return t.Fn(lambda m, x: StraightThrough.apply(x))
 
 
+def _bn_eval_in_train(t, a, in_shapes, w):
+    m = ops.batch_norm(t, a, in_shapes, w)
+    m.train = lambda mode=True: m  # stays in eval mode: moving statistics in training too
+    return m
+
+
 def _gelu_default(t, a, in_shapes, w):
     return t.nn.GELU()  # approximate="none" by default: exact erf
 
@@ -94,6 +103,7 @@ BUGS = {  # target id -> a context manager that plants the bug while the product
     "torch:bug-lstm-both-biases": lambda: mock.patch.object(train, "frozen", lambda name: False),
     "torch:bug-sgd-dampening": lambda: mock.patch.dict(train.OPTIMIZERS, {"sgd": _sgd_dampening}),
     "torch:bug-relu-straight-through": lambda: mock.patch.dict(ops.OPS, {"relu": _relu_straight_through}),
+    "torch:bug-bn-eval-in-train": lambda: mock.patch.dict(ops.OPS, {"batch_norm": _bn_eval_in_train}),
     "torch:bug-gelu-exact": lambda: mock.patch.dict(ops.OPS, {"gelu": _gelu_default}),
     "torch:bug-rope-interleaved": lambda: mock.patch.dict(ops.ROPE, {"half": ops.ROPE["interleaved"]}),
     "torch:bug-gru-gates": lambda: mock.patch.dict(weights.WEIGHTS, {"gru": _gru_gates_not_reordered}),

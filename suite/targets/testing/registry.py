@@ -40,6 +40,8 @@ TESTING_TARGETS: dict[str, TargetInfo] = {t.id: t for t in [
            description="test-only (train): torch's second LSTM bias trained too, so the bias moves twice"),
     target("torch:bug-relu-straight-through", "suite.targets.testing.bugs_torch", "torch", _TORCH,
            options=TorchOptions(), description="test-only (train): ReLU whose backward passes the gradient unmasked"),
+    target("torch:bug-bn-eval-in-train", "suite.targets.testing.bugs_torch", "torch", _TORCH,
+           options=TorchOptions(), description="test-only (train): batch norm kept in eval mode while training"),
     target("torch:bug-sgd-dampening", "suite.targets.testing.bugs_torch", "torch", _TORCH,
            options=TorchOptions(), description="test-only (train): SGD momentum with dampening = momentum"),
     target("tensorflow:bug-conv-kernel", "suite.targets.testing.bugs_tensorflow", "tensorflow", _TF,
