@@ -358,18 +358,19 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
     _write_yaml(folder / "workload.yaml", data)
     nodes = " → ".join(f"`{n.name}` ({n.op})" for n in wl.nodes)
     shapes = ", ".join(f"{s.name} {list(wl.shapes(params)[s.name])} {s.dtype}" for s in wl.inputs)
-    script_lines = ["No standalone script for this bundle: the scripts build one node with parameters, in "
-                    "PyTorch, and check its gradients; the suite's command above reproduces it."]
+    script_lines = ["No standalone script for this bundle: the scripts build one node with parameters (PyTorch, "
+                    "JAX, TensorFlow) and check its gradients; the suite's command above reproduces it."]
     if worst and any(k.startswith("gradient ") for k, _ in worst):
         from suite.standalone import NotStandalone
 
         try:
-            made = torch_train_script(info, wl, diag, folder, profile)
+            made = train_script(info, wl, diag, folder, profile)
         except NotStandalone as e:
             made, script_lines = None, [f"No standalone script: the op's torch code cannot be copied out ({e})."]
         if made is not None:
             (folder / made[0]).write_text(made[1])
-            script_lines = ["Reproduce without the suite (NumPy and PyTorch only; exit 1 when a gradient is off):",
+            script_lines = [f"Reproduce without the suite (NumPy and {_TRAIN_NEEDS[info.family]} only; exit 1 when a "
+                            "gradient is off):",
                             "", "```sh", f"python {made[0]}", "```"]
     last = wl.nodes[-1]
     if diag.culprit == "optimizer":
@@ -407,21 +408,26 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
     return folder
 
 
-def torch_train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple[str, str] | None:
+_TRAIN_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
+
+
+def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple[str, str] | None:
     """(file name, source) of a standalone script that redoes the first training step's gradients of a
-    one-node bundle with PyTorch alone (the suite's own torch code of the op and of its weight mapping,
-    copied into ``folder / "src"`` as for inference scripts, the bug of a test target included); None for
-    other families or a window. Raises :class:`suite.standalone.NotStandalone` when the code cannot be
-    copied out."""
+    one-node bundle with its framework alone (torch, JAX, TensorFlow): the suite's own code of the op and of
+    its weight mapping, copied into ``folder / "src"`` as for inference scripts (the bug of a test target
+    included). None for Keras or a window. Raises :class:`suite.standalone.NotStandalone` when the code
+    cannot be copied out."""
     import importlib
     import textwrap
 
     from suite.diagnose import _planted
+    from suite.gradients import NON_TRAINABLE
     from suite.standalone import Closure
     from suite.targets.common.optables import has_params, lookup
     from suite.training import TRAIN_TOLERANCES
 
-    if info.family != "torch" or len(wl.nodes) != 1 or not has_params(wl.nodes[0].op):
+    fw = info.family
+    if fw not in _TRAIN_RUN or len(wl.nodes) != 1 or not has_params(wl.nodes[0].op):
         return None
     node = wl.nodes[0]
     closure = Closure()
@@ -429,39 +435,58 @@ def torch_train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) ->
     def imp(ref: str, alias: str) -> str:
         return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
 
+    frozen = tuple(NON_TRAINABLE.get(node.op, ()))  # canonical names: TensorFlow's native names are the same
     with _planted(info):
-        ops = importlib.import_module("suite.targets.torch.ops")
-        weights = importlib.import_module("suite.targets.torch.weights")
-        train = importlib.import_module("suite.targets.torch.train")
-        lines = ["import torch", imp(closure.add(lookup(ops.OPS, node.op, "torch")), "build_module"),
-                 imp(closure.add(ops.native), ""),
-                 imp(closure.add(lookup(weights.WEIGHTS, node.op, "torch", "weight table")), "map_weights"),
-                 imp(closure.add(train.frozen), "")]
+        ops = importlib.import_module(f"suite.targets.{fw}.ops")
+        weights = importlib.import_module(f"suite.targets.{fw}.weights")
+        train = importlib.import_module(f"suite.targets.{fw}.train")
+        lines = [f"import {fw}" if fw != "tensorflow" else "import tensorflow as tf",
+                 imp(closure.add(lookup(ops.OPS, node.op, fw)), "build_module" if fw == "torch" else "op_fn"),
+                 imp(closure.add(lookup(weights.WEIGHTS, node.op, fw, "weight table")), "map_weights")]
+        if fw in ("torch", "jax"):
+            lines.append(imp(closure.add(ops.native), ""))
+        if fw == "torch":
+            lines.append(imp(closure.add(train.frozen), ""))
+        else:
+            from suite.targets.common import nhwc
+
+            lines += [imp(closure.add(ops.Graph), "")] + [imp(closure.add(c), "") for c in (nhwc.Tracker, nhwc.Ops,
+                                                                                          nhwc.Val)]
+        if fw == "jax":
+            frozen = tuple(train.FROZEN.get(node.op, ()))
         attrs = closure.literal(dict(node.attrs))
     lines += closure.script_imports()
-    closure.write(folder / "src", f"The suite's torch code of op {node.op}, for repro_torch_train.py; imports no suite.")
-    doc = textwrap.fill(
-        "Needs only NumPy and PyTorch. src/ holds the suite's own torch code of this op, copied verbatim (its "
-        "builder, the mapping of its canonical weights to torch's layout, which parameters train): the node is "
-        "built from weights.npz in train mode as the target builds it, run on inputs.npz, its mean squared "
-        "error against labels.npz differentiated, and each parameter's gradient, mapped back to the canonical "
-        "layout, compared with reference.npz (the suite's hand-written float64 backward pass). Exit 1 when one "
-        "is off by more than the suite's relative L2 tolerance.", 110)
+    closure.write(folder / "src", f"The suite's {fw} code of op {node.op}, for repro_{fw}_train.py; imports no suite.")
     shapes = wl.shapes(wl.param_grid()[0])
-    source = _TORCH_TRAIN.format(
+    in_nhwc = []
+    if fw == "jax":
+        from suite.targets.jax.model import nhwc_inputs
+
+        in_nhwc = sorted(nhwc_inputs(wl, shapes))
+    jit = bool(getattr(info.options, "jit_compile", False))
+    doc = textwrap.fill(
+        f"Needs only NumPy and {_TRAIN_NEEDS[fw]}. src/ holds the suite's own {fw} code of this op, copied "
+        "verbatim (its builder, the mapping of its canonical weights to the native layout, which parameters "
+        "train): the node is built from weights.npz in train mode as the target builds it, run on inputs.npz, "
+        "its mean squared error against labels.npz differentiated, and each parameter's gradient, mapped back "
+        "to the canonical layout, compared with reference.npz (the suite's hand-written float64 backward pass). "
+        "Exit 1 when one is off by more than the suite's relative L2 tolerance.", 110)
+    fields = dict(
         target=info.id, workload=diag.workload, node=node.name, op=node.op, doc=doc, attrs=attrs,
         imports="\n".join(f"{ln}  # noqa: E402" for ln in lines if ln), inputs=list(node.inputs),
         shapes={k: tuple(v) for k, v in shapes.items()}, rel_l2=TRAIN_TOLERANCES["grad"]["rel_l2"],
-        threads=int(getattr(profile, "threads", 0) or 0),
+        threads=int(getattr(profile, "threads", 0) or 0), frozen=frozen, in_nhwc=in_nhwc, jit=jit,
         int_inputs=[s.name for s in wl.inputs if s.dtype.startswith("int")])
-    return "repro_torch_train.py", source
+    source = _TRAIN_HEAD.format(**fields) + _TRAIN_RUN[fw].format(**fields) + _TRAIN_TAIL.format(**fields)
+    return f"repro_{fw}_train.py", source
 
 
-_TORCH_TRAIN = '''"""Standalone reproduction of a wrong gradient of {target}: node {node} ({op}) of {workload}, in training.
+_TRAIN_HEAD = '''"""Standalone reproduction of a wrong gradient of {target}: node {node} ({op}) of {workload}, in training.
 
 {doc}
 """
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -477,35 +502,99 @@ SHAPES = {shapes!r}  # canonical (NCHW) shapes of its inputs and output
 INT_INPUTS = {int_inputs!r}
 REL_L2 = {rel_l2!r}  # bench verify --mode train: relative L2 error of each gradient
 THREADS = {threads!r}
+node = types.SimpleNamespace(name=NODE, op=OP, attrs=ATTRS, inputs=INPUTS)
 
-if THREADS:
-    torch.set_num_threads(THREADS)
 stored = np.load(HERE / "weights.npz")  # canonical float64, "<node>.<param>"
 params = {{k.split(".", 1)[1]: stored[k] for k in stored.files if k.split(".", 1)[0] == NODE}}
 index, size = {{}}, 0  # every canonical element numbered 1, 2, ...: the mapping shows where each one goes
 for k, v in params.items():
     index[k] = np.arange(size + 1, size + 1 + v.size, dtype=np.float64).reshape(v.shape)
     size += v.size
+given = np.load(HERE / "inputs.npz")
+labels = np.load(HERE / "labels.npz")["labels"].astype(np.float32)
+'''
+
+_TRAIN_RUN = {
+    "torch": '''
+if THREADS:
+    torch.set_num_threads(THREADS)
 in_shapes = [SHAPES[n] for n in INPUTS]
 module = build_module(native(), ATTRS, in_shapes, map_weights(params, ATTRS)).train()
 numbered = build_module(native(), ATTRS, in_shapes, map_weights(index, ATTRS))
-where = {{n: np.rint(p.detach().numpy().ravel()).astype(np.int64) for n, p in numbered.named_parameters()}}
+where = {{n: p.detach().numpy() for n, p in numbered.named_parameters()}}
 for n, p in module.named_parameters():
     p.requires_grad_(not frozen(n))
-given = np.load(HERE / "inputs.npz")
 xs = [torch.from_numpy(np.ascontiguousarray(given[n], dtype=np.int64 if n in INT_INPUTS else np.float32))
       for n in INPUTS]
-labels = torch.from_numpy(np.load(HERE / "labels.npz")["labels"].astype(np.float32))
-loss = torch.nn.functional.mse_loss(module(*xs), labels)
+loss = torch.nn.functional.mse_loss(module(*xs), torch.from_numpy(labels))
 loss.backward()
+grads = {{n: p.grad.numpy() for n, p in module.named_parameters() if p.grad is not None}}
+loss = loss.item()
+version = f"torch {{torch.__version__}}"
+''',
+    "jax": '''
+jax.config.update("jax_platforms", "cpu")
+IN_NHWC = {in_nhwc!r}  # images read by a spatial op arrive NHWC, as the target feeds them
+FROZEN = {frozen!r}  # native names kept constant in a step (batch norm's moving statistics)
+jx = native()
+jnp = jx.jnp
+g = Graph(Tracker(Ops(jnp.transpose, jax.nn.softmax, jnp.add, jnp.multiply, jnp.concatenate)), True)
+xs = [np.ascontiguousarray(given[n].transpose(0, 2, 3, 1) if n in IN_NHWC else given[n],
+                           dtype=np.int32 if n in INT_INPUTS else np.float32) for n in INPUTS]
+native_weights = map_weights(params, ATTRS)
+where = map_weights(index, ATTRS)
+train = {{k: v for k, v in native_weights.items() if k not in FROZEN}}
+const = {{k: v for k, v in native_weights.items() if k in FROZEN}}
+
+
+def loss_fn(train, xs):
+    y = op_fn(jx, g, node, [Val(x, n in IN_NHWC) for n, x in zip(INPUTS, xs)], {{**const, **train}})
+    t = jnp.transpose(y.t, (0, 3, 1, 2)) if y.nhwc else y.t
+    return jnp.mean(jnp.square(t - labels))
+
+
+loss, grads = jax.jit(jax.value_and_grad(loss_fn))(jax.device_put(train), xs)
+grads = {{k: np.asarray(v) for k, v in grads.items()}}
+loss = float(loss)
+version = f"jax {{jax.__version__}}"
+''',
+    "tensorflow": '''
+if THREADS:
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+FROZEN = {frozen!r}  # kept constant in a step (batch norm's moving statistics)
+where = map_weights(index, ATTRS)
+variables = {{k: tf.Variable(v, trainable=k not in FROZEN) for k, v in map_weights(params, ATTRS).items()}}
+g = Graph(Tracker(Ops(tf.transpose, tf.nn.softmax, tf.add, tf.multiply, tf.concat)), SHAPES, True, None)
+images = [len(SHAPES[n]) == 4 and n not in INT_INPUTS for n in INPUTS]  # rank-4 float inputs arrive NHWC
+xs = [tf.constant(np.ascontiguousarray(given[n].transpose(0, 2, 3, 1) if img else given[n],
+                                       dtype=np.int64 if n in INT_INPUTS else np.float32))
+      for n, img in zip(INPUTS, images)]
+trained = {{k: v for k, v in variables.items() if k not in FROZEN}}
+
+
+def step(*xs):
+    with tf.GradientTape() as tape:
+        y = op_fn(tf, g, node, [Val(x, img) for x, img in zip(xs, images)], variables)
+        t = tf.transpose(y.t, (0, 3, 1, 2)) if y.nhwc else y.t
+        loss = tf.reduce_mean(tf.square(t - labels))
+    return loss, tape.gradient(loss, trained)
+
+
+loss, grads = tf.function(step, autograph=False, jit_compile={jit!r})(*xs)
+grads = {{k: v.numpy() for k, v in grads.items()}}
+loss = float(loss)
+version = f"tensorflow {{tf.__version__}}"
+''',
+}
+
+_TRAIN_TAIL = '''
 flat = np.zeros(size)
-for n, p in module.named_parameters():
-    if p.grad is not None:
-        at = where[n] > 0
-        flat[where[n][at] - 1] = p.grad.numpy().astype(np.float64).ravel()[at]
+for n, grad in grads.items():  # scatter each native gradient to its canonical elements
+    idx = np.rint(np.asarray(where[n], dtype=np.float64).ravel()).astype(np.int64)
+    at = idx > 0
+    flat[idx[at] - 1] = np.asarray(grad, dtype=np.float64).ravel()[at]
 reference = np.load(HERE / "reference.npz")
-print(f"torch {{torch.__version__}}, numpy {{np.__version__}}; loss {{loss.item():.7g}}, "
-      f"reference {{reference['loss'][0]:.7g}}")
+print(f"{{version}}, numpy {{np.__version__}}; loss {{loss:.7g}}, reference {{reference['loss'][0]:.7g}}")
 wrong, start = False, 0
 for k, v in params.items():
     got, start = flat[start:start + v.size].reshape(v.shape), start + v.size
