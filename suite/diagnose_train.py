@@ -32,6 +32,7 @@ for a gradient culprit. NumPy and the suite only: targets run in their workers.
 """
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -358,8 +359,8 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
     _write_yaml(folder / "workload.yaml", data)
     nodes = " → ".join(f"`{n.name}` ({n.op})" for n in wl.nodes)
     shapes = ", ".join(f"{s.name} {list(wl.shapes(params)[s.name])} {s.dtype}" for s in wl.inputs)
-    script_lines = ["No standalone script for this bundle: the scripts build one node with parameters (PyTorch, "
-                    "JAX, TensorFlow) and check its gradients; the suite's command above reproduces it."]
+    script_lines = ["No standalone script for this bundle: the scripts build one node with parameters and check "
+                    "its gradients; the suite's command above reproduces it."]
     if worst and any(k.startswith("gradient ") for k, _ in worst):
         from suite.standalone import NotStandalone
 
@@ -369,7 +370,8 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
             made, script_lines = None, [f"No standalone script: the op's torch code cannot be copied out ({e})."]
         if made is not None:
             (folder / made[0]).write_text(made[1])
-            script_lines = [f"Reproduce without the suite (NumPy and {_TRAIN_NEEDS[info.family]} only; exit 1 when a "
+            fw = "keras" if info.family.startswith("keras-") else info.family
+            script_lines = [f"Reproduce without the suite (NumPy and {_TRAIN_NEEDS[fw]} only; exit 1 when a "
                             "gradient is off):",
                             "", "```sh", f"python {made[0]}", "```"]
     last = wl.nodes[-1]
@@ -408,7 +410,7 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
     return folder
 
 
-_TRAIN_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow"}
+_TRAIN_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow", "keras": "Keras and its backend"}
 
 
 def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple[str, str] | None:
@@ -426,7 +428,7 @@ def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple
     from suite.targets.common.optables import has_params, lookup
     from suite.training import TRAIN_TOLERANCES
 
-    fw = info.family
+    fw = "keras" if info.family.startswith("keras-") else info.family
     if fw not in _TRAIN_RUN or len(wl.nodes) != 1 or not has_params(wl.nodes[0].op):
         return None
     node = wl.nodes[0]
@@ -441,10 +443,20 @@ def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple
         weights = importlib.import_module(f"suite.targets.{fw}.weights")
         train = importlib.import_module(f"suite.targets.{fw}.train")
         lines = [f"import {fw}" if fw != "tensorflow" else "import tensorflow as tf",
-                 imp(closure.add(lookup(ops.OPS, node.op, fw)), "build_module" if fw == "torch" else "op_fn"),
-                 imp(closure.add(lookup(weights.WEIGHTS, node.op, fw, "weight table")), "map_weights")]
+                 imp(closure.add(lookup(ops.OPS, node.op, fw)), "build_module" if fw == "torch" else "op_fn")]
+        mapping = lookup(weights.WEIGHTS, node.op, fw, "weight table")
+        if isinstance(mapping, functools.partial):  # a table entry with arguments bound (Keras' gate order)
+            bound = [closure.literal(a) for a in mapping.args]
+            bound += [f"{k}={closure.literal(v)}" for k, v in mapping.keywords.items()]
+            lines += ["import functools", imp(closure.add(mapping.func), "_map_weights"),
+                      f"map_weights = functools.partial(_map_weights, {', '.join(bound)})"]
+        else:
+            lines.append(imp(closure.add(mapping), "map_weights"))
         if fw in ("torch", "jax"):
             lines.append(imp(closure.add(ops.native), ""))
+        if fw == "keras":  # the backend is chosen before keras is imported; gradients as the target takes them
+            lines = ["import os", f"os.environ['KERAS_BACKEND'] = {info.options.backend!r}"] + lines
+            lines.append(imp(closure.add(train.gradient_fn), ""))
         if fw == "torch":
             lines.append(imp(closure.add(train.frozen), ""))
         else:
@@ -586,6 +598,35 @@ loss = float(loss)
 version = f"tensorflow {{tf.__version__}}"
 ''',
 }
+
+_TRAIN_RUN["keras"] = '''
+o = keras.ops
+g = Graph(Tracker(Ops(o.transpose, o.softmax, o.add, o.multiply, o.concatenate)), SHAPES, keras.backend.backend())
+inputs, vals, xs = [], [], []
+for n in INPUTS:
+    shape = tuple(SHAPES[n])
+    img = len(shape) == 4 and n not in INT_INPUTS  # rank-4 float inputs are channels_last images
+    native = (shape[0], shape[2], shape[3], shape[1]) if img else shape
+    t = keras.Input(shape=native[1:], batch_size=native[0], name=n, dtype="int32" if n in INT_INPUTS else "float32")
+    inputs.append(t)
+    vals.append(Val(t, img))
+    x = given[n].transpose(0, 2, 3, 1) if img else given[n]
+    xs.append(o.convert_to_tensor(np.ascontiguousarray(x, dtype=np.int32 if n in INT_INPUTS else np.float32)))
+y = op_fn(keras, g, node, vals)
+model = keras.Model(inputs=inputs, outputs=o.transpose(y.t, (0, 3, 1, 2)) if y.nhwc else y.t)
+mse = keras.losses.MeanSquaredError()
+model.compile(loss=mse)  # jit_compile: Keras' "auto", as the target's model
+for layer, _ in g.placed:
+    layer.set_weights(map_weights(index, ATTRS))
+where = {{v.path: v.numpy() for v in model.trainable_variables}}
+for layer, _ in g.placed:
+    layer.set_weights(map_weights(params, ATTRS))
+target = o.convert_to_tensor(labels)
+grads = dict(zip([v.path for v in model.trainable_variables],
+                 gradient_fn(keras, keras.backend.backend(), model, mse)(xs, target)))
+loss = float(o.convert_to_numpy(mse(target, model(xs, training=False))))
+version = f"keras {{keras.__version__}} ({{keras.backend.backend()}})"
+'''
 
 _TRAIN_TAIL = '''
 flat = np.zeros(size)

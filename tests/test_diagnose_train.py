@@ -92,7 +92,8 @@ CONV = [{"name": "conv", "op": "conv2d", "input": "x", "filters": 4, "kernel_siz
     ("jax:bug-lstm-gates", "jax:jit", LSTM, ["batch", 5, 6], "lstm", "repro_jax_train.py"),
     ("tensorflow:bug-conv-kernel", "tensorflow:function", CONV, ["batch", 3, 9, 9], "conv",
      "repro_tensorflow_train.py"),
-], ids=["torch", "jax", "tensorflow"])
+    ("keras:bug-lstm-gates", "keras[torch]", LSTM, ["batch", 5, 6], "lstm", "repro_keras_train.py"),
+], ids=["torch", "jax", "tensorflow", "keras"])
 def test_a_wrong_gradient_is_localized_and_its_script_reproduces_without_the_suite(bug, good, graph, shape, culprit,
                                                                                    script, tmp_path):
     from suite.diagnose import Diagnosis
