@@ -1012,7 +1012,7 @@ outs = [y.transpose(0, 3, 1, 2) if flags[0] else y]
 print(f"tensorflow {{tf.__version__}}, numpy {{np.__version__}}")
 ''',
 }
-_NATIVE_RUN["keras"] = '''
+KERAS_NODE = '''
 o = keras.ops
 g = Graph(Tracker(Ops(o.transpose, o.softmax, o.add, o.multiply, o.concatenate)), SHAPES, keras.backend.backend())
 inputs, vals, xs = [], [], []
@@ -1026,7 +1026,8 @@ for n in INPUTS:
     x = given[n].transpose(0, 2, 3, 1) if img else given[n]
     xs.append(o.convert_to_tensor(np.ascontiguousarray(x, dtype=np.int32 if n in INT_INPUTS else np.float32)))
 y = op_fn(keras, g, node, vals)
-model = keras.Model(inputs=inputs, outputs=[y.t])
+'''  # the Keras node of a script, on its inputs (no format fields: shared by the inference and train scripts)
+_NATIVE_RUN["keras"] = KERAS_NODE + '''model = keras.Model(inputs=inputs, outputs=[y.t])
 for layer, _ in g.placed:
     layer.set_weights(native_weights)
 fn, _ = compile_model(model, keras.backend.backend(), xs)  # jax.jit / tf.function / eager, as the target does
@@ -1051,6 +1052,22 @@ def _planted(info):
     return bugs[info.id]() if bugs and info.id in bugs else contextlib.nullcontext()
 
 
+def import_line(ref: str, alias: str) -> str:
+    """``from module import name [as alias]`` of a Closure reference ``module:name``."""
+    return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
+
+
+def mapping_lines(closure, mapping) -> list[str]:
+    """The script lines that define ``map_weights``: the weight table's entry copied out, with the arguments
+    a ``functools.partial`` entry binds (Keras' gate order)."""
+    if isinstance(mapping, functools.partial):
+        bound = [closure.literal(a) for a in mapping.args]
+        bound += [f"{k}={closure.literal(v)}" for k, v in mapping.keywords.items()]
+        return ["import functools", import_line(closure.add(mapping.func), "_map_weights"),
+                f"map_weights = functools.partial(_map_weights, {', '.join(bound)})"]
+    return [import_line(closure.add(mapping), "map_weights")]
+
+
 def native_script(info, node_wl, diag, tol: dict, folder: Path, profile=None) -> tuple[str, str] | None:
     """(file name, source) of the standalone script of a torch, JAX or TensorFlow target's culprit, writing
     the copied suite code it needs into ``folder / "src"``; None for other families (Keras). Raises
@@ -1065,8 +1082,7 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path, profile=None) ->
         return None
     node = node_wl.nodes[0]
     closure = Closure()
-    def imp(ref: str, alias: str) -> str:
-        return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
+    imp = import_line
 
     with _planted(info):
         ops = importlib.import_module(f"suite.targets.{fw}.ops")
@@ -1085,13 +1101,7 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path, profile=None) ->
             lines += [imp(closure.add(ops.Graph), "")] + [imp(closure.add(c), "") for c in (nhwc.Tracker, nhwc.Ops,
                                                                                           nhwc.Val)]
         mapping = lookup(weights.WEIGHTS, node.op, fw, "weight table") if has_params(node.op) else None
-        if isinstance(mapping, functools.partial):  # a table entry with arguments bound (Keras' gate order)
-            bound = [closure.literal(a) for a in mapping.args]
-            bound += [f"{k}={closure.literal(v)}" for k, v in mapping.keywords.items()]
-            lines += ["import functools", imp(closure.add(mapping.func), "_map_weights"),
-                      f"map_weights = functools.partial(_map_weights, {', '.join(bound)})"]
-        else:
-            lines.append(imp(closure.add(mapping), "map_weights") if mapping else "map_weights = None")
+        lines += mapping_lines(closure, mapping) if mapping else ["map_weights = None"]
         attrs = closure.literal(dict(node.attrs))
     lines += closure.script_imports()
     closure.write(folder / "src", f"The suite's {fw} code of op {node.op}, for repro_{fw}.py; imports no suite.")

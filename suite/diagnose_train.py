@@ -32,15 +32,14 @@ for a gradient culprit. NumPy and the suite only: targets run in their workers.
 """
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from suite.diagnose import (CULPRIT, INHERITED, NOT_ISOLATED, OWN, Diagnosis, NodeReport, _ancestors, _num, _raw_graph,
-                            _slug, _write_yaml, summary_tail, window_workload)
+from suite.diagnose import (CULPRIT, INHERITED, KERAS_NODE, NOT_ISOLATED, OWN, Diagnosis, NodeReport, _ancestors, _num,
+                            _raw_graph, _slug, _write_yaml, summary_tail, window_workload)
 
 BAD = ("nan", "shape_mismatch", "fail")  # worst first
 
@@ -422,7 +421,7 @@ def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple
     import importlib
     import textwrap
 
-    from suite.diagnose import _planted
+    from suite.diagnose import _planted, import_line, mapping_lines
     from suite.gradients import NON_TRAINABLE
     from suite.standalone import Closure
     from suite.targets.common.optables import has_params, lookup
@@ -433,9 +432,7 @@ def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple
         return None
     node = wl.nodes[0]
     closure = Closure()
-
-    def imp(ref: str, alias: str) -> str:
-        return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
+    imp = import_line
 
     frozen = tuple(NON_TRAINABLE.get(node.op, ()))  # canonical names: TensorFlow's native names are the same
     with _planted(info):
@@ -444,14 +441,7 @@ def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple
         train = importlib.import_module(f"suite.targets.{fw}.train")
         lines = [f"import {fw}" if fw != "tensorflow" else "import tensorflow as tf",
                  imp(closure.add(lookup(ops.OPS, node.op, fw)), "build_module" if fw == "torch" else "op_fn")]
-        mapping = lookup(weights.WEIGHTS, node.op, fw, "weight table")
-        if isinstance(mapping, functools.partial):  # a table entry with arguments bound (Keras' gate order)
-            bound = [closure.literal(a) for a in mapping.args]
-            bound += [f"{k}={closure.literal(v)}" for k, v in mapping.keywords.items()]
-            lines += ["import functools", imp(closure.add(mapping.func), "_map_weights"),
-                      f"map_weights = functools.partial(_map_weights, {', '.join(bound)})"]
-        else:
-            lines.append(imp(closure.add(mapping), "map_weights"))
+        lines += mapping_lines(closure, lookup(weights.WEIGHTS, node.op, fw, "weight table"))
         if fw in ("torch", "jax"):
             lines.append(imp(closure.add(ops.native), ""))
         if fw == "keras":  # the backend is chosen before keras is imported; gradients as the target takes them
@@ -599,21 +589,7 @@ version = f"tensorflow {{tf.__version__}}"
 ''',
 }
 
-_TRAIN_RUN["keras"] = '''
-o = keras.ops
-g = Graph(Tracker(Ops(o.transpose, o.softmax, o.add, o.multiply, o.concatenate)), SHAPES, keras.backend.backend())
-inputs, vals, xs = [], [], []
-for n in INPUTS:
-    shape = tuple(SHAPES[n])
-    img = len(shape) == 4 and n not in INT_INPUTS  # rank-4 float inputs are channels_last images
-    native = (shape[0], shape[2], shape[3], shape[1]) if img else shape
-    t = keras.Input(shape=native[1:], batch_size=native[0], name=n, dtype="int32" if n in INT_INPUTS else "float32")
-    inputs.append(t)
-    vals.append(Val(t, img))
-    x = given[n].transpose(0, 2, 3, 1) if img else given[n]
-    xs.append(o.convert_to_tensor(np.ascontiguousarray(x, dtype=np.int32 if n in INT_INPUTS else np.float32)))
-y = op_fn(keras, g, node, vals)
-model = keras.Model(inputs=inputs, outputs=o.transpose(y.t, (0, 3, 1, 2)) if y.nhwc else y.t)
+_TRAIN_RUN["keras"] = KERAS_NODE + '''model = keras.Model(inputs=inputs, outputs=o.transpose(y.t, (0, 3, 1, 2)) if y.nhwc else y.t)
 mse = keras.losses.MeanSquaredError()
 model.compile(loss=mse)  # jit_compile: Keras' "auto", as the target's model
 for layer, _ in g.placed:
