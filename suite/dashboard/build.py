@@ -116,9 +116,9 @@ def _diagnoses_section(data: Data, out: Path) -> str:
     else:
         done = data.latest[data.latest["diagnosis_summary"].map(lambda v: isinstance(v, str) and bool(v))]
     note = ("Where each failing cell leaves the reference (<code>bench run --diagnose</code>, <code>bench diagnose</code>): "
-            "the culprit "
-            "is the first node out of tolerance on its own; the bundle holds it alone with its inputs, weights, "
-            "reference, the target's outputs and a README for an upstream report.")
+            "the culprit is the first node out of tolerance on its own (in train mode: from the loss back, its "
+            "gradient, or the update); the bundle holds it alone with its inputs, weights, reference, the "
+            "target's outputs and a README for an upstream report.")
     if done.empty:
         body = ('<p class="empty">No diagnosis stored: run with <code>--diagnose</code> to localize failing cells '
                 "(or <code>bench diagnose -w W -t T</code> for one).</p>")
@@ -134,7 +134,7 @@ def _diagnoses_section(data: Data, out: Path) -> str:
             href = target.as_uri()
         return ("html", f'<a href="{page.h(href)}">{page.h(target.name)}</a> <code>{page.h(bundle)}</code>')
 
-    rows = [[r.workload, r.params_text, r.target, r.profile, r.status,
+    rows = [[r.workload, r.params_text, r.target, r.profile, r.mode, r.status,
              r.diagnosis_culprit if isinstance(r.diagnosis_culprit, str) else "-",
              r.diagnosis_op if isinstance(r.diagnosis_op, str) else "-",
              _err(r.diagnosis_own_err), r.diagnosis_summary, link(r.diagnosis_bundle)]
@@ -142,8 +142,8 @@ def _diagnoses_section(data: Data, out: Path) -> str:
     filters = [{"profile": r.profile, "workload": r.workload, "family": r.family, "mode": r.mode}
                for r in done.itertuples()]
     return page.section("diagnoses", "Diagnoses", page.table(
-        ["workload", "params", "target", "profile", "status", "culprit", "op", "max abs err alone", "diagnosis",
-         "bundle"], rows, num_cols=(7,), row_filters=filters), note)
+        ["workload", "params", "target", "profile", "mode", "status", "culprit", "op", "max abs err alone",
+         "diagnosis", "bundle"], rows, num_cols=(8,), row_filters=filters), note)
 
 
 def _history_section(h, present: bool) -> str:
