@@ -291,9 +291,9 @@ def _sweep_point(wl, given: list[str]) -> dict[str, int]:
 
 
 def cmd_diagnose(args) -> int:
-    from suite.diagnose import diagnose, table
+    from suite.diagnose import table
+    from suite.diagnose_run import diagnose
     from suite.plan import missing_requirement, trains
-    from suite.profiles import detect
     from suite.targets.common.artifacts import slug
 
     args.workload, args.target, args.profile = [args.workload], [args.target], [args.profile]

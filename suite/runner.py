@@ -237,7 +237,7 @@ def execute_plan(cells: list[Cell], run_id: str, *, results_dir: str | None, tim
             learn(cell, rec)
 
     def _diagnosis(cell: Cell, measured: dict) -> dict:
-        from suite.diagnose import diagnose_cell
+        from suite.diagnose_run import diagnose_cell
 
         try:
             return diagnose_cell(cell, measured, diagnose_dir, timeout_s=timeout_s, memory_limit=memory_limit,
