@@ -26,6 +26,15 @@ def profile_unavailable(status: str | None, reason: str | None, profile: str) ->
     return status == "skipped" and (reason or "").startswith(UNAVAILABLE.format(profile))
 
 
+NOT_INSTALLED = " is not installed: "  # in the reason of a cell skipped because a module it needs is missing
+
+
+def not_installed(status: str | None, reason: str | None) -> bool:
+    """The cell (or record) was skipped because a framework, converter or model library is not installed
+    here (:func:`missing_module`; a source workload's library)."""
+    return status == "skipped" and NOT_INSTALLED in (reason or "")
+
+
 @dataclass(frozen=True)
 class Cell:
     workload: Any  # suite.spec.Workload

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from suite.plan import profile_unavailable
+from suite.plan import not_installed, profile_unavailable
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -19,6 +19,10 @@ def _row_label(rec: dict, with_profile: bool) -> str:
     return f"{rec['workload']} [{params}]{mode}" + (f" @{rec['profile']}" if with_profile else "")
 
 
+def _not_installed(r: dict) -> bool:
+    return not_installed(r["status"], r.get("status_reason"))
+
+
 def _other_kind(r: dict) -> bool:
     """The target is not a route of the cell's workload (a graph target on a source: model, or the reverse)."""
     from suite.sources import not_a_route
@@ -31,6 +35,10 @@ def _matrix(records: list[dict], cell_text, with_profile: bool) -> tuple[list[st
     # workload it is no route of (those cells are one line per workload under "Not passing")
     routes = {r["target"] for r in records if not _other_kind(r)}
     targets = [t for t in dict.fromkeys(r["target"] for r in records) if t in routes or not routes]
+    # a target not installed here (every cell of it skipped for that) gets no column either: one line under
+    # "Not passing" says which and how to install it
+    installed = [t for t in targets if not all(_not_installed(r) for r in records if r["target"] == t)]
+    targets = installed or targets
     rows: dict[str, dict[str, str]] = {}
     groups: dict[str, list[dict]] = {}
     for r in records:
@@ -97,10 +105,17 @@ def _reasons(records: list[dict]) -> str:
         reason = (r.get("status_reason") or "").strip().splitlines()
         first = reason[0] if reason else ""
         key = (r["workload"], r["target"], r["profile"], r["status"], first)
-        if key in seen or _profile_skipped(r) or _other_kind(r):
+        if key in seen or _profile_skipped(r) or _other_kind(r) or _not_installed(r):
             continue
         seen.add(key)
         lines.append(f"  {r['status']:<13} {r['workload']} {r['target']} @{r['profile']}: {first}")
+    missing: dict[str, list[dict]] = {}  # not installed here: one line per reason, not one per cell
+    for r in records:
+        if _not_installed(r) and not _profile_skipped(r):
+            missing.setdefault(r["status_reason"].strip().splitlines()[0], []).append(r)
+    for reason, rs in missing.items():
+        targets = ", ".join(dict.fromkeys(r["target"] for r in rs))
+        lines.append(f"  skipped       {len(rs)} cell{'s' if len(rs) > 1 else ''} of {targets}: {reason}")
     other = [r for r in records if _other_kind(r) and not _profile_skipped(r)]
     on_graphs = [r for r in other if "; " not in r["status_reason"]]  # the ONNX-file routes on graph workloads
     if on_graphs:

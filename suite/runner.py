@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
-from suite.plan import UNAVAILABLE, Cell, profile_unavailable
+from suite.plan import UNAVAILABLE, Cell, not_installed, profile_unavailable
 from suite.record import Identity, Record, Result
 
 
@@ -25,7 +25,9 @@ class Progress:
     the time elapsed and an estimate of the time left.
 
     Cells of a profile that is not available here are announced once, as one line per profile, and not
-    printed one by one (they are still records). Exports (the phase before any cell runs) are shown as
+    printed one by one (they are still records); so are the cells of a target whose framework, converter
+    or model library is not installed here (one line per target and reason: decided in advance for a
+    missing framework, when its export is due for a missing converter). Exports (the phase before any cell runs) are shown as
     they finish and count as work: the estimate extrapolates the mean time per unit of work so far
     (exports and cells run) over what is left; cells decided in advance (skipped, unsupported) and cells
     whose export failed cost nothing.
@@ -51,6 +53,15 @@ class Progress:
             why = skipped[0].reason[len(UNAVAILABLE.format(name)):]
             print(f"{name}: not available here ({why}) - {len(skipped)} cells skipped", file=self.stream, flush=True)
             self.quiet.update(c.key for c in skipped)
+        missing: dict[tuple[str, str], list] = {}
+        for c in self.cells:
+            if c.key not in self.quiet and not_installed(c.status, c.reason):
+                missing.setdefault((c.target.id, c.reason), []).append(c)
+        for (target, why), skipped in missing.items():
+            print(f"{target}: {why} - {len(skipped)} cell{'s' if len(skipped) > 1 else ''} skipped",
+                  file=self.stream, flush=True)
+            self.quiet.update(c.key for c in skipped)
+        self.said: set[tuple[str, str]] = set()  # (target, reason) of a converter found missing, said once
 
     def start(self, cell: Cell) -> None:
         if self._tty:
@@ -89,6 +100,14 @@ class Progress:
             else:
                 self.ran += 1
         if cell.key in self.quiet:
+            return
+        if cell.status is None and not_installed(rec.get("status"), rec.get("status_reason")):
+            said = (cell.target.id, rec["status_reason"])
+            if said in self.said:
+                return
+            self.said.add(said)
+            self._say(f"{'skipped':<12} {cell.target.id}: {rec['status_reason']} (each of its cells; not listed "
+                      f"one by one)", f"[{self.done:>{len(str(self.total))}}/{self.total} {self.clock()}]")
             return
         self._say(f"{rec['status']:<12} {cell.label}{_median(rec)}",
                   f"[{self.done:>{len(str(self.total))}}/{self.total} {self.clock()}]")

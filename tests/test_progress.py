@@ -43,3 +43,45 @@ def test_lines_show_elapsed_and_an_estimate_of_the_time_left():
     m = re.match(r"\[1/4 0:(\d\d), ~0:(\d\d) left\] pass +mlp_classifier .* 2\.000 ms$", line)
     assert m, line
     assert int(m.group(1)) == 10 and int(m.group(2)) == 30  # three cells left at ten seconds each
+
+
+def test_target_not_installed_is_one_line_per_target_in_progress_and_summary():
+    """A framework missing here (decided by the plan) and a converter missing when the export is due are one
+    line per target, not one per cell; the summary table gives such a target no column, and one line says
+    how many cells it skipped and how to install it."""
+    import dataclasses
+
+    from suite.report import run_table
+
+    profiles = load_profiles(REPO / "hardware_profiles")
+    wl = load_workload(REPO / "workloads" / "mlp_classifier.yaml")
+    fake = dataclasses.replace(get_target("torch:eager"), id="fakefw:eager",
+                               requires=(("no_such_framework_xyz", "fakefw"),))
+    conv = get_target("torch>onnx@onnxruntime")  # stands for an export whose converter is missing
+    cells = make_plan([wl], [get_target("test:numpy"), fake, conv], {"cpu": profiles["cpu"]}, {"cpu": (True, "")})
+    out = io.StringIO()
+    progress = Progress(cells, out)
+    assert out.getvalue().splitlines() == [
+        "fakefw:eager: no_such_framework_xyz is not installed: pip install 'bench-suite[fakefw]' - 2 cells skipped"]
+    why = "no exported artifact under /c and it cannot be exported here: onnxscript is not installed: pip install x"
+    records = []
+    for cell in cells:
+        if cell.target.id == conv.id:
+            rec = {"status": "skipped", "status_reason": why}
+        else:
+            rec = {"status": cell.status or "pass", "status_reason": cell.reason or None,
+                   "latency_median_s": None if cell.status else 0.001}
+        progress.finish(cell, rec)
+        records.append(dict(rec, workload=cell.workload.name, params=cell.params_json, target=cell.target.id,
+                            profile=cell.profile.name, mode="inference"))
+    lines = out.getvalue().splitlines()[1:]
+    assert len(lines) == 3, lines  # the two test:numpy cells, then one line for both skipped export cells
+    said = [ln for ln in lines if "torch>onnx@onnxruntime" in ln]
+    assert len(said) == 1 and "each of its cells" in said[0] and why in said[0], lines
+    assert progress.done == 6
+    table = run_table(records)
+    header = table.splitlines()[0]
+    assert "test:numpy" in header and "fakefw:eager" not in header and "torch>onnx" not in header, header
+    assert "  skipped       2 cells of fakefw:eager: no_such_framework_xyz is not installed" in table
+    assert f"  skipped       2 cells of torch>onnx@onnxruntime: {why}" in table
+    assert "mlp_classifier fakefw:eager" not in table  # not one line per cell
