@@ -961,6 +961,11 @@ def _planted(info):
     return bugs[info.id]() if bugs and info.id in bugs else contextlib.nullcontext()
 
 
+def script_framework(info) -> str:
+    """The framework a target's standalone scripts are written for: its family, ``keras`` for every backend."""
+    return "keras" if info.family.startswith("keras-") else info.family
+
+
 def import_line(ref: str, alias: str) -> str:
     """``from module import name [as alias]`` of a Closure reference ``module:name``."""
     return "from {} import {}".format(*ref.split(":")) + (f" as {alias}" if alias else "")
@@ -986,7 +991,7 @@ def native_script(info, node_wl, diag, tol: dict, folder: Path, profile=None) ->
     from suite.standalone import Closure
     from suite.targets.common.optables import has_params, lookup
 
-    fw = "keras" if info.family.startswith("keras-") else info.family
+    fw = script_framework(info)
     if fw not in _NATIVE_RUN:
         return None
     node = node_wl.nodes[0]

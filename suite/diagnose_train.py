@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.diagnose import (CULPRIT, INHERITED, KERAS_NODE, NOT_ISOLATED, OWN, Diagnosis, NodeReport, _ancestors, _num,
-                            _raw_graph, _slug, _write_yaml, summary_tail, window_workload)
+                            _raw_graph, _slug, _write_yaml, script_framework, summary_tail, window_workload)
 
 BAD = ("nan", "shape_mismatch", "fail")  # worst first
 
@@ -366,12 +366,11 @@ def make_train_bundle(diag: Diagnosis, small_path: str, info, profile, folder: P
         try:
             made = train_script(info, wl, diag, folder, profile)
         except NotStandalone as e:
-            made, script_lines = None, [f"No standalone script: the op's torch code cannot be copied out ({e})."]
+            made, script_lines = None, [f"No standalone script: the op's code cannot be copied out ({e})."]
         if made is not None:
             (folder / made[0]).write_text(made[1])
-            fw = "keras" if info.family.startswith("keras-") else info.family
-            script_lines = [f"Reproduce without the suite (NumPy and {_TRAIN_NEEDS[fw]} only; exit 1 when a "
-                            "gradient is off):",
+            needs = _TRAIN_NEEDS[script_framework(info)]
+            script_lines = [f"Reproduce without the suite (NumPy and {needs} only; exit 1 when a gradient is off):",
                             "", "```sh", f"python {made[0]}", "```"]
     last = wl.nodes[-1]
     if diag.culprit == "optimizer":
@@ -414,9 +413,9 @@ _TRAIN_NEEDS = {"torch": "PyTorch", "jax": "JAX", "tensorflow": "TensorFlow", "k
 
 def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple[str, str] | None:
     """(file name, source) of a standalone script that redoes the first training step's gradients of a
-    one-node bundle with its framework alone (torch, JAX, TensorFlow): the suite's own code of the op and of
-    its weight mapping, copied into ``folder / "src"`` as for inference scripts (the bug of a test target
-    included). None for Keras or a window. Raises :class:`suite.standalone.NotStandalone` when the code
+    one-node bundle with its framework alone (torch, JAX, TensorFlow, Keras and its backend): the suite's own
+    code of the op and of its weight mapping, copied into ``folder / "src"`` as for inference scripts (the bug
+    of a test target included). None for a window. Raises :class:`suite.standalone.NotStandalone` when the code
     cannot be copied out."""
     import importlib
     import textwrap
@@ -427,7 +426,7 @@ def train_script(info, wl, diag: Diagnosis, folder: Path, profile=None) -> tuple
     from suite.targets.common.optables import has_params, lookup
     from suite.training import TRAIN_TOLERANCES
 
-    fw = "keras" if info.family.startswith("keras-") else info.family
+    fw = script_framework(info)
     if fw not in _TRAIN_RUN or len(wl.nodes) != 1 or not has_params(wl.nodes[0].op):
         return None
     node = wl.nodes[0]
