@@ -157,7 +157,9 @@ def test_a_lost_node_crashes_its_cell_which_is_retried_on_another_node(cache, pr
         res = _resources(profiles_dir, ["cpu-1t"])
         nodes = {n.node_id[:8]: n for n in (c.add_node(num_cpus=1, resources=res) for _ in range(2))}
         c.wait_for_nodes()
-        env = dict(os.environ, BENCH_TEST_DELAY_MS="400")  # each call 0.4 s: a cell lasts seconds
+        # each call 1.5 s: a cell (warmup, verification, at least 5 samples) lasts over 10 s, so the node is gone
+        # before the cell it started can finish, even on a loaded host (0.4 s lost that race once in CI)
+        env = dict(os.environ, BENCH_TEST_DELAY_MS="1500")
         cmd = [sys.executable, "-m", "suite.cli", "--profiles-dir", str(profiles_dir), "run", "-w", "mlp_classifier",
                "-t", "test:numpy", "-p", "cpu-1t", "--quick", "--sweep", "all", "--no-dashboard",
                "--results", str(tmp_path), "--run-id", "lost", "--ray", c.address]
