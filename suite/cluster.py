@@ -35,7 +35,6 @@ import queue
 import shutil
 import tarfile
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 

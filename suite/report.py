@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import sys
 from collections import Counter
 
 from suite.plan import not_installed, profile_unavailable
@@ -11,6 +15,40 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def _family(target: str) -> str:
+    """The framework a target id starts from: ``torch`` for ``torch>onnx@onnxruntime``, ``keras`` for
+    ``keras[jax]``."""
+    return re.split(r"[:>\[@]", target, maxsplit=1)[0]
+
+
+def _wrapped_table(header: list[str], rows: list[list[str]], width: int | None = None) -> str:
+    """:func:`_table`, its target columns grouped by framework and cut into blocks that fit ``width``
+    characters (the terminal's, or $COLUMNS), each block repeating the row labels; a framework's routes stay
+    in one block where they fit. 25 targets in one table were ~700 characters wide. Output that goes to a
+    file or a pipe without $COLUMNS stays one table, a row per line, for scripts that read it."""
+    if width is None and not os.environ.get("COLUMNS") and not sys.stdout.isatty():
+        width = 1 << 30
+    width = width or shutil.get_terminal_size().columns
+    families = list(dict.fromkeys(_family(t) for t in header[1:]))
+    native = lambda t: 0 if re.match(r"^[^>@]*[:\[]", t) else 1  # noqa: E731  (torch:eager before torch>onnx@..)
+    order = sorted(range(1, len(header)), key=lambda i: (families.index(_family(header[i])), native(header[i])))
+    col_w = {i: max(len(str(r[i])) for r in [header] + rows) + 2 for i in order}
+    label_w = max(len(str(r[0])) for r in [header] + rows)
+    room = max(width - label_w, 1)
+    blocks: list[list[int]] = [[]]
+    for fam in families:
+        cols = [i for i in order if _family(header[i]) == fam]
+        used = sum(col_w[i] for i in blocks[-1])
+        if blocks[-1] and used + sum(col_w[i] for i in cols) > room:
+            blocks.append([])  # the whole framework to a new block rather than split across two
+        for i in cols:
+            if blocks[-1] and sum(col_w[j] for j in blocks[-1]) + col_w[i] > room:
+                blocks.append([])  # a framework wider than the terminal: cut it where it must be
+            blocks[-1].append(i)
+    pick = lambda r, cols: [r[0]] + [r[i] for i in cols]  # noqa: E731
+    return "\n\n".join(_table(pick(header, cols), [pick(r, cols) for r in rows]) for cols in blocks)
 
 
 def _row_label(rec: dict, with_profile: bool) -> str:
@@ -66,7 +104,7 @@ def verify_table(records: list[dict]) -> str:
     # Cells of profiles not available here are summarised under "Not passing", not given rows.
     shown = [r for r in records if not _profile_skipped(r)] or records
     header, rows = _matrix(shown, texts, len({r["profile"] for r in shown}) > 1)
-    return _table(header, rows) + _reasons(records)
+    return _wrapped_table(header, rows) + _reasons(records)
 
 
 def run_table(records: list[dict]) -> str:
@@ -89,7 +127,7 @@ def run_table(records: list[dict]) -> str:
     header, rows = _matrix(shown, texts, True)
     legend = ("\n(* fastest target of the row; ! spread too high to trust; ~ noisy: measured while the host was "
               "busy or changing speed, not comparable; times are medians)")
-    return _table(header, rows) + legend + _reasons(records)
+    return _wrapped_table(header, rows) + legend + _reasons(records)
 
 
 def _profile_skipped(r: dict) -> bool:

@@ -85,3 +85,31 @@ def test_target_not_installed_is_one_line_per_target_in_progress_and_summary():
     assert "  skipped       2 cells of fakefw:eager: no_such_framework_xyz is not installed" in table
     assert f"  skipped       2 cells of torch>onnx@onnxruntime: {why}" in table
     assert "mlp_classifier fakefw:eager" not in table  # not one line per cell
+
+
+def test_summary_table_is_cut_into_blocks_that_fit_the_terminal_one_framework_per_block_where_it_fits(monkeypatch):
+    """25 targets in one table were ~700 characters wide: the columns are grouped by framework and cut into
+    blocks no wider than the terminal, each repeating the row labels; every target is shown exactly once and
+    the fastest-of-the-row mark still refers to the whole row."""
+    from suite.report import run_table
+
+    targets = ["torch:eager", "jax:jit", "torch:compile", "tensorflow:function", "torch>onnx@onnxruntime",
+               "jax>export@jax", "tensorflow>tflite-int8-full@litert", "keras[jax]", "tensorflow>tflite@litert",
+               "keras[torch]", "torch>export@torch", "tensorflow:xla"]
+    records = [{"workload": wl, "params": '{"batch": 1}', "target": t, "profile": "cpu", "mode": "inference",
+                "status": "pass", "status_reason": None, "latency_median_s": 1e-3 * (1 + i + j)}
+               for j, wl in enumerate(("mlp_classifier", "resnet_cnn")) for i, t in enumerate(targets)]
+    monkeypatch.setenv("COLUMNS", "110")
+    table = run_table(records).split("\n(* fastest")[0]
+    assert max(len(line) for line in table.splitlines()) <= 110, table
+    blocks = [b.splitlines() for b in table.split("\n\n")]
+    headers = [b[0].split()[1:] for b in blocks]
+    assert sorted(t for h in headers for t in h) == sorted(targets), headers
+    assert len(blocks) > 1 and all(b[0].split()[0] == "workload" and len(b) == 4 for b in blocks), table
+    assert all(any(ln.startswith("resnet_cnn [batch=1] @cpu") for ln in b) for b in blocks)
+    for fam in ("torch", "jax", "keras"):  # each fits in 110 columns: not split
+        assert sum(any(t.startswith(fam) for t in h) for h in headers) == 1, (fam, headers)
+    assert headers[0][:4] == ["torch:eager", "torch:compile", "torch>onnx@onnxruntime", "torch>export@torch"]
+    assert table.count(" *") == 2 and "1.000ms *" in table and "2.000ms *" in table  # one per row, torch:eager
+    monkeypatch.setenv("COLUMNS", "1000")
+    assert "\n\n" not in run_table(records).split("\n(* fastest")[0]  # a wide terminal: one table
