@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sweep", choices=("first", "all"), default="first",
                    help="the first sweep point of each workload (its first value of each sweep parameter, "
                         "default) or every point")
-    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, at most 0.15 s per cell")
+    r.add_argument("--quick", action="store_true", help="smoke-run timing: few samples, at most 0.1 s per cell")
     r.add_argument("--precise", action="store_true",
                    help="the engine's full stop rule (judged after 0.5 s, capped at 10 s per cell) instead of "
                         "the default's shorter windows (0.25 s, 1.5 s)")

@@ -81,7 +81,7 @@ def test_presets_and_allowance_windows():
     assert TimingConfig.preset("precise") == TimingConfig()
     std = TimingConfig.preset("standard")
     assert (std.min_time, std.max_time, std.rel_spread_target) == (0.25, 1.5, TimingConfig().rel_spread_target)
-    assert TimingConfig.preset("quick").max_time == 0.15  # a smoke test: 0.15 s of samples per cell at most
+    assert TimingConfig.preset("quick").max_time == 0.1  # a smoke test: 0.1 s of samples per cell at most
     with pytest.raises(ValueError, match="unknown timing preset"):
         TimingConfig.preset("fast")
     roomy = TimingConfig.for_allowance(30.0)
