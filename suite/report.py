@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
@@ -25,12 +24,12 @@ def _family(target: str) -> str:
 
 def _wrapped_table(header: list[str], rows: list[list[str]], width: int | None = None) -> str:
     """:func:`_table`, its target columns grouped by framework and cut into blocks that fit ``width``
-    characters (the terminal's, or $COLUMNS), each block repeating the row labels; a framework's routes stay
+    characters (by default the terminal's), each block repeating the row labels; a framework's routes stay
     in one block where they fit. 25 targets in one table were ~700 characters wide. Output that goes to a
-    file or a pipe without $COLUMNS stays one table, a row per line, for scripts that read it."""
-    if width is None and not os.environ.get("COLUMNS") and not sys.stdout.isatty():
-        width = 1 << 30
-    width = width or shutil.get_terminal_size().columns
+    file or a pipe stays one table, a row per line, for scripts that read it (whatever $COLUMNS says: tools
+    that capture output often set it)."""
+    if width is None:
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1 << 30
     families = list(dict.fromkeys(_family(t) for t in header[1:]))
     native = lambda t: 0 if re.match(r"^[^>@]*[:\[]", t) else 1  # noqa: E731  (torch:eager before torch>onnx@..)
     order = sorted(range(1, len(header)), key=lambda i: (families.index(_family(header[i])), native(header[i])))
@@ -92,7 +91,7 @@ def _fmt_err(x) -> str:
     return f"{x:.1e}" if x is not None else "-"
 
 
-def verify_table(records: list[dict]) -> str:
+def verify_table(records: list[dict], width: int | None = None) -> str:
     """Workload × target: status and max abs error; reasons of non-pass cells listed below."""
     def texts(recs):
         out = {}
@@ -104,10 +103,10 @@ def verify_table(records: list[dict]) -> str:
     # Cells of profiles not available here are summarised under "Not passing", not given rows.
     shown = [r for r in records if not _profile_skipped(r)] or records
     header, rows = _matrix(shown, texts, len({r["profile"] for r in shown}) > 1)
-    return _wrapped_table(header, rows) + _reasons(records)
+    return _wrapped_table(header, rows, width) + _reasons(records)
 
 
-def run_table(records: list[dict]) -> str:
+def run_table(records: list[dict], width: int | None = None) -> str:
     """Workload × target: median latency (ms) or status; `*` marks the fastest target of each row."""
     def texts(recs):
         timed = {r["target"]: r["latency_median_s"] for r in recs if r.get("latency_median_s")}
@@ -127,7 +126,7 @@ def run_table(records: list[dict]) -> str:
     header, rows = _matrix(shown, texts, True)
     legend = ("\n(* fastest target of the row; ! spread too high to trust; ~ noisy: measured while the host was "
               "busy or changing speed, not comparable; times are medians)")
-    return _wrapped_table(header, rows) + legend + _reasons(records)
+    return _wrapped_table(header, rows, width) + legend + _reasons(records)
 
 
 def _profile_skipped(r: dict) -> bool:

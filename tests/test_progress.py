@@ -99,8 +99,7 @@ def test_summary_table_is_cut_into_blocks_that_fit_the_terminal_one_framework_pe
     records = [{"workload": wl, "params": '{"batch": 1}', "target": t, "profile": "cpu", "mode": "inference",
                 "status": "pass", "status_reason": None, "latency_median_s": 1e-3 * (1 + i + j)}
                for j, wl in enumerate(("mlp_classifier", "resnet_cnn")) for i, t in enumerate(targets)]
-    monkeypatch.setenv("COLUMNS", "110")
-    table = run_table(records).split("\n(* fastest")[0]
+    table = run_table(records, width=110).split("\n(* fastest")[0]
     assert max(len(line) for line in table.splitlines()) <= 110, table
     blocks = [b.splitlines() for b in table.split("\n\n")]
     headers = [b[0].split()[1:] for b in blocks]
@@ -111,5 +110,14 @@ def test_summary_table_is_cut_into_blocks_that_fit_the_terminal_one_framework_pe
         assert sum(any(t.startswith(fam) for t in h) for h in headers) == 1, (fam, headers)
     assert headers[0][:4] == ["torch:eager", "torch:compile", "torch>onnx@onnxruntime", "torch>export@torch"]
     assert table.count(" *") == 2 and "1.000ms *" in table and "2.000ms *" in table  # one per row, torch:eager
-    monkeypatch.setenv("COLUMNS", "1000")
-    assert "\n\n" not in run_table(records).split("\n(* fastest")[0]  # a wide terminal: one table
+    assert "\n\n" not in run_table(records, width=1000).split("\n(* fastest")[0]  # a wide terminal: one table
+    monkeypatch.setenv("COLUMNS", "80")  # set by many tools that capture output (pytest's children get it)
+    assert "\n\n" not in run_table(records).split("\n(* fastest")[0]  # not a terminal: one table, a row per line
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "110")  # shutil.get_terminal_size reads it first
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert run_table(records).split("\n(* fastest")[0] == table  # a terminal: its width
