@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 from collections import Counter
@@ -16,12 +15,6 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
-def _family(target: str) -> str:
-    """The framework a target id starts from: ``torch`` for ``torch>onnx@onnxruntime``, ``keras`` for
-    ``keras[jax]``."""
-    return re.split(r"[:>\[@]", target, maxsplit=1)[0]
-
-
 def _wrapped_table(header: list[str], rows: list[list[str]], width: int | None = None) -> str:
     """:func:`_table`, its target columns grouped by framework and cut into blocks that fit ``width``
     characters (by default the terminal's), each block repeating the row labels; a framework's routes stay
@@ -30,15 +23,19 @@ def _wrapped_table(header: list[str], rows: list[list[str]], width: int | None =
     that capture output often set it)."""
     if width is None:
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1 << 30
-    families = list(dict.fromkeys(_family(t) for t in header[1:]))
-    native = lambda t: 0 if re.match(r"^[^>@]*[:\[]", t) else 1  # noqa: E731  (torch:eager before torch>onnx@..)
-    order = sorted(range(1, len(header)), key=lambda i: (families.index(_family(header[i])), native(header[i])))
+    from suite.publish.common import target_family
+    from suite.targets.info import parse_target_id
+
+    fam = {i: target_family({"target": header[i]}) for i in range(1, len(header))}
+    families = list(dict.fromkeys(fam.values()))
+    # native targets first within a framework: torch:eager, torch:compile, then torch>onnx@...
+    order = sorted(fam, key=lambda i: (families.index(fam[i]), parse_target_id(header[i]).format != "native"))
     col_w = {i: max(len(str(r[i])) for r in [header] + rows) + 2 for i in order}
     label_w = max(len(str(r[0])) for r in [header] + rows)
     room = max(width - label_w, 1)
     blocks: list[list[int]] = [[]]
-    for fam in families:
-        cols = [i for i in order if _family(header[i]) == fam]
+    for family in families:
+        cols = [i for i in order if fam[i] == family]
         used = sum(col_w[i] for i in blocks[-1])
         if blocks[-1] and used + sum(col_w[i] for i in cols) > room:
             blocks.append([])  # the whole framework to a new block rather than split across two
